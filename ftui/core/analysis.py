@@ -1,0 +1,507 @@
+"""Streaming, parallel dataset analysis.
+
+``analyze(path)`` reads a JSONL file line by line (physical 1-based line numbers, CRLF, a UTF-8 BOM, blank lines,
+invalid UTF-8 or JSON on one line, multi-MB lines), validates every example and counts its tokens. Large files are
+split at line boundaries across processes; the caller's process takes the first chunk itself, the others go to
+worker processes, and the merge is exactly what a serial run gives (a test holds it to that). Memory holds a few
+numbers per example, never the examples themselves.
+
+Progress goes to ``progress(done_bytes, total_bytes)``; ``cancel`` is anything with ``is_set()`` and stops the run
+with :class:`Cancelled`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from array import array
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from multiprocessing.connection import wait as _wait
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import orjson
+
+from . import catalog as _catalog
+from .findings import CODES, ERROR, WARNING, Finding
+from .rules import (AMBIGUOUS, CHAT, COMPLETION, FORMAT_NAMES, HAS_SYSTEM, HAS_USER, NONE, PREFERENCE,
+                    REINFORCEMENT, ExampleChecker)
+from .stats import Distribution, describe
+from .tokens import counter, counter_backend
+
+BOM = b"\xef\xbb\xbf"
+MIN_EXAMPLES = 10
+PARALLEL_MIN_BYTES = 8 << 20  # below this a second process costs more than it saves
+MAX_FINDINGS_PER_CODE = 200_000  # stored; counts stay exact beyond it
+_REPORT_EVERY = 1024  # lines between progress reports / cancel checks
+
+Progress = Callable[[int, int], None]
+
+
+class DatasetError(Exception):
+    """The file cannot be analysed at all (missing, unreadable, a directory, binary). Exit code 2."""
+
+    def __init__(self, path: str | os.PathLike, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+        self.reason = message
+
+
+class Cancelled(Exception):
+    """The analysis was cancelled through its ``cancel`` event."""
+
+
+@dataclass
+class _Chunk:
+    """What one contiguous byte range of the file produced (line numbers local to the chunk)."""
+
+    lines: int = 0
+    bytes: int = 0
+    findings: list = field(default_factory=list)
+    dropped: dict = field(default_factory=dict)  # code -> findings not stored (over the cap)
+    line: array = field(default_factory=lambda: array("q"))
+    offset: array = field(default_factory=lambda: array("q"))
+    kind: array = field(default_factory=lambda: array("b"))
+    tokens: array = field(default_factory=lambda: array("i"))
+    trainable: array = field(default_factory=lambda: array("i"))
+    messages: array = field(default_factory=lambda: array("i"))
+    flags: array = field(default_factory=lambda: array("b"))
+    hash: array = field(default_factory=lambda: array("Q"))
+
+
+def check_readable(path: str | os.PathLike) -> int:
+    """The file's size, or :class:`DatasetError` saying plainly why it cannot be analysed."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise DatasetError(path, "no such file") from None
+    except OSError as exc:
+        raise DatasetError(path, exc.strerror or str(exc)) from None
+    if p.is_dir():
+        raise DatasetError(path, "is a directory, not a JSONL file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8192)
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read: {exc.strerror or exc}") from None
+    if b"\x00" in head:
+        raise DatasetError(path, "looks like a binary file (NUL bytes), not JSONL text")
+    return st.st_size
+
+
+def process_range(path: str | os.PathLike, start: int, end: int, encoding: str,
+                  on_progress: Callable[[int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> _Chunk:
+    """Validate and count the lines that begin in ``[start, end)``; line numbers are 1-based within the range."""
+    checker = ExampleChecker(counter(encoding), encoding)
+    check = checker.check
+    out = _Chunk()
+    findings = out.findings
+    dropped = out.dropped
+    per_code: dict[str, int] = {}
+    loads = orjson.loads
+    JSONDecodeError = orjson.JSONDecodeError
+    lineno = 0
+
+    def emit(code: str, message: str, path: str = "") -> None:
+        n = per_code.get(code, 0)
+        per_code[code] = n + 1
+        if n < MAX_FINDINGS_PER_CODE:
+            findings.append(Finding(lineno, code, message, path))
+        else:
+            dropped[code] = dropped.get(code, 0) + 1
+
+    ex_line, ex_offset, ex_kind = out.line.append, out.offset.append, out.kind.append
+    ex_tokens, ex_trainable, ex_messages = out.tokens.append, out.trainable.append, out.messages.append
+    ex_flags, ex_hash = out.flags.append, out.hash.append
+    with open(path, "rb") as f:
+        f.seek(start)
+        pos = start
+        readline = f.readline
+        while pos < end:
+            raw = readline()
+            if not raw:
+                break
+            lineno += 1
+            offset = pos
+            pos += len(raw)
+            line = raw.rstrip(b"\r\n")
+            if offset == 0 and line.startswith(BOM):
+                line = line[3:]
+                emit("utf8_bom", "the file starts with a UTF-8 byte-order mark; some tools reject it")
+            if lineno % _REPORT_EVERY == 0:
+                if should_stop is not None and should_stop():
+                    raise Cancelled()
+                if on_progress is not None:
+                    on_progress(pos - start)
+            if not line or line.isspace():
+                emit("blank_line", "empty line (skipped)")
+                continue
+            ex_line(lineno)
+            ex_offset(offset)
+            try:
+                obj = loads(line)
+            except JSONDecodeError as exc:
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as uexc:
+                    emit("invalid_utf8", f"invalid UTF-8 at byte {uexc.start + 1} of the line")
+                else:
+                    emit("invalid_json", f"invalid JSON: {exc}")
+                kind, tokens, trainable, n_messages, flags, digest = NONE, 0, 0, 0, 0, 0
+            else:
+                kind, tokens, trainable, n_messages, flags = check(obj, emit)
+                digest = int.from_bytes(blake2b(line.strip(), digest_size=8).digest(), "little")
+            ex_kind(kind)
+            ex_tokens(tokens)
+            ex_trainable(trainable)
+            ex_messages(n_messages)
+            ex_flags(flags)
+            ex_hash(digest)
+    out.lines = lineno
+    out.bytes = pos - start
+    if on_progress is not None:
+        on_progress(pos - start)
+    return out
+
+
+def _split(path: str | os.PathLike, size: int, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges that start at line boundaries."""
+    bounds = [0]
+    with open(path, "rb") as f:
+        for i in range(1, parts):
+            f.seek(size * i // parts)
+            f.readline()
+            b = f.tell()
+            if bounds[-1] < b < size:
+                bounds.append(b)
+    bounds.append(size)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _worker(path, start, end, encoding, slot, counters, stop, conn) -> None:  # runs in a child process
+    def progress(done: int) -> None:
+        counters[slot] = done
+
+    try:
+        result = process_range(path, start, end, encoding, progress, stop.is_set)
+        conn.send(("ok", result))
+    except Cancelled:
+        conn.send(("cancelled", None))
+    except BaseException:  # report, never hang the parent
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _start_method() -> str:
+    # fork is fastest, but forking a process that runs other threads (the TUI) can deadlock the child
+    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    return "fork"
+
+
+def _run_parallel(path, size, ranges, encoding, progress, cancel) -> list[_Chunk]:
+    ctx = multiprocessing.get_context(_start_method())
+    counters = ctx.Array("q", len(ranges), lock=False)
+    stop = ctx.Event()
+    procs, conns = [], []
+    for slot, (a, b) in enumerate(ranges[1:], start=1):
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_worker, args=(str(path), a, b, encoding, slot, counters, stop, send), daemon=True)
+        p.start()
+        send.close()
+        procs.append(p)
+        conns.append(recv)
+
+    def report(done0: int) -> None:
+        counters[0] = done0
+        if progress is not None:
+            progress(min(size, sum(counters)), size)
+
+    def stopped() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    try:
+        first = process_range(path, ranges[0][0], ranges[0][1], encoding, report, stopped)
+        results: dict = {}
+        while len(results) < len(conns):
+            if stopped():
+                raise Cancelled()
+            for c in _wait([c for c in conns if c not in results], timeout=0.05):
+                try:
+                    results[c] = c.recv()
+                except EOFError:
+                    results[c] = ("error", "a worker process died")
+            report(first.bytes)
+        chunks = [first]
+        for c in conns:
+            status, value = results[c]
+            if status == "cancelled":
+                raise Cancelled()
+            if status != "ok":
+                raise RuntimeError(f"analysis worker failed:\n{value}")
+            chunks.append(value)
+        return chunks
+    except BaseException:
+        stop.set()
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+        for c in conns:
+            c.close()
+
+
+@dataclass
+class Analysis:
+    """Everything that depends on the file and the encoding, not on the model (switching models is instant)."""
+
+    path: str
+    size: int
+    mtime: float
+    encoding: str
+    tokenizer: str
+    lines: int
+    format: str | None
+    format_counts: dict
+    findings: list  # sorted by line; model-independent
+    dropped: dict
+    line: np.ndarray  # per non-blank line: physical line number
+    offset: np.ndarray  # byte offset of that line
+    kind: np.ndarray
+    tokens: np.ndarray
+    trainable: np.ndarray
+    messages: np.ndarray
+    flags: np.ndarray
+    seconds: float = 0.0
+
+    @property
+    def examples(self) -> int:
+        return int(self.line.size)
+
+    @property
+    def valid_mask(self) -> np.ndarray:
+        """Examples that parsed into a known format (the ones with token counts)."""
+        return self.kind != NONE
+
+    def report(self, model: str | None = None, n_epochs: int | str = "auto") -> "Report":
+        return Report(self, _catalog.resolve(model), n_epochs)
+
+    def line_offset(self, line: int) -> int | None:
+        i = int(np.searchsorted(self.line, line))
+        return int(self.offset[i]) if i < self.line.size and self.line[i] == line else None
+
+
+def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chunk], seconds: float) -> Analysis:
+    base = 0
+    shifted: list[Iterable[Finding]] = []
+    dropped: dict[str, int] = {}
+    line_parts = []
+    for ch in chunks:
+        line_parts.append(np.frombuffer(ch.line, dtype=np.int64) + base)
+        shifted.append([f.shifted(base) for f in ch.findings] if base else ch.findings)
+        for k, v in ch.dropped.items():
+            dropped[k] = dropped.get(k, 0) + v
+        base += ch.lines
+
+    def cat(name: str, dtype) -> np.ndarray:
+        parts = [np.frombuffer(getattr(ch, name), dtype=dtype) for ch in chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    line = np.concatenate(line_parts) if line_parts else np.zeros(0, np.int64)
+    kind = cat("kind", np.int8)
+    flags = cat("flags", np.int8)
+    hashes = cat("hash", np.uint64)
+    lines_total = base
+    extra: list[Finding] = []
+
+    # the file's format: the most common definite kind; other kinds are mixed-format errors
+    definite = {k: int((kind == k).sum()) for k in (CHAT, PREFERENCE, REINFORCEMENT, COMPLETION)}
+    ambiguous = int((kind == AMBIGUOUS).sum())
+    if any(definite.values()):
+        first_line = {k: int(line[kind == k][0]) for k, v in definite.items() if v}
+        fmt = max(first_line, key=lambda k: (definite[k], -first_line[k]))
+    elif ambiguous:
+        fmt = CHAT  # messages but never an answer and no grader fields: a chat file missing its answers
+    else:
+        fmt = None
+    fmt_name = FORMAT_NAMES.get(fmt) if fmt is not None else None
+    for k in (CHAT, PREFERENCE, REINFORCEMENT, COMPLETION, AMBIGUOUS):
+        if k == fmt or (k == AMBIGUOUS and fmt == REINFORCEMENT):
+            continue
+        rows = line[kind == k]
+        if not rows.size:
+            continue
+        if fmt == CHAT and k in (AMBIGUOUS, REINFORCEMENT):
+            for ln in rows.tolist():
+                extra.append(Finding(ln, "example_missing_assistant_message",
+                                     "no assistant message: a chat example needs an answer to train on",
+                                     "messages"))
+            continue
+        name = FORMAT_NAMES.get(k, "reinforcement or chat without an answer")
+        for ln in rows.tolist():
+            extra.append(Finding(ln, "mixed_format",
+                                 f"this line is in {name} format but the file is {fmt_name} "
+                                 f"(first {fmt_name} example on line {first_line[fmt]})", ""))
+
+    # system / user presence, for the formats built on messages
+    if fmt in (CHAT, REINFORCEMENT, PREFERENCE):
+        msg_rows = (kind == fmt) | ((kind == AMBIGUOUS) & (fmt != PREFERENCE))
+        if fmt == CHAT:
+            for ln in line[msg_rows & ((flags & HAS_SYSTEM) == 0)].tolist():
+                extra.append(Finding(ln, "missing_system_message", "no system message", "messages"))
+        for ln in line[msg_rows & ((flags & HAS_USER) == 0)].tolist():
+            extra.append(Finding(ln, "missing_user_message", "no user message", "messages"))
+
+    # exact duplicates: sort the 64-bit line digests, name the first line in every later copy's finding
+    parsed = kind != NONE
+    if parsed.any():
+        h = hashes[parsed]
+        ln = line[parsed]
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        same = np.flatnonzero(hs[1:] == hs[:-1]) + 1
+        if same.size:
+            starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
+            group_first = starts[np.searchsorted(starts, same, side="right") - 1]
+            for dup, orig in zip(ln[order[same]].tolist(), ln[order[group_first]].tolist()):
+                extra.append(Finding(dup, "duplicate_example", f"same example as line {orig}", ""))
+
+    n_examples = int(line.size)
+    if n_examples == 0:
+        extra.append(Finding(None, "empty_file", "the file holds no examples" if lines_total else
+                             "the file is empty"))
+    elif n_examples < MIN_EXAMPLES:
+        extra.append(Finding(None, "too_few_examples",
+                             f"{n_examples} example(s); the service needs at least {MIN_EXAMPLES}"))
+
+    extra.sort(key=_order)
+    findings = list(heapq.merge(*shifted, extra, key=_order))
+    counts = {FORMAT_NAMES.get(k, "unknown"): v for k, v in definite.items() if v}
+    if ambiguous:
+        counts["messages without an answer"] = ambiguous
+    return Analysis(
+        path=path, size=size, mtime=mtime, encoding=encoding, tokenizer=counter_backend(encoding),
+        lines=lines_total, format=fmt_name, format_counts=counts, findings=findings, dropped=dropped, line=line,
+        offset=cat("offset", np.int64), kind=kind, tokens=cat("tokens", np.int32),
+        trainable=cat("trainable", np.int32), messages=cat("messages", np.int32), flags=flags, seconds=seconds,
+    )
+
+
+def _order(f: Finding) -> int:
+    return -1 if f.line is None else f.line
+
+
+def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str | None = None,
+            workers: int | None = None, progress: Progress | None = None, cancel=None,
+            parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> Analysis:
+    """Analyse one JSONL file. ``encoding`` defaults to the model's (the default model's when no model is given)."""
+    t0 = time.perf_counter()
+    size = check_readable(path)
+    mtime = os.stat(path).st_mtime
+    enc = encoding or _catalog.resolve(model).encoding
+    counter(enc)  # load (and verify) the encoding before any work starts
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    # each process gets at least half the threshold; small files stay in this process
+    parts = max(1, min(n, size // max(1, parallel_min_bytes // 2))) if size >= parallel_min_bytes else 1
+    ranges = _split(path, size, parts) if parts > 1 else [(0, size)]
+    if len(ranges) > 1:
+        chunks = _run_parallel(path, size, ranges, enc, progress, cancel)
+    else:
+        def report(done: int) -> None:
+            if progress is not None:
+                progress(done, size)
+
+        chunks = [process_range(path, 0, size, enc, report,
+                                (cancel.is_set if cancel is not None else None))]
+    return _merge(str(path), size, mtime, enc, chunks, time.perf_counter() - t0)
+
+
+class Report:
+    """An :class:`Analysis` seen through one model: context-limit findings, statistics and the cost estimate."""
+
+    def __init__(self, analysis: Analysis, model: "_catalog.ModelInfo", n_epochs: int | str = "auto") -> None:
+        self.analysis = a = analysis
+        self.model = model
+        mask = a.valid_mask
+        self.tokens = a.tokens[mask]
+        self.trainable = a.trainable[mask]
+        self.messages = a.messages[mask]
+        ctx = model.training_context
+        too_long: list[Finding] = []
+        if ctx:
+            over = np.flatnonzero(self.tokens > ctx)
+            lines = a.line[mask][over].tolist()
+            for ln, t in zip(lines, self.tokens[over].tolist()):
+                too_long.append(Finding(ln, "too_long", f"{t:,} tokens: {t - ctx:,} over the {ctx:,}-token "
+                                        f"training context of {model.id}; the end will be truncated", ""))
+        self.findings: list[Finding] = list(heapq.merge(a.findings, too_long, key=_order)) if too_long \
+            else a.findings
+        self.counts: dict[str, int] = {}
+        for f in self.findings:
+            self.counts[f.code] = self.counts.get(f.code, 0) + 1
+        for code, extra in a.dropped.items():
+            self.counts[code] = self.counts.get(code, 0) + extra
+        # the service counts every example line for the epochs heuristic, parsed or not
+        self.estimate = _catalog.estimate(self.tokens, model, n_epochs, n_examples=a.examples)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if CODES[f.code][0] == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if CODES[f.code][0] == WARNING]
+
+    @property
+    def n_errors(self) -> int:
+        return sum(v for k, v in self.counts.items() if CODES[k][0] == ERROR)
+
+    @property
+    def n_warnings(self) -> int:
+        return sum(v for k, v in self.counts.items() if CODES[k][0] == WARNING)
+
+    def stats(self) -> dict[str, Distribution | None]:
+        return {
+            "messages_per_example": describe(self.messages),
+            "tokens_per_example": describe(self.tokens),
+            "trainable_tokens_per_example": describe(self.trainable),
+        }
+
+    def to_dict(self) -> dict:
+        a = self.analysis
+        stats = self.stats()
+        return {
+            "path": a.path,
+            "format": a.format,
+            "model": self.model.id,
+            "encoding": a.encoding,
+            "tokenizer": a.tokenizer,
+            "bytes": a.size,
+            "lines": a.lines,
+            "examples": a.examples,
+            "valid_examples": int(a.valid_mask.sum()),
+            "format_counts": a.format_counts,
+            "total_tokens": int(self.tokens.sum()),
+            "trainable_tokens": int(self.trainable.sum()),
+            "errors": [_brief(f) for f in self.findings if CODES[f.code][0] == ERROR],
+            "warnings": [_brief(f) for f in self.findings if CODES[f.code][0] == WARNING],
+            "counts": dict(sorted(self.counts.items())),
+            "stats": {k: (v.to_dict() if v else None) for k, v in stats.items()},
+            "estimate": self.estimate.to_dict(),
+            "seconds": round(a.seconds, 3),
+        }
+
+
+def _brief(f: Finding) -> dict:
+    return {"line": f.line, "code": f.code, "message": f.message, "path": f.path}

@@ -1,0 +1,121 @@
+"""Plain-text rendering of a :class:`~ftui.core.analysis.Report` for ``ftui check``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .analysis import Report
+from .findings import CODES, ERROR, WARNING, Finding
+
+SHOW_PER_CODE = 5
+LINES_PER_CODE = 20
+
+
+class Style:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def bold(self, t: str) -> str:
+        return self._wrap("1", t)
+
+    def red(self, t: str) -> str:
+        return self._wrap("31", t)
+
+    def yellow(self, t: str) -> str:
+        return self._wrap("33", t)
+
+    def green(self, t: str) -> str:
+        return self._wrap("32", t)
+
+    def dim(self, t: str) -> str:
+        return self._wrap("2", t)
+
+
+def _fmt_num(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:,.1f}"
+    return f"{int(x):,}"
+
+
+def render(report: Report, style: Style, show_all: bool = False) -> str:
+    a = report.analysis
+    m = report.model
+    out: list[str] = []
+    fmt = a.format or "unknown format"
+    out.append(style.bold(f"{a.path}") + f" — {fmt}, {a.examples:,} examples in {a.lines:,} lines "
+               f"({a.size / 1e6:,.1f} MB, {a.seconds:.2f} s)")
+    if len(a.format_counts) > 1:
+        out.append("  formats seen: " + ", ".join(f"{k} {v:,}" for k, v in a.format_counts.items()))
+    price = (f"${m.price_per_1m_tokens:g} per 1M training tokens" if m.price_per_1m_tokens is not None else
+             f"${m.price_per_hour:g} per training hour" if m.price_per_hour is not None else "no known price")
+    ctx = f"{m.training_context:,}-token training context" if m.training_context else "training context unknown"
+    line = f"  model {m.id}: {ctx}, {price}; encoding {a.encoding} ({a.tokenizer})"
+    if m.shutdown_date:
+        line += f"; shutdown {m.shutdown_date}"
+    out.append(line)
+    if m.notes:
+        out.append(style.dim("  (" + "; ".join(m.notes) + ")"))
+
+    n_err, n_warn = report.n_errors, report.n_warnings
+    out.append("")
+    if n_err:
+        summary = style.red(f"✗ {n_err:,} error(s)")
+    else:
+        summary = style.green("✓ no errors")
+    out.append(summary + (f", {style.yellow(f'{n_warn:,} warning(s)')}" if n_warn else ", no warnings"))
+
+    grouped: dict[str, list[Finding]] = defaultdict(list)
+    for f in report.findings:
+        grouped[f.code].append(f)
+    for severity, title, paint in ((ERROR, "Errors", style.red), (WARNING, "Warnings", style.yellow)):
+        codes = [c for c in grouped if CODES[c][0] == severity]
+        if not codes:
+            continue
+        out.append("")
+        out.append(style.bold(title))
+        for code in sorted(codes, key=lambda c: (-report.counts[c], c)):
+            items = grouped[code]
+            out.append(f"  {paint(code)} ({report.counts[code]:,}) — {CODES[code][1]}")
+            shown = items if show_all else items[:SHOW_PER_CODE]
+            for f in shown:
+                where = f"line {f.line}" if f.line is not None else "file"
+                path = " " + style.dim(f"({f.path})") if f.path else ""
+                out.append(f"    {where}{path}: {f.message}")
+            rest = items[len(shown):]
+            if rest:
+                lines = [str(f.line) for f in rest[:LINES_PER_CODE] if f.line is not None]
+                more = report.counts[code] - len(shown) - len(lines)
+                tail = f" and {more:,} more" if more > 0 else ""
+                out.append(style.dim(f"    also on lines {', '.join(lines)}{tail}"))
+
+    stats = report.stats()
+    out.append("")
+    out.append(style.bold("Distributions") + style.dim("   (over examples that parsed)"))
+    header = f"  {'':<22}{'min':>9}{'p10':>9}{'median':>9}{'mean':>10}{'p90':>9}{'max':>10}{'total':>14}"
+    out.append(style.dim(header))
+    for key, label in (("messages_per_example", "messages / example"), ("tokens_per_example", "tokens / example"),
+                       ("trainable_tokens_per_example", "trainable / example")):
+        d = stats[key]
+        if d is None:
+            out.append(f"  {label:<22}{'-':>9}")
+            continue
+        out.append(f"  {label:<22}{_fmt_num(d.min):>9}{_fmt_num(d.p10):>9}{_fmt_num(d.median):>9}"
+                   f"{_fmt_num(d.mean):>10}{_fmt_num(d.p90):>9}{_fmt_num(d.max):>10}{_fmt_num(d.total):>14}")
+
+    e = report.estimate
+    out.append("")
+    epochs = f"{e.n_epochs} epochs" + (" (auto)" if e.n_epochs_auto else "")
+    cost = f" ≈ {style.bold(f'${e.usd:,.2f}')}" if e.usd is not None else ""
+    out.append(style.bold("Estimate") + f"  {e.billing_tokens_per_epoch:,} billing tokens × {epochs} = "
+               f"{e.billed_tokens:,} tokens{cost}")
+    if e.over_context:
+        out.append(f"  {e.over_context:,} example(s) over the training context; {e.truncated_tokens:,} tokens "
+                   "would be truncated (not billed)")
+    if e.note:
+        out.append(style.dim(f"  {e.note}"))
+    return "\n".join(out)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).resolve().parent.parent / "ftui" / "data" / "samples"
+
+
+@pytest.fixture
+def write_jsonl(tmp_path):
+    """write_jsonl(rows, name=…) -> Path; rows are objects (dumped) or raw str/bytes lines."""
+
+    def write(rows, name: str = "data.jsonl", newline: bytes = b"\n") -> Path:
+        parts = []
+        for r in rows:
+            if isinstance(r, bytes):
+                parts.append(r)
+            elif isinstance(r, str):
+                parts.append(r.encode())
+            else:
+                parts.append(json.dumps(r, ensure_ascii=False).encode())
+        path = tmp_path / name
+        path.write_bytes(b"".join(p + newline for p in parts))
+        return path
+
+    return write
+
+
+def chat(q: str = "Hi?", a: str = "Hello.", system: str | None = "Be brief.") -> dict:
+    msgs = [{"role": "system", "content": system}] if system else []
+    return {"messages": msgs + [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+
+
+def chats(n: int) -> list[dict]:
+    return [chat(f"Question {i}?", f"Answer {i}.") for i in range(n)]

@@ -1,0 +1,88 @@
+"""`ftui check`: human output, --json, exit codes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import SAMPLES, chats
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ftui.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env)
+
+
+def test_clean_file_exits_0_with_summary():
+    res = run("check", SAMPLES / "marv.jsonl", "--model", "gpt-4.1-mini")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "chat, 16 examples" in out and "no errors" in out
+    assert "p10" in out and "p90" in out and "p5" not in out
+    assert "6 epochs (auto)" in out and "$" in out
+
+
+def test_broken_file_exits_1_and_names_lines():
+    res = run("check", SAMPLES / "broken.jsonl")
+    assert res.returncode == 1
+    assert "line 2: invalid JSON" in res.stdout
+    assert "line 3 (messages[2].role): message 2 has role robot" in res.stdout
+    assert "line 9: same example as line 1" in res.stdout
+
+
+def test_json_document_shape():
+    res = run("check", SAMPLES / "broken.jsonl", "--json", "--model", "gpt-4o-mini")
+    assert res.returncode == 1
+    doc = json.loads(res.stdout)
+    for key in ("path", "format", "model", "encoding", "lines", "examples", "errors", "warnings", "counts", "stats",
+                "estimate"):
+        assert key in doc, key
+    assert doc["format"] == "chat" and doc["model"] == "gpt-4o-mini-2024-07-18" and doc["encoding"] == "o200k_base"
+    assert {"line": 2, "code": "invalid_json"}.items() <= doc["errors"][0].items()
+    assert set(doc["errors"][0]) == {"line", "code", "message", "path"}
+    assert doc["counts"]["duplicate_example"] == 1
+    for key in ("messages_per_example", "tokens_per_example", "trainable_tokens_per_example"):
+        assert set(doc["stats"][key]) >= {"min", "max", "mean", "median", "p10", "p90"}
+    assert set(doc["estimate"]) >= {"n_epochs", "billing_tokens_per_epoch", "billed_tokens", "usd"}
+    e = doc["estimate"]
+    assert e["billed_tokens"] == e["n_epochs"] * e["billing_tokens_per_epoch"]
+    assert e["usd"] == pytest.approx(e["billed_tokens"] * 3.0 / 1e6, abs=1e-4)
+
+
+def test_several_files_give_an_array_and_the_worst_exit_code(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    res = run("check", SAMPLES / "marv.jsonl", missing, "--json")
+    assert res.returncode == 2
+    docs = json.loads(res.stdout)
+    assert isinstance(docs, list) and docs[0]["examples"] == 16
+    assert docs[1]["path"] == str(missing) and "no such file" in docs[1]["error"]
+
+
+def test_unreadable_file_is_a_message_not_a_traceback(tmp_path):
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x00\x01" * 1000)
+    res = run("check", binary)
+    assert res.returncode == 2
+    assert "binary" in res.stderr and str(binary) in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_usage_exits_2():
+    assert run("check").returncode == 2
+    assert run("check", SAMPLES / "marv.jsonl", "--epochs", "0").returncode == 2
+
+
+def test_epochs_and_model_change_the_estimate():
+    a = json.loads(run("check", SAMPLES / "marv.jsonl", "--json", "--model", "gpt-4.1").stdout)["estimate"]
+    b = json.loads(run("check", SAMPLES / "marv.jsonl", "--json", "--model", "gpt-4.1-nano",
+                       "--epochs", "2").stdout)["estimate"]
+    assert a["n_epochs"] == 6 and b["n_epochs"] == 2
+    assert a["usd"] == pytest.approx(a["billed_tokens"] * 25 / 1e6, abs=1e-4)
+    assert b["usd"] == pytest.approx(b["billed_tokens"] * 1.5 / 1e6, abs=1e-4)
+
+
+def test_warnings_only_exit_0(write_jsonl):
+    rows = chats(12) + [chats(1)[0]]
+    res = run("check", write_jsonl(rows))
+    assert res.returncode == 0 and "duplicate_example" in res.stdout

@@ -1,0 +1,35 @@
+"""Layer boundaries: core never imports textual, openai or torch; the CLI loads nothing heavy up front."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("textual", "openai", "torch", "transformers", "peft", "fastapi", "uvicorn", "httpx")
+
+
+def loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("module", ["ftui.core", "ftui.core.analysis", "ftui.core.rules", "ftui.core.tokens",
+                                    "ftui.core.catalog", "ftui.core.stats", "ftui.core.render"])
+def test_core_imports_nothing_heavy(module):
+    mods = loaded_after(f"import {module}")
+    assert not mods & set(HEAVY), mods & set(HEAVY)
+
+
+def test_core_analysis_run_imports_nothing_heavy(tmp_path):
+    from tests.conftest import SAMPLES
+
+    mods = loaded_after(f"from ftui.core.analysis import analyze; analyze({str(SAMPLES / 'marv.jsonl')!r}).report()")
+    assert not mods & set(HEAVY)
+
+
+def test_cli_module_is_light():
+    mods = loaded_after("import ftui.cli")
+    assert not mods & (set(HEAVY) | {"numpy", "orjson", "tiktoken", "quicktok"})

@@ -1,0 +1,177 @@
+"""Reading: physical line numbers, CRLF, BOM, blank lines, bad UTF-8/JSON, nesting, huge lines, odd files."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ftui.core.analysis import Cancelled, DatasetError, analyze
+from ftui.core.rules import ExampleChecker
+from ftui.core.tokens import counter
+from tests.conftest import chat, chats
+
+
+def codes(path):
+    return [(f.line, f.code) for f in analyze(path).report().findings]
+
+
+def test_crlf_and_bom(write_jsonl, tmp_path):
+    rows = [json.dumps(r).encode() for r in chats(12)]
+    crlf = write_jsonl(rows, newline=b"\r\n")
+    assert codes(crlf) == []
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(rows) + b"\r\n")
+    assert codes(bom) == [(1, "utf8_bom")]
+    assert analyze(bom).examples == 12
+
+
+def test_blank_lines_are_skipped_and_lines_stay_physical(write_jsonl):
+    rows = chats(12)
+    rows[3:3] = ["", "   "]
+    rows.insert(9, '{"messages": oops}')
+    path = write_jsonl(rows)
+    a = analyze(path)
+    assert a.examples == 13 and a.lines == 15
+    assert codes(path) == [(4, "blank_line"), (5, "blank_line"), (10, "invalid_json")]
+
+
+def test_no_trailing_newline(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in chats(11)))
+    assert analyze(p).examples == 11 and codes(p) == []
+
+
+def test_invalid_utf8_on_one_line_rest_still_read(write_jsonl):
+    rows = chats(12)
+    rows.insert(4, b'{"messages": [{"role": "user", "content": "caf\xe9"}]}')
+    path = write_jsonl(rows)
+    got = codes(path)
+    assert got == [(5, "invalid_utf8")]
+    assert analyze(path).valid_mask.sum() == 12
+
+
+def test_pathological_nesting_never_recurses(write_jsonl):
+    deep = "[" * 200_000 + "]" * 200_000
+    deep_obj = '{"messages": [{"role": "user", "content": ' + "[" * 5000 + "]" * 5000 + "}]}"
+    path = write_jsonl(chats(10) + [deep, deep_obj])
+    got = codes(path)
+    assert (11, "invalid_json") in got or (11, "data_type") in got
+    assert any(line == 12 for line, _ in got)
+
+
+def test_multi_megabyte_line(write_jsonl):
+    big = chat("x " * 2_000_000, "ok")
+    a = analyze(write_jsonl(chats(10) + [big]))
+    assert a.examples == 11 and a.tokens[-1] > 1_000_000
+
+
+def test_empty_file_is_an_error_not_a_crash(tmp_path):
+    p = tmp_path / "empty.jsonl"
+    p.write_bytes(b"")
+    assert codes(p) == [(None, "empty_file")]
+    q = tmp_path / "blank.jsonl"
+    q.write_bytes(b"\n\n")
+    assert (None, "empty_file") in codes(q)
+
+
+@pytest.mark.parametrize("setup, words", [
+    (lambda p: p.write_bytes(b"\x00\x01\x02binary\x00" * 100), "binary"),
+    (lambda p: p.mkdir(), "directory"),
+    (lambda p: None, "no such file"),
+])
+def test_unreadable_files_raise_dataset_error(tmp_path, setup, words):
+    p = tmp_path / "thing.jsonl"
+    setup(p)
+    with pytest.raises(DatasetError) as err:
+        analyze(p)
+    assert words in str(err.value) and str(p) in str(err.value)
+
+
+def test_parallel_equals_serial(write_jsonl):
+    import random
+
+    rng = random.Random(7)
+    rows = []
+    for i in range(3000):
+        r = rng.random()
+        if r < 0.02:
+            rows.append('{"broken": ')
+        elif r < 0.03:
+            rows.append("")
+        elif r < 0.05:
+            rows.append(chat(f"dup {i % 3}", "same"))
+        else:
+            rows.append(chat("q " * rng.randint(1, 50) + str(i), "a " * rng.randint(1, 200), system=None if r > 0.9
+                             else "sys"))
+    path = write_jsonl(rows)
+    serial = analyze(path, workers=1)
+    parallel = analyze(path, workers=3, parallel_min_bytes=1)
+    assert parallel.findings == serial.findings
+    for name in ("line", "offset", "kind", "tokens", "trainable", "messages", "flags"):
+        assert (getattr(parallel, name) == getattr(serial, name)).all(), name
+    assert parallel.lines == serial.lines and parallel.format == serial.format
+    assert parallel.report().to_dict() | {"seconds": 0} == serial.report().to_dict() | {"seconds": 0}
+
+
+def test_offsets_point_at_lines(write_jsonl):
+    path = write_jsonl(chats(12))
+    a = analyze(path)
+    data = path.read_bytes()
+    for ln in (1, 5, 12):
+        off = a.line_offset(ln)
+        assert data[off:].split(b"\n", 1)[0] == data.split(b"\n")[ln - 1]
+
+
+def test_progress_and_cancel(write_jsonl):
+    path = write_jsonl(chats(5000))
+    seen = []
+    analyze(path, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] == path.stat().st_size
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    stop = threading.Event()
+
+    def cancel_halfway(done, total):
+        if done > total // 3:
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        analyze(path, progress=cancel_halfway, cancel=stop)
+    stop2 = threading.Event()
+    with pytest.raises(Cancelled):
+        analyze(path, workers=2, parallel_min_bytes=1, progress=lambda d, t: stop2.set(), cancel=stop2)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.binary(max_size=200), st.text(max_size=100).map(str.encode)), max_size=30))
+def test_arbitrary_bytes_never_raise(tmp_path_factory, lines):
+    p = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
+    p.write_bytes(b"\n".join(lines))
+    try:
+        report = analyze(p).report()
+    except DatasetError as exc:  # only for binary (NUL) content
+        assert "binary" in str(exc)
+        return
+    assert report.to_dict()["lines"] >= 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["messages", "role", "content", "weight", "tool_calls", "function", "name", "arguments",
+                         "type", "image_url", "url", "input", "preferred_output", "non_preferred_output",
+                         "prompt", "completion", "tools", "parameters", "properties", "enum", "text", "id",
+                         "x"]), inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_arbitrary_json_shapes_never_raise(value):
+    found = []
+    ExampleChecker(counter("o200k_base")).check(value, lambda c, m, p: found.append((c, m, p)))
+    from ftui.core.findings import CODES
+
+    assert all(c in CODES for c, _, _ in found)
