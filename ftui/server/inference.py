@@ -1,0 +1,122 @@
+"""Chat generation for base models, fine-tuned models and checkpoints (LoRA merged for speed), cached (LRU)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator
+
+from . import basemodels
+
+CACHE_SIZE = 2
+
+
+class ModelCache:
+    def __init__(self, data_dir: Path, size: int = CACHE_SIZE) -> None:
+        self.data_dir = data_dir
+        self.size = size
+        self._models: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, base: str, adapter: str | None):
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            model, tok = basemodels.load(base, self.data_dir)
+            if adapter:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+            model.eval()
+            model.config.use_cache = True
+            self._models[key] = (model, tok, threading.Lock())
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+            return self._models[key]
+
+
+def _prompt_ids(tok, messages: list[dict]):
+    plain = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        plain.append({"role": m.get("role", "user"), "content": content or ""})
+    text = tok.apply_chat_template(plain, tokenize=False, add_generation_prompt=True)
+    return tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+
+
+def generate(entry, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
+             seed: int | None, stop: list[str], halt: threading.Event | None = None
+             ) -> Iterator[tuple[str, dict]]:
+    """Yields text pieces; the last item is ("", info) with finish_reason and token counts. Setting ``halt`` (or
+    closing the generator) stops generation at the next token."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    halt = halt or threading.Event()
+
+    class _Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kw) -> bool:
+            return halt.is_set()
+
+    model, tok, lock = entry
+    ids = _prompt_ids(tok, messages).to(model.device)
+    streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+    kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                  streamer=streamer, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                  stopping_criteria=StoppingCriteriaList([_Halt()]))
+    if temperature and temperature > 0:
+        kwargs.update(do_sample=True, temperature=float(temperature), top_p=float(top_p))
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    result: dict = {}
+
+    def work() -> None:
+        with lock:
+            if seed is not None:
+                torch.manual_seed(seed)
+            with torch.inference_mode():
+                out = model.generate(**kwargs)
+            result["completion_tokens"] = int(out.shape[1] - ids.shape[1])
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        yield from _pieces(streamer, stop, halt, result, ids, max_tokens, thread)
+    finally:
+        halt.set()
+        thread.join()
+
+
+def _pieces(streamer, stop, halt, result, ids, max_tokens, thread):
+    text = ""
+    sent = 0
+    finish = None
+    for piece in streamer:
+        text += piece
+        hit = min((text.find(s) for s in stop if s and s in text), default=-1)
+        if hit >= 0:
+            if hit > sent:
+                yield text[sent:hit], {}
+            finish = "stop"
+            halt.set()
+            for _ in streamer:  # drain until generate() notices the halt and returns
+                pass
+            break
+        # hold back a tail that could be the start of a stop string
+        hold = max((len(s) - 1 for s in stop if s), default=0)
+        upto = max(sent, len(text) - hold)
+        if upto > sent:
+            yield text[sent:upto], {}
+            sent = upto
+    else:
+        if len(text) > sent:
+            yield text[sent:], {}
+    thread.join()
+    n = result.get("completion_tokens", 0)
+    if finish is None:
+        finish = "length" if n >= max_tokens else "stop"
+    yield "", {"finish_reason": finish, "prompt_tokens": int(ids.shape[1]), "completion_tokens": n}

@@ -1,0 +1,148 @@
+"""The job runner: a separate process that validates and trains queued jobs, one at a time.
+
+Started and watched by ``ftui serve``; talks to the API process only through the store. A crash or an out-of-memory
+kill here never takes the API down (the API marks the job failed and starts a new runner). If the whole server dies,
+the next runner finds the job still ``running``, and resumes it from its last saved state (epoch ends and pauses), or
+from the start if it had none. A runner whose parent died stops within one training step.
+
+    python -m ftui.server.runner DATA_DIR
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .store import Store, now
+from .trainer import JobTrainer, Stop
+
+log = logging.getLogger("ftui.runner")
+
+
+def validate(store: Store, job: dict) -> dict | None:
+    """The job's error object, or None when its files are fine (ftui's own rules, as `ftui check` runs them)."""
+    from ftui.core.analysis import DatasetError, analyze
+
+    want = "preference" if job["method"]["type"] == "dpo" else "chat"
+    for param in ("training_file", "validation_file"):
+        fid = job[param]
+        if not fid:
+            continue
+        label = "training" if param == "training_file" else "validation"
+        try:
+            report = analyze(store.file_path(fid), encoding="o200k_base", workers=1).report(job["model"])
+        except DatasetError as exc:
+            return {"code": "invalid_file", "param": param, "message": f"The {label} file could not be read: "
+                    f"{exc.reason}"}
+        a = report.analysis
+        if param == "training_file" and a.examples < 10:
+            return {"code": "invalid_n_examples", "param": param,
+                    "message": f"Training file has {a.examples} example(s), but must have at least 10 examples"}
+        if a.format is not None and a.format != want:
+            return {"code": "invalid_file_format", "param": param,
+                    "message": f"The {label} file is in {a.format} format; a {job['method']['type']} job needs "
+                    f"{want} examples"}
+        errors = [f for f in report.errors if f.code not in ("too_few_examples",)]
+        if errors:
+            shown = "; ".join(f"line {f.line}: {f.message}" if f.line else f.message for f in errors[:3])
+            more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+            return {"code": "invalid_file_format", "param": param,
+                    "message": f"The job failed due to a file format error in the {label} file. {shown}{more}"}
+    return None
+
+
+class Runner:
+    def __init__(self, data_dir: Path) -> None:
+        self.store = Store(data_dir)
+        self.parent = os.getppid()
+
+    def orphaned(self) -> bool:
+        return os.getppid() != self.parent
+
+    def recover(self) -> None:
+        """Jobs left `running` by a server that died: resume them from their saved state."""
+        for job in self.store.list_jobs(1000, None):
+            if job["status"] == "running":
+                state = self.store.dir / "jobs" / job["id"] / "state" / "state.json"
+                where = "its last checkpoint" if state.exists() else "the start (no checkpoint was saved yet)"
+                self.store.update_job(job["id"], status="queued")
+                self.store.add_event(job["id"], f"The server restarted during training; resuming from {where}",
+                                     level="warn")
+
+    def control_for(self, job_id: str):
+        def control() -> None:
+            if self.orphaned():
+                raise Stop("orphaned")
+            status = self.store.get_job(job_id)["status"]
+            if status == "cancelled":
+                raise Stop("cancelled")
+            if status == "paused":
+                raise Stop("paused")
+
+        return control
+
+    def run_one(self, job: dict) -> None:
+        store = self.store
+        if job["status"] == "validating_files":
+            store.add_event(job["id"], "Validating training file: " + job["training_file"] + (
+                f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
+            error = validate(store, job)
+            if error is not None:
+                if store.set_status_if(job["id"], ("validating_files",), "failed", error=error, finished_at=now()):
+                    store.add_event(job["id"], error["message"], level="error")
+                return
+            if not store.set_status_if(job["id"], ("validating_files",), "queued"):
+                return
+            store.add_event(job["id"], "Files validated, moving job to queued state")
+        if not store.set_status_if(job["id"], ("queued",), "running"):
+            return
+        trainer = JobTrainer(store, store.get_job(job["id"]), self.control_for(job["id"]))
+        try:
+            trainer.run()
+        except Stop as stop:
+            if stop.why == "paused":
+                store.add_event(job["id"], f"Fine-tuning job paused at step {store.get_job(job['id'])['step']}")
+            elif stop.why == "cancelled":
+                store.add_event(job["id"], "Fine-tuning job stopped: cancelled")
+            else:
+                raise SystemExit(0)
+        except Exception as exc:  # a training failure fails the job, never the runner
+            log.error("job %s failed:\n%s", job["id"], traceback.format_exc())
+            message = f"Training failed: {type(exc).__name__}: {exc}"
+            if store.set_status_if(job["id"], ("running",), "failed", finished_at=now(),
+                                   error={"code": "training_error", "message": message, "param": None}):
+                store.add_event(job["id"], message, level="error")
+
+    def loop(self) -> None:
+        lock = open(self.store.dir / "runner.lock", "w")
+        while True:  # wait for an orphaned runner of a dead server to notice and let go
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if self.orphaned():
+                    return
+                time.sleep(0.2)
+        self.recover()
+        while not self.orphaned():
+            job = self.store.next_job()
+            if job is None:
+                time.sleep(0.25)
+                continue
+            self.run_one(job)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    Runner(Path(args[0])).loop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The local backend's state: SQLite (WAL) for rows, plain files for blobs, under one data dir.
+
+Shared by the API process and the trainer process; each opens its own connection. Everything written to disk
+outside SQLite goes through :func:`atomic_write` or a rename of a finished folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, filename TEXT NOT NULL, purpose TEXT NOT NULL, bytes INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL, model TEXT NOT NULL,
+    training_file TEXT NOT NULL, validation_file TEXT, status TEXT NOT NULL, method TEXT NOT NULL,
+    suffix TEXT, seed INTEGER NOT NULL, metadata TEXT, fine_tuned_model TEXT, error TEXT,
+    finished_at INTEGER, estimated_finish INTEGER, trained_tokens INTEGER, result_files TEXT NOT NULL DEFAULT '[]',
+    step INTEGER NOT NULL DEFAULT 0, total_steps INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, job_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+    level TEXT NOT NULL, message TEXT NOT NULL, type TEXT NOT NULL, data TEXT);
+CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id TEXT PRIMARY KEY, job_id TEXT NOT NULL, created_at INTEGER NOT NULL, step_number INTEGER NOT NULL,
+    model TEXT NOT NULL, metrics TEXT NOT NULL, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, owned_by TEXT NOT NULL, job_id TEXT, path TEXT NOT NULL,
+    base TEXT NOT NULL);
+"""
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}" if prefix != "file" else f"file-{secrets.token_hex(12)}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class Store:
+    def __init__(self, data_dir: str | os.PathLike) -> None:
+        self.dir = Path(data_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "files").mkdir(exist_ok=True)
+        (self.dir / "jobs").mkdir(exist_ok=True)
+        self.db = sqlite3.connect(self.dir / "ftui.sqlite3", timeout=30, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- files -------------------------------------------------------------------------------------------------
+    def file_path(self, file_id: str) -> Path:
+        return self.dir / "files" / file_id
+
+    def add_file(self, filename: str, purpose: str, data: bytes) -> dict:
+        fid = new_id("file")
+        atomic_write(self.file_path(fid), data)
+        seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0]
+        self.db.execute("INSERT INTO files VALUES (?,?,?,?,?,?)", (fid, filename, purpose, len(data), now(), seq))
+        return self.get_file(fid)
+
+    def get_file(self, file_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+        return dict(row) if row else None
+
+    def list_files(self, purpose: str | None, limit: int, order: str, after: str | None) -> list[dict]:
+        sql, args = "SELECT * FROM files WHERE 1=1", []
+        if purpose:
+            sql += " AND purpose=?"
+            args.append(purpose)
+        op = "<" if order == "desc" else ">"
+        if after:
+            row = self.get_file(after)
+            if row:
+                sql += f" AND seq {op} ?"
+                args.append(row["seq"])
+        sql += f" ORDER BY seq {'DESC' if order == 'desc' else 'ASC'} LIMIT ?"
+        args.append(limit)
+        return [dict(r) for r in self.db.execute(sql, args)]
+
+    def delete_file(self, file_id: str) -> bool:
+        cur = self.db.execute("DELETE FROM files WHERE id=?", (file_id,))
+        try:
+            self.file_path(file_id).unlink()
+        except FileNotFoundError:
+            pass
+        return cur.rowcount > 0
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+    def add_job(self, **fields) -> dict:
+        seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+        fields = {**fields, "seq": seq}
+        fields["method"] = json.dumps(fields["method"])
+        fields["metadata"] = json.dumps(fields["metadata"]) if fields.get("metadata") is not None else None
+        cols = ", ".join(fields)
+        self.db.execute(f"INSERT INTO jobs ({cols}) VALUES ({', '.join('?' * len(fields))})", list(fields.values()))
+        return self.get_job(fields["id"])
+
+    def get_job(self, job_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list_jobs(self, limit: int, after: str | None) -> list[dict]:
+        sql, args = "SELECT * FROM jobs", []
+        if after:
+            row = self.get_job(after)
+            if row:
+                sql += " WHERE seq < ?"
+                args.append(row["seq"])
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        return [_job(r) for r in self.db.execute(sql, args)]
+
+    def update_job(self, job_id: str, **fields) -> None:
+        fields = _encode(fields)
+        sets = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE jobs SET {sets} WHERE id=?", [*fields.values(), job_id])
+
+    def set_status_if(self, job_id: str, expected: tuple[str, ...], status: str, **fields) -> bool:
+        """Compare-and-set on the status (the API and the trainer race on it)."""
+        fields = _encode(fields)
+        sets = ", ".join(["status=?"] + [f"{k}=?" for k in fields])
+        marks = ",".join("?" * len(expected))
+        cur = self.db.execute(f"UPDATE jobs SET {sets} WHERE id=? AND status IN ({marks})",
+                              [status, *fields.values(), job_id, *expected])
+        return cur.rowcount > 0
+
+    def next_job(self) -> dict | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE status IN ('validating_files', 'queued') ORDER BY seq "
+                              "LIMIT 1").fetchone()
+        return _job(row) if row else None
+
+    # -- events ------------------------------------------------------------------------------------------------
+    def add_event(self, job_id: str, message: str, level: str = "info", type: str = "message",
+                  data: dict | None = None) -> None:
+        self.db.execute("INSERT INTO events (id, job_id, created_at, level, message, type, data) VALUES "
+                        "(?,?,?,?,?,?,?)", (new_id("ftevent"), job_id, now(), level, message, type,
+                                            json.dumps(data) if data is not None else None))
+
+    def list_events(self, job_id: str, limit: int, after: str | None) -> tuple[list[dict], bool]:
+        sql, args = "SELECT * FROM events WHERE job_id=?", [job_id]
+        if after:
+            row = self.db.execute("SELECT seq FROM events WHERE id=?", (after,)).fetchone()
+            if row:
+                sql += " AND seq < ?"
+                args.append(row["seq"])
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit + 1)
+        rows = [dict(r) for r in self.db.execute(sql, args)]
+        for r in rows:
+            r["data"] = json.loads(r["data"]) if r["data"] else {}
+        return rows[:limit], len(rows) > limit
+
+    # -- checkpoints and models --------------------------------------------------------------------------------
+    def add_checkpoint(self, job_id: str, step: int, model: str, metrics: dict, path: str) -> None:
+        self.db.execute("INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?)",
+                        (new_id("ftckpt"), job_id, now(), step, model, json.dumps(metrics), path))
+
+    def list_checkpoints(self, job_id: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM checkpoints WHERE job_id=? ORDER BY step_number DESC", (job_id,))
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["metrics"] = json.loads(d["metrics"])
+            out.append(d)
+        return out
+
+    def delete_checkpoint(self, ckpt_id: str) -> None:
+        self.db.execute("DELETE FROM checkpoints WHERE id=?", (ckpt_id,))
+
+    def find_checkpoint(self, model: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM checkpoints WHERE model=?", (model,)).fetchone()
+        return dict(row) if row else None
+
+    def add_model(self, model_id: str, owned_by: str, job_id: str, path: str, base: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?)", (model_id, now(), owned_by, job_id,
+                                                                                path, base))
+
+    def get_model(self, model_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM models WHERE id=?", (model_id,)).fetchone()
+        return dict(row) if row else None
+
+    def list_models(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM models ORDER BY created_at")]
+
+    def delete_model(self, model_id: str) -> bool:
+        return self.db.execute("DELETE FROM models WHERE id=?", (model_id,)).rowcount > 0
+
+
+def _encode(fields: dict) -> dict:
+    return {k: json.dumps(v) if k in ("error", "method", "result_files") and v is not None else v
+            for k, v in fields.items()}
+
+
+def _job(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    d["method"] = json.loads(d["method"])
+    d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else None
+    d["error"] = json.loads(d["error"]) if d["error"] else None
+    d["result_files"] = json.loads(d["result_files"] or "[]")
+    return d

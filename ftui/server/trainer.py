@@ -1,0 +1,408 @@
+"""LoRA fine-tuning (SFT and DPO) of a local base model, reporting through the store as OpenAI-style events.
+
+Runs inside the runner process, never in the API process. Defaults (documented in the README):
+
+* LoRA r=16, alpha=32, dropout 0, all linear layers; AdamW, weight decay 0;
+* learning rate = ``BASE_LR`` (5e-4) × ``learning_rate_multiplier`` (auto = 1);
+* ``n_epochs`` auto = the cookbook heuristic; ``batch_size`` auto = min(4, examples);
+* SFT loss only on assistant tokens (and their end-of-turn token), skipping messages with ``weight: 0``;
+* DPO: sigmoid loss with ``beta`` (auto 0.1) against the adapter-disabled model as reference;
+* bfloat16 autocast on CUDA, and on CPUs with AMX/avx512-bf16 (measured ~1.5× faster there); float32 elsewhere;
+  ``FTUI_TRAIN_BF16=0|1`` overrides.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import orjson
+
+from ftui.core.catalog import auto_epochs
+
+from . import basemodels
+from .store import Store, atomic_write, now
+
+BASE_LR = 5e-4
+MAX_LEN = 1024
+KEEP_CHECKPOINTS = 3
+
+
+class Stop(Exception):
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why  # "cancelled" | "paused" | "orphaned"
+
+
+def _bf16_wanted(device: str) -> bool:
+    env = os.environ.get("FTUI_TRAIN_BF16")
+    if env is not None:
+        return env == "1"
+    if device == "cuda":
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _normalize(messages: list) -> list[dict]:
+    out = []
+    for m in messages:
+        content = _text(m.get("content"))
+        if m.get("tool_calls"):
+            calls = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                     for c in m["tool_calls"]]
+            content = (content + "\n" if content else "") + orjson.dumps(calls).decode()
+        out.append({"role": m.get("role", "user"), "content": content, "weight": m.get("weight", 1)})
+    return out
+
+
+def _render(tok, messages, generation_prompt=False) -> list[int]:
+    plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+    text = tok.apply_chat_template(plain, tokenize=False, add_generation_prompt=generation_prompt)
+    return tok(text, add_special_tokens=False).input_ids
+
+
+def encode_sft(tok, messages: list) -> tuple[list[int], list[int]]:
+    """Token ids and labels; labels are -100 except on trainable assistant turns (content + end of turn)."""
+    msgs = _normalize(messages)
+    ids = _render(tok, msgs)
+    labels = [-100] * len(ids)
+    newline = tok("\n", add_special_tokens=False).input_ids
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant" or m["weight"] == 0 or i == 0:
+            continue
+        start = len(_render(tok, msgs[:i], generation_prompt=True))
+        end = len(_render(tok, msgs[: i + 1]))
+        if newline and ids[end - len(newline):end] == newline:
+            end -= len(newline)  # the newline after the end-of-turn token is not the model's to predict
+        labels[start:end] = ids[start:end]
+    return ids[:MAX_LEN], labels[:MAX_LEN]
+
+
+def encode_dpo(tok, example: dict) -> tuple[list[int], list[int], list[int]]:
+    """-> (prompt ids, chosen ids, rejected ids); each completion ends with the end-of-turn token."""
+    msgs = _normalize(example["input"]["messages"])
+    prompt = _render(tok, msgs, generation_prompt=True)
+    outs = []
+    for key in ("preferred_output", "non_preferred_output"):
+        full = _render(tok, msgs + _normalize(example[key]))
+        tail = full[len(prompt):]
+        newline = tok("\n", add_special_tokens=False).input_ids
+        if newline and tail[-len(newline):] == newline:
+            tail = tail[: -len(newline)]
+        outs.append(tail)
+    keep = max(1, MAX_LEN - max(len(o) for o in outs))
+    return prompt[-keep:], outs[0], outs[1]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for line in path.read_bytes().splitlines():
+        line = line.strip().removeprefix(b"\xef\xbb\xbf")
+        if line:
+            rows.append(orjson.loads(line))
+    return rows
+
+
+class JobTrainer:
+    """Trains one job; ``control()`` is polled every step and may raise :class:`Stop`."""
+
+    def __init__(self, store: Store, job: dict, control: Callable[[], None]) -> None:
+        self.store = store
+        self.job = job
+        self.control = control
+        self.dir = store.dir / "jobs" / job["id"]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = self.dir / "state"
+
+    # -- events ------------------------------------------------------------------------------------------------
+    def event(self, message: str, **kw) -> None:
+        self.store.add_event(self.job["id"], message, **kw)
+
+    # -- main --------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        import torch
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        job = self.job
+        method = job["method"]
+        kind = method["type"]
+        hp = dict(method.get(kind, {}).get("hyperparameters", {}))
+        train_rows = _read_jsonl(self.store.file_path(job["training_file"]))
+        valid_rows = _read_jsonl(self.store.file_path(job["validation_file"])) if job["validation_file"] else []
+        n_epochs = auto_epochs(len(train_rows)) if hp.get("n_epochs", "auto") == "auto" else int(hp["n_epochs"])
+        bs = min(4, len(train_rows)) if hp.get("batch_size", "auto") == "auto" else int(hp["batch_size"])
+        bs = max(1, min(bs, len(train_rows)))
+        lrm = 1.0 if hp.get("learning_rate_multiplier", "auto") == "auto" else float(hp["learning_rate_multiplier"])
+        beta = 0.1 if hp.get("beta", "auto") == "auto" else float(hp["beta"])
+        resolved = {"n_epochs": n_epochs, "batch_size": bs, "learning_rate_multiplier": lrm}
+        if kind == "dpo":
+            resolved["beta"] = beta
+        self.store.update_job(job["id"], method={"type": kind, kind: {"hyperparameters": resolved}})
+
+        torch.manual_seed(job["seed"])
+        model, tok = basemodels.load(job["model"], self.store.dir)
+        dev = basemodels.device()
+        self.bf16 = _bf16_wanted(dev)
+        model.config.use_cache = False
+        resume = self._load_state()
+        if resume is not None:
+            model = PeftModel.from_pretrained(model, str(self.state_dir / "adapter"), is_trainable=True)
+        else:
+            cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
+                             task_type="CAUSAL_LM")
+            model = get_peft_model(model, cfg)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=BASE_LR * lrm, weight_decay=0.0)
+        if resume is not None and (self.state_dir / "optimizer.pt").exists():
+            opt.load_state_dict(torch.load(self.state_dir / "optimizer.pt", map_location=dev))
+        start_step = resume["step"] if resume else 0
+        history: list[dict] = resume["history"] if resume else []
+
+        if kind == "dpo":
+            train = [encode_dpo(tok, r) for r in train_rows]
+            valid = [encode_dpo(tok, r) for r in valid_rows]
+        else:
+            train = [encode_sft(tok, r["messages"]) for r in train_rows]
+            valid = [encode_sft(tok, r["messages"]) for r in valid_rows]
+        steps_per_epoch = math.ceil(len(train) / bs)
+        total = n_epochs * steps_per_epoch
+        self.store.update_job(job["id"], total_steps=total)
+        if resume:
+            self.event(f"Resuming fine-tuning from step {start_step}/{total}")
+        else:
+            self.event("Fine-tuning job started")
+        pad = tok.pad_token_id
+        model.train()
+        step = 0
+        t_start = time.time()
+        for epoch in range(n_epochs):
+            order = list(range(len(train)))
+            random.Random(job["seed"] * 1000 + epoch).shuffle(order)
+            for b in range(steps_per_epoch):
+                step += 1
+                batch = [train[i] for i in order[b * bs:(b + 1) * bs]]
+                if step <= start_step:
+                    continue
+                try:
+                    self.control()
+                except Stop as stop:
+                    if stop.why == "paused":  # resume continues exactly here
+                        self._save_state(model, opt, step - 1, history)
+                    raise
+                if kind == "dpo":
+                    loss, metrics = self._dpo_step(model, batch, pad, dev, beta, train=True)
+                else:
+                    loss, metrics = self._sft_step(model, batch, pad, dev, train=True)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                data = {"step": step, "total_steps": total, **metrics}
+                if valid:
+                    vb = [valid[(step * bs + k) % len(valid)] for k in range(min(bs, len(valid)))]
+                    data.update(self._evaluate(model, vb, pad, dev, kind, beta, prefix="valid"))
+                if b == steps_per_epoch - 1 and valid:
+                    data.update(self._evaluate(model, valid, pad, dev, kind, beta, prefix="full_valid"))
+                history.append(data)
+                self.event(_step_message(data), type="metrics", data=data)
+                elapsed = time.time() - t_start
+                done = step - start_step
+                eta = int(now() + elapsed / done * (total - step)) if done else None
+                self.store.update_job(job["id"], step=step, estimated_finish=eta)
+            if step > start_step and epoch >= n_epochs - KEEP_CHECKPOINTS:
+                self._checkpoint(model, step, history[-1] if history else {})
+            if step > start_step:
+                self._save_state(model, opt, step, history)
+        per_epoch = sum(len(x[0]) + (len(x[1]) + len(x[2]) if kind == "dpo" else 0) for x in train)
+        self._finish(model, history, n_epochs * per_epoch)
+
+    # -- steps -------------------------------------------------------------------------------------------------
+    def _autocast(self, dev):
+        import torch
+
+        return torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def _sft_step(self, model, batch, pad, dev, train: bool):
+        import torch
+
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        lab = torch.full((len(batch), width), -100, dtype=torch.long)
+        att = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (x, y) in enumerate(batch):
+            ids[r, : len(x)] = torch.tensor(x)
+            lab[r, : len(y)] = torch.tensor(y)
+            att[r, : len(x)] = 1
+        ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
+        with self._autocast(dev):
+            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+        tgt = lab[:, 1:]
+        mask = tgt != -100
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1),
+                                                 ignore_index=-100)
+        with torch.no_grad():
+            acc = ((logits.argmax(-1) == tgt) & mask).sum() / mask.sum().clamp(min=1)
+        return loss, {"train_loss": round(loss.item(), 5), "train_mean_token_accuracy": round(acc.item(), 5)}
+
+    def _dpo_logps(self, model, batch, pad, dev):
+        import torch
+
+        seqs, labels = [], []
+        for prompt, chosen, rejected in batch:
+            for out in (chosen,):
+                seqs.append(prompt + out)
+                labels.append([-100] * len(prompt) + out)
+        for prompt, chosen, rejected in batch:
+            seqs.append(prompt + rejected)
+            labels.append([-100] * len(prompt) + rejected)
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        lab = torch.full((len(seqs), width), -100, dtype=torch.long)
+        att = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, (s, y) in enumerate(zip(seqs, labels)):
+            ids[r, : len(s)] = torch.tensor(s)
+            lab[r, : len(y)] = torch.tensor(y)
+            att[r, : len(s)] = 1
+        ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
+        with self._autocast(dev):
+            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+        tgt = lab[:, 1:]
+        mask = tgt != -100
+        lp = torch.gather(logits.log_softmax(-1), 2, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return (lp * mask).sum(-1)
+
+    def _dpo_step(self, model, batch, pad, dev, beta, train: bool):
+        import torch
+
+        n = len(batch)
+        with torch.no_grad(), model.disable_adapter():
+            ref = self._dpo_logps(model, batch, pad, dev)
+        pol = self._dpo_logps(model, batch, pad, dev)
+        z = beta * ((pol[:n] - ref[:n]) - (pol[n:] - ref[n:]))
+        loss = -torch.nn.functional.logsigmoid(z).mean()
+        acc = (z > 0).float().mean().item()
+        return loss, {"train_loss": round(loss.item(), 5), "train_mean_reward_accuracy": round(acc, 5),
+                      "train_mean_reward_margin": round((z / beta).mean().item(), 5)}
+
+    def _evaluate(self, model, batch, pad, dev, kind, beta, prefix: str) -> dict:
+        import torch
+
+        model.eval()
+        try:
+            with torch.no_grad():
+                if kind == "dpo":
+                    loss, m = self._dpo_step(model, batch, pad, dev, beta, train=False)
+                    return {f"{prefix}_loss": m["train_loss"],
+                            f"{prefix}_mean_reward_accuracy": m["train_mean_reward_accuracy"]}
+                # token-weighted over every trained position of the batch (TRL's definition)
+                total_loss = total_correct = total_tokens = 0.0
+                for i in range(0, len(batch), 8):
+                    part = batch[i:i + 8]
+                    loss, m = self._sft_step(model, part, pad, dev, train=False)
+                    n = sum(sum(1 for y in lab[1:] if y != -100) for _, lab in part)
+                    total_loss += loss.item() * n
+                    total_correct += m["train_mean_token_accuracy"] * n
+                    total_tokens += n
+                n = max(total_tokens, 1)
+                return {f"{prefix}_loss": round(total_loss / n, 5),
+                        f"{prefix}_mean_token_accuracy": round(total_correct / n, 5)}
+        finally:
+            model.train()
+
+    # -- state, checkpoints, result ----------------------------------------------------------------------------
+    def _save_state(self, model, opt, step: int, history: list[dict]) -> None:
+        import torch
+
+        tmp = Path(tempfile.mkdtemp(dir=self.dir, prefix=".state."))
+        model.save_pretrained(tmp / "adapter")
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_bytes(orjson.dumps({"step": step, "history": history}))
+        old = self.dir / ".state.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.state_dir.exists():
+            os.rename(self.state_dir, old)
+        os.rename(tmp, self.state_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _load_state(self) -> dict | None:
+        f = self.state_dir / "state.json"
+        if not f.exists():
+            return None
+        return orjson.loads(f.read_bytes())
+
+    def _checkpoint(self, model, step: int, metrics: dict) -> None:
+        ft = self.fine_tuned_name()
+        name = f"{ft}:ckpt-step-{step}"
+        target = self.dir / "checkpoints" / f"step-{step}"
+        target.parent.mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp."))
+        model.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(tmp, target)
+        keep = {k: v for k, v in metrics.items() if k in (
+            "step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
+            "full_valid_loss", "full_valid_mean_token_accuracy")}
+        self.store.add_checkpoint(self.job["id"], step, name, keep, str(target))
+        for old in self.store.list_checkpoints(self.job["id"])[KEEP_CHECKPOINTS:]:
+            self.store.delete_checkpoint(old["id"])
+            shutil.rmtree(old["path"], ignore_errors=True)
+        self.event(f"Checkpoint created at step {step}")
+
+    def fine_tuned_name(self) -> str:
+        job = self.job
+        short = job["id"].split("-", 1)[1][:8]
+        return f"ft:{job['model']}:local:{job['suffix'] or ''}:{short}"
+
+    def _finish(self, model, history, trained: int) -> None:
+        name = self.fine_tuned_name()
+        target = self.dir / "model"
+        tmp = Path(tempfile.mkdtemp(dir=self.dir, prefix=".model."))
+        model.save_pretrained(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(tmp, target)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"])
+        for h in history:
+            w.writerow([h["step"], h.get("train_loss", ""),
+                        h.get("train_mean_token_accuracy", h.get("train_mean_reward_accuracy", "")),
+                        h.get("valid_loss", ""), h.get("valid_mean_token_accuracy", "")])
+        # OpenAI serves the results CSV base64-encoded; so does this server, so the cookbook's b64decode works
+        result = self.store.add_file("step_metrics.csv", "fine-tune-results", base64.b64encode(buf.getvalue().encode()))
+        if not self.store.set_status_if(self.job["id"], ("running",), "succeeded", fine_tuned_model=name,
+                                        finished_at=now(), estimated_finish=None,
+                                        result_files=[result["id"]], trained_tokens=trained):
+            raise Stop("cancelled")
+        self.store.add_model(name, "local", self.job["id"], str(target), self.job["model"])
+        self.event(f"New fine-tuned model created: {name}")
+        self.event("The job has successfully completed")
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _step_message(d: dict) -> str:
+    parts = [f"Step {d['step']}/{d['total_steps']}: training loss={d['train_loss']:.2f}"]
+    if "valid_loss" in d:
+        parts.append(f"validation loss={d['valid_loss']:.2f}")
+    if "full_valid_loss" in d:
+        parts.append(f"full validation loss={d['full_valid_loss']:.2f}")
+    return ", ".join(parts)

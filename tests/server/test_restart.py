@@ -1,0 +1,44 @@
+"""kill -9 of the server in the middle of training, then a restart on the same data dir: the job resumes."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tests.server.conftest import Server, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_kill_9_during_training_then_restart_resumes(tmp_path, model_cache):
+    data = tmp_path / "data"
+    s = Server(data).start()
+    c = s.client()
+    f = c.files.create(file=(SAMPLES / "marv.jsonl").open("rb"), purpose="fine-tune")
+    job = c.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=5,
+                                    method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}})
+
+    def past_first_epoch(j):  # a resumable state is saved at each epoch end
+        return j.status == "running" and any(
+            e.message.startswith("Checkpoint created") for e in c.fine_tuning.jobs.list_events(j.id, limit=5).data)
+
+    wait_for(c, job.id, predicate=past_first_epoch)
+    s.kill9()
+    assert not (data / "jobs" / job.id / "model").exists()  # no half-written model
+
+    s2 = Server(data).start()
+    try:
+        c2 = s2.client()
+        assert job.id in [j.id for j in c2.fine_tuning.jobs.list().data]
+        assert all(m.id.startswith("smollm2") for m in c2.models.list().data)  # nothing listed before it is done
+        done = wait_for(c2, job.id)
+        assert done.status == "succeeded", done.error
+        events = [e for e in c2.fine_tuning.jobs.list_events(job.id, limit=200).data]
+        messages = [e.message for e in events]
+        assert any(m.startswith("The server restarted during training; resuming from its last checkpoint")
+                   for m in messages)
+        assert any(m.startswith("Resuming fine-tuning from step") for m in messages)
+        steps = sorted({e.data["step"] for e in events if e.type == "metrics"})
+        assert steps == list(range(1, 13))
+        assert done.fine_tuned_model in [m.id for m in c2.models.list().data]
+    finally:
+        s2.stop()
