@@ -229,12 +229,13 @@ class JobTrainer:
                 done = step - start_step
                 eta = int(now() + elapsed / done * (total - step)) if done else None
                 self.store.update_job(job["id"], step=step, estimated_finish=eta)
+            saved = None
             if step > start_step and epoch >= n_epochs - KEEP_CHECKPOINTS:
-                self._checkpoint(model, step, history[-1] if history else {})
-            if step > start_step:
-                self._save_state(model, opt, step, history)
+                saved = self._checkpoint(model, step, history[-1] if history else {})
+            if step > start_step and epoch < n_epochs - 1:  # the last epoch ends in the finished model
+                self._save_state(model, opt, step, history, adapter=saved)
         per_epoch = sum(len(x[0]) + (len(x[1]) + len(x[2]) if kind == "dpo" else 0) for x in train)
-        self._finish(model, history, n_epochs * per_epoch)
+        self._finish(model, history, n_epochs * per_epoch, adapter=saved)
 
     # -- steps -------------------------------------------------------------------------------------------------
     def _autocast(self, dev):
@@ -330,11 +331,20 @@ class JobTrainer:
             model.train()
 
     # -- state, checkpoints, result ----------------------------------------------------------------------------
-    def _save_state(self, model, opt, step: int, history: list[dict]) -> None:
+    def _save_adapter(self, model, folder: Path, adapter: Path | None) -> None:
+        """Write the adapter into ``folder``; hard-link the files of an identical saved one when there is one."""
+        if adapter is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in adapter.iterdir():
+                os.link(f, folder / f.name)
+        else:
+            model.save_pretrained(folder)
+
+    def _save_state(self, model, opt, step: int, history: list[dict], adapter: Path | None = None) -> None:
         import torch
 
         tmp = Path(tempfile.mkdtemp(dir=self.dir, prefix=".state."))
-        model.save_pretrained(tmp / "adapter")
+        self._save_adapter(model, tmp / "adapter", adapter)
         torch.save(opt.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_bytes(orjson.dumps({"step": step, "history": history}))
         old = self.dir / ".state.old"
@@ -350,7 +360,7 @@ class JobTrainer:
             return None
         return orjson.loads(f.read_bytes())
 
-    def _checkpoint(self, model, step: int, metrics: dict) -> None:
+    def _checkpoint(self, model, step: int, metrics: dict) -> Path:
         ft = self.fine_tuned_name()
         name = f"{ft}:ckpt-step-{step}"
         target = self.dir / "checkpoints" / f"step-{step}"
@@ -367,17 +377,21 @@ class JobTrainer:
             self.store.delete_checkpoint(old["id"])
             shutil.rmtree(old["path"], ignore_errors=True)
         self.event(f"Checkpoint created at step {step}")
+        return target
 
     def fine_tuned_name(self) -> str:
         job = self.job
         short = job["id"].split("-", 1)[1][:8]
         return f"ft:{job['model']}:local:{job['suffix'] or ''}:{short}"
 
-    def _finish(self, model, history, trained: int) -> None:
+    def _finish(self, model, history, trained: int, adapter: Path | None = None) -> None:
         name = self.fine_tuned_name()
         target = self.dir / "model"
         tmp = Path(tempfile.mkdtemp(dir=self.dir, prefix=".model."))
-        model.save_pretrained(tmp)
+        self._save_adapter(model, tmp / "adapter", adapter)
+        for f in (tmp / "adapter").iterdir():
+            os.rename(f, tmp / f.name)
+        (tmp / "adapter").rmdir()
         shutil.rmtree(target, ignore_errors=True)
         os.rename(tmp, target)
         buf = io.StringIO()
