@@ -243,21 +243,27 @@ class JobTrainer:
 
         return torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def _sft_step(self, model, batch, pad, dev, train: bool):
+    def _forward(self, model, pairs, pad, dev):
+        """Right-pad (ids, labels) pairs into one batch -> (logits for positions 0..n-2 in float32, targets)."""
         import torch
 
-        width = max(len(ids) for ids, _ in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        lab = torch.full((len(batch), width), -100, dtype=torch.long)
-        att = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (x, y) in enumerate(batch):
+        width = max(len(x) for x, _ in pairs)
+        ids = torch.full((len(pairs), width), pad, dtype=torch.long)
+        lab = torch.full((len(pairs), width), -100, dtype=torch.long)
+        att = torch.zeros((len(pairs), width), dtype=torch.long)
+        for r, (x, y) in enumerate(pairs):
             ids[r, : len(x)] = torch.tensor(x)
             lab[r, : len(y)] = torch.tensor(y)
             att[r, : len(x)] = 1
         ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
         with self._autocast(dev):
             logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
-        tgt = lab[:, 1:]
+        return logits, lab[:, 1:]
+
+    def _sft_step(self, model, batch, pad, dev, train: bool):
+        import torch
+
+        logits, tgt = self._forward(model, batch, pad, dev)
         mask = tgt != -100
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1),
                                                  ignore_index=-100)
@@ -266,28 +272,12 @@ class JobTrainer:
         return loss, {"train_loss": round(loss.item(), 5), "train_mean_token_accuracy": round(acc.item(), 5)}
 
     def _dpo_logps(self, model, batch, pad, dev):
+        """Summed log-probabilities of the chosen (first half) and rejected (second half) completions."""
         import torch
 
-        seqs, labels = [], []
-        for prompt, chosen, rejected in batch:
-            for out in (chosen,):
-                seqs.append(prompt + out)
-                labels.append([-100] * len(prompt) + out)
-        for prompt, chosen, rejected in batch:
-            seqs.append(prompt + rejected)
-            labels.append([-100] * len(prompt) + rejected)
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        lab = torch.full((len(seqs), width), -100, dtype=torch.long)
-        att = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, (s, y) in enumerate(zip(seqs, labels)):
-            ids[r, : len(s)] = torch.tensor(s)
-            lab[r, : len(y)] = torch.tensor(y)
-            att[r, : len(s)] = 1
-        ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
-        with self._autocast(dev):
-            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
-        tgt = lab[:, 1:]
+        pairs = [(p + c, [-100] * len(p) + c) for p, c, _ in batch]
+        pairs += [(p + r, [-100] * len(p) + r) for p, _, r in batch]
+        logits, tgt = self._forward(model, pairs, pad, dev)
         mask = tgt != -100
         lp = torch.gather(logits.log_softmax(-1), 2, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return (lp * mask).sum(-1)
