@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .analysis import Report
+from .report import Report
 from .findings import CODES, ERROR, WARNING, Finding
 
 SHOW_PER_CODE = 5

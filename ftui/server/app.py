@@ -136,7 +136,7 @@ def create_app(data_dir: str | Path, api_key: str | None = None) -> FastAPI:
         name = Path(upload.filename or "upload.jsonl").name[:255] or "upload.jsonl"
         if purpose == "fine-tune":
             if not name.endswith(".jsonl"):
-                raise APIError(400, f"Invalid file format for Fine-Tuning API. Must be .jsonl", param="file")
+                raise APIError(400, "Invalid file format for Fine-Tuning API. Must be .jsonl", param="file")
             for i, line in enumerate(data.splitlines(), start=1):
                 line = line.strip()
                 if i == 1:

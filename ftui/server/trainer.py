@@ -30,7 +30,7 @@ import orjson
 from ftui.core.catalog import auto_epochs
 
 from . import basemodels
-from .store import Store, atomic_write, now
+from .store import Store, now
 
 BASE_LR = 5e-4
 MAX_LEN = 1024

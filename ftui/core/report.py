@@ -1,0 +1,92 @@
+"""An :class:`~ftui.core.analysis.Analysis` seen through one model: context-limit findings, statistics, estimate."""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from . import catalog as _catalog
+from .analysis import Analysis, _order
+from .findings import CODES, ERROR, WARNING, Finding
+from .stats import Distribution, describe
+
+
+class Report:
+    """An :class:`Analysis` seen through one model: context-limit findings, statistics and the cost estimate."""
+
+    def __init__(self, analysis: Analysis, model: _catalog.ModelInfo, n_epochs: int | str = "auto") -> None:
+        self.analysis = a = analysis
+        self.model = model
+        mask = a.valid_mask
+        self.tokens = a.tokens[mask]
+        self.trainable = a.trainable[mask]
+        self.messages = a.messages[mask]
+        ctx = model.training_context
+        too_long: list[Finding] = []
+        if ctx:
+            over = np.flatnonzero(self.tokens > ctx)
+            lines = a.line[mask][over].tolist()
+            for ln, t in zip(lines, self.tokens[over].tolist()):
+                too_long.append(Finding(ln, "too_long", f"{t:,} tokens: {t - ctx:,} over the {ctx:,}-token "
+                                        f"training context of {model.id}; the end will be truncated", ""))
+        self.findings: list[Finding] = list(heapq.merge(a.findings, too_long, key=_order)) if too_long \
+            else a.findings
+        self.counts: dict[str, int] = {}
+        for f in self.findings:
+            self.counts[f.code] = self.counts.get(f.code, 0) + 1
+        for code, extra in a.dropped.items():
+            self.counts[code] = self.counts.get(code, 0) + extra
+        # the service counts every example line for the epochs heuristic, parsed or not
+        self.estimate = _catalog.estimate(self.tokens, model, n_epochs, n_examples=a.examples)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if CODES[f.code][0] == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if CODES[f.code][0] == WARNING]
+
+    @property
+    def n_errors(self) -> int:
+        return sum(v for k, v in self.counts.items() if CODES[k][0] == ERROR)
+
+    @property
+    def n_warnings(self) -> int:
+        return sum(v for k, v in self.counts.items() if CODES[k][0] == WARNING)
+
+    def stats(self) -> dict[str, Distribution | None]:
+        return {
+            "messages_per_example": describe(self.messages),
+            "tokens_per_example": describe(self.tokens),
+            "trainable_tokens_per_example": describe(self.trainable),
+        }
+
+    def to_dict(self) -> dict:
+        a = self.analysis
+        stats = self.stats()
+        return {
+            "path": a.path,
+            "format": a.format,
+            "model": self.model.id,
+            "encoding": a.encoding,
+            "tokenizer": a.tokenizer,
+            "bytes": a.size,
+            "lines": a.lines,
+            "examples": a.examples,
+            "valid_examples": int(a.valid_mask.sum()),
+            "format_counts": a.format_counts,
+            "total_tokens": int(self.tokens.sum()),
+            "trainable_tokens": int(self.trainable.sum()),
+            "errors": [_brief(f) for f in self.findings if CODES[f.code][0] == ERROR],
+            "warnings": [_brief(f) for f in self.findings if CODES[f.code][0] == WARNING],
+            "counts": dict(sorted(self.counts.items())),
+            "stats": {k: (v.to_dict() if v else None) for k, v in stats.items()},
+            "estimate": self.estimate.to_dict(),
+            "seconds": round(a.seconds, 3),
+        }
+
+
+def _brief(f: Finding) -> dict:
+    return {"line": f.line, "code": f.code, "message": f.message, "path": f.path}
