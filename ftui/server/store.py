@@ -40,7 +40,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(12)}" if prefix != "file" else f"file-{secrets.token_hex(12)}"
+    return f"{prefix}-{secrets.token_hex(12)}"
 
 
 def now() -> int:

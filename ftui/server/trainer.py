@@ -211,9 +211,9 @@ class JobTrainer:
                         self._save_state(model, opt, step - 1, history)
                     raise
                 if kind == "dpo":
-                    loss, metrics = self._dpo_step(model, batch, pad, dev, beta, train=True)
+                    loss, metrics = self._dpo_step(model, batch, pad, dev, beta)
                 else:
-                    loss, metrics = self._sft_step(model, batch, pad, dev, train=True)
+                    loss, metrics = self._sft_step(model, batch, pad, dev)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -260,7 +260,7 @@ class JobTrainer:
             logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
         return logits, lab[:, 1:]
 
-    def _sft_step(self, model, batch, pad, dev, train: bool):
+    def _sft_step(self, model, batch, pad, dev):
         import torch
 
         logits, tgt = self._forward(model, batch, pad, dev)
@@ -282,7 +282,7 @@ class JobTrainer:
         lp = torch.gather(logits.log_softmax(-1), 2, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return (lp * mask).sum(-1)
 
-    def _dpo_step(self, model, batch, pad, dev, beta, train: bool):
+    def _dpo_step(self, model, batch, pad, dev, beta):
         import torch
 
         n = len(batch)
@@ -302,14 +302,14 @@ class JobTrainer:
         try:
             with torch.no_grad():
                 if kind == "dpo":
-                    loss, m = self._dpo_step(model, batch, pad, dev, beta, train=False)
+                    loss, m = self._dpo_step(model, batch, pad, dev, beta)
                     return {f"{prefix}_loss": m["train_loss"],
                             f"{prefix}_mean_reward_accuracy": m["train_mean_reward_accuracy"]}
                 # token-weighted over every trained position of the batch (TRL's definition)
                 total_loss = total_correct = total_tokens = 0.0
                 for i in range(0, len(batch), 8):
                     part = batch[i:i + 8]
-                    loss, m = self._sft_step(model, part, pad, dev, train=False)
+                    loss, m = self._sft_step(model, part, pad, dev)
                     n = sum(sum(1 for y in lab[1:] if y != -100) for _, lab in part)
                     total_loss += loss.item() * n
                     total_correct += m["train_mean_token_accuracy"] * n
