@@ -4,8 +4,10 @@
     python bench/trainer_vs_plain.py            # Marv sample, 2 epochs, batch 4
 
 Both train the same LoRA (r=16, alpha 32, all-linear) on the same tokenised Marv examples with the same batches,
-so the ratio isolates ftui's own overhead (masking, metrics, events, state saves). ftui's run goes through a real
-`ftui serve` and the official SDK, and its time is the job's running time (first step event to completion).
+so the ratio isolates ftui's own work (masking, metrics, events, checkpoints, state saves) against the plain loop's
+`model(labels=...)`. ftui's run goes through a real `ftui serve` and the official SDK; its time is the trainer's
+whole training loop (every step, evaluation, checkpoint and state save), as the trainer logs it with perf_counter.
+The plain loop's time is its training steps only (no saves).
 TTFT: time to the first streamed token of a chat completion with the model already loaded.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -77,9 +80,8 @@ def ftui_run(data_dir: Path) -> tuple[float, float]:
             "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": EPOCHS, "batch_size": BS}}})
         job = wait_for(c, job.id)
         assert job.status == "succeeded", job.error
-        events = c.fine_tuning.jobs.list_events(job.id, limit=200).data
-        started = min(e.created_at for e in events if e.message == "Fine-tuning job started")
-        train_s = job.finished_at - started
+        logged = (s.data_dir.parent / f"serve-{s.port}.log").read_text()
+        train_s = float(re.findall(rf"job {job.id}: steps .* in ([0-9.]+) s", logged)[-1])
         msgs = [{"role": "user", "content": "What is the capital of Japan?"}]
         c.chat.completions.create(model=job.fine_tuned_model, messages=msgs, max_tokens=4)  # load once
         ttfts = []
@@ -106,7 +108,7 @@ def main() -> None:
     steps = EPOCHS * math.ceil(16 / BS)
     print(f"Marv sample, {EPOCHS} epochs × batch {BS} = {steps} steps, LoRA r16 all-linear, {os.cpu_count()} CPUs")
     print(f"plain transformers+peft loop : {plain:6.1f} s")
-    print(f"ftui trainer (job running)   : {ours:6.1f} s   (whole seconds: job timestamps)")
+    print(f"ftui trainer (whole loop)    : {ours:6.1f} s   (incl. 3 checkpoints and 2 state saves)")
     print(f"ratio plain / ftui           : {plain / ours:6.2f}  (≥ 1.0 means ftui is as fast or faster)")
     print(f"chat time to first token     : {ttft * 1000:6.0f} ms (median of 5, model loaded)")
 

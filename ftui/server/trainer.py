@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import logging
 import math
 import os
 import random
@@ -35,6 +36,7 @@ from .store import Store, now
 BASE_LR = 5e-4
 MAX_LEN = 1024
 KEEP_CHECKPOINTS = 3
+log = logging.getLogger("ftui.trainer")
 
 
 class Stop(Exception):
@@ -172,6 +174,8 @@ class JobTrainer:
             cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
                              task_type="CAUSAL_LM")
             model = get_peft_model(model, cfg)
+        if self.bf16:
+            _freeze_linears_bf16(model)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=BASE_LR * lrm, weight_decay=0.0)
         if resume is not None and (self.state_dir / "optimizer.pt").exists():
@@ -196,6 +200,7 @@ class JobTrainer:
         model.train()
         step = 0
         t_start = time.time()
+        t_loop = time.perf_counter()
         for epoch in range(n_epochs):
             order = list(range(len(train)))
             random.Random(job["seed"] * 1000 + epoch).shuffle(order)
@@ -235,6 +240,9 @@ class JobTrainer:
             if step > start_step and epoch < n_epochs - 1:  # the last epoch ends in the finished model
                 self._save_state(model, opt, step, history, adapter=saved)
         per_epoch = sum(len(x[0]) + (len(x[1]) + len(x[2]) if kind == "dpo" else 0) for x in train)
+        took = time.perf_counter() - t_loop
+        log.info("job %s: steps %d-%d of %d in %.2f s (training loop incl. evaluation and saves; bf16=%s)",
+                 job["id"], start_step + 1, total, total, took, self.bf16)
         self._finish(model, history, n_epochs * per_epoch, adapter=saved)
 
     # -- steps -------------------------------------------------------------------------------------------------
@@ -244,7 +252,13 @@ class JobTrainer:
         return torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _forward(self, model, pairs, pad, dev):
-        """Right-pad (ids, labels) pairs into one batch -> (logits for positions 0..n-2 in float32, targets)."""
+        """Right-pad (ids, labels) pairs into one batch -> (float32 logits at the trained positions only, their
+        targets, the row each belongs to).
+
+        The decoder runs on every position, but the output layer (576 × 49,152 for SmolLM2, a fifth of the model's
+        FLOPs per token) and the softmax over the vocabulary run only where a label is trained: in chat data most
+        tokens are system and user turns, so this is the largest saving over a plain ``model(labels=...)`` loop.
+        """
         import torch
 
         width = max(len(x) for x, _ in pairs)
@@ -256,19 +270,25 @@ class JobTrainer:
             lab[r, : len(y)] = torch.tensor(y)
             att[r, : len(x)] = 1
         ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
+        tgt = lab[:, 1:]
+        keep = tgt != -100
+        causal = model.get_base_model()
         with self._autocast(dev):
-            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
-        return logits, lab[:, 1:]
+            hidden = causal.model(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
+            logits = causal.lm_head(hidden[keep])
+        rows = keep.nonzero()[:, 0]
+        return logits.float(), tgt[keep], rows
 
     def _sft_step(self, model, batch, pad, dev):
         import torch
 
-        logits, tgt = self._forward(model, batch, pad, dev)
-        mask = tgt != -100
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1),
-                                                 ignore_index=-100)
+        logits, tgt, _ = self._forward(model, batch, pad, dev)
+        if tgt.numel() == 0:  # nothing trainable in this batch (every answer weight 0)
+            zero = logits.sum() * 0.0
+            return zero, {"train_loss": 0.0, "train_mean_token_accuracy": 0.0}
+        loss = torch.nn.functional.cross_entropy(logits, tgt)
         with torch.no_grad():
-            acc = ((logits.argmax(-1) == tgt) & mask).sum() / mask.sum().clamp(min=1)
+            acc = (logits.argmax(-1) == tgt).float().mean()
         return loss, {"train_loss": round(loss.item(), 5), "train_mean_token_accuracy": round(acc.item(), 5)}
 
     def _dpo_logps(self, model, batch, pad, dev):
@@ -277,10 +297,9 @@ class JobTrainer:
 
         pairs = [(p + c, [-100] * len(p) + c) for p, c, _ in batch]
         pairs += [(p + r, [-100] * len(p) + r) for p, _, r in batch]
-        logits, tgt = self._forward(model, pairs, pad, dev)
-        mask = tgt != -100
-        lp = torch.gather(logits.log_softmax(-1), 2, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        return (lp * mask).sum(-1)
+        logits, tgt, rows = self._forward(model, pairs, pad, dev)
+        lp = torch.gather(logits.log_softmax(-1), 1, tgt.unsqueeze(-1)).squeeze(-1)
+        return torch.zeros(len(pairs), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
 
     def _dpo_step(self, model, batch, pad, dev, beta):
         import torch
@@ -401,6 +420,24 @@ class JobTrainer:
         self.event(f"New fine-tuned model created: {name}")
         self.event("The job has successfully completed")
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _freeze_linears_bf16(model) -> None:
+    """Store the frozen base weights of LoRA-wrapped linears in bfloat16.
+
+    Under bf16 autocast every matmul reads its weight in bfloat16 anyway, but autocast only caches the cast for
+    weights that require grad; frozen ones are cast again at every forward (≈ 0.6 GB of memory traffic per step for
+    SmolLM2-135M). Casting them once gives the same products, half the memory, and a faster step. Embeddings, norms
+    and the (tied) output layer stay float32; LoRA weights and optimizer state stay float32.
+    """
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            base = module.get_base_layer()
+            if isinstance(base, torch.nn.Linear):
+                base.to(torch.bfloat16)
 
 
 def _step_message(d: dict) -> str:
