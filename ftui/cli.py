@@ -1,4 +1,4 @@
-"""ftui's command line: ``ftui check`` (and, as they land, the TUI and ``ftui serve``).
+"""ftui's command line: ``ftui [PATH]`` (the full-screen app), ``ftui check`` and ``ftui serve``.
 
 Only the standard library is imported at module level; each command imports what it needs.
 """
@@ -26,7 +26,9 @@ def _epochs(value: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ftui", description="A terminal workbench for fine-tuning language models in the OpenAI format.")
+        prog="ftui", usage="ftui [PATH] | ftui COMMAND ...",
+        description="A terminal workbench for fine-tuning language models in the OpenAI format. "
+        "`ftui [PATH]` opens the full-screen app on a dataset file or a directory (default: the current one).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="validate JSONL training files, count tokens, estimate cost",
@@ -108,7 +110,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return code
 
 
+COMMANDS = ("check", "serve")
+
+
+def tui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ftui", description="Open the full-screen app.")
+    parser.add_argument("path", nargs="?", default=None, metavar="PATH",
+                        help="a dataset file to open, or a directory to browse (default: the current directory)")
+    parser.add_argument("--model", "-m", default=None, help="model for limits and cost (default: the config's)")
+    return parser
+
+
+def cmd_tui(argv: list[str]) -> int:
+    args = tui_parser().parse_args(argv)
+    path = args.path
+    if path is not None and not os.path.exists(path):
+        print(f"ftui: {path}: no such file or directory", file=sys.stderr)
+        return EXIT_UNREADABLE
+    from .tui.app import FtuiApp
+
+    app = FtuiApp(path)
+    if args.model:
+        app.model_id = args.model
+    app.run()
+    return app.return_code or EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        return cmd_tui(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "check":

@@ -86,3 +86,15 @@ def test_warnings_only_exit_0(write_jsonl):
     rows = chats(12) + [chats(1)[0]]
     res = run("check", write_jsonl(rows))
     assert res.returncode == 0 and "duplicate_example" in res.stdout
+
+
+def test_tui_entry_rejects_a_missing_path_without_a_traceback(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "ftui.cli", str(tmp_path / "nope.jsonl")], capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and "nope.jsonl: no such file or directory" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_help_mentions_the_app_and_the_commands():
+    res = subprocess.run([sys.executable, "-m", "ftui.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "ftui [PATH]" in res.stdout and "check" in res.stdout and "serve" in res.stdout

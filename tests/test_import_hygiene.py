@@ -33,3 +33,30 @@ def test_core_analysis_run_imports_nothing_heavy(tmp_path):
 def test_cli_module_is_light():
     mods = loaded_after("import ftui.cli")
     assert not mods & (set(HEAVY) | {"numpy", "orjson", "tiktoken", "quicktok"})
+
+
+@pytest.mark.parametrize("module", ["ftui.core.example", "ftui.tui.config"])
+def test_pure_modules_import_no_ui(module):
+    mods = loaded_after(f"import {module}")
+    assert not mods & set(HEAVY), mods & set(HEAVY)
+
+
+def test_tui_startup_loads_no_openai_or_torch(tmp_path):
+    """The app through its first screen (a real headless run on a sample) never loads openai or torch."""
+    from tests.conftest import SAMPLES
+
+    code = (
+        "import asyncio\nfrom ftui.tui.app import FtuiApp\n"
+        f"app = FtuiApp({str(SAMPLES / 'broken.jsonl')!r})\n"
+        "async def main():\n"
+        "    async with app.run_test(size=(100, 30)) as pilot:\n"
+        "        await pilot.pause()\n"
+        "        ws = [w for w in app.workers if w.group != '_loader']\n"
+        "        if ws: await app.workers.wait_for_complete(ws)\n"
+        "        await pilot.pause()\n"
+        "        assert app.screen.report is not None\n"
+        "asyncio.run(main())"
+    )
+    mods = loaded_after(code)
+    assert "textual" in mods  # the probe really ran the app
+    assert not mods & {"openai", "torch", "transformers", "peft", "fastapi", "uvicorn"}

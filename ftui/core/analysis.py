@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import traceback
@@ -208,8 +209,41 @@ def _start_method() -> str:
     return "fork"
 
 
+def _ensure_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with a real stderr.
+
+    The tracker hands ``sys.stderr.fileno()`` to its process; full-screen apps (Textual) replace ``sys.stderr`` with
+    an object whose fileno is -1, and the spawn then fails with "bad value(s) in fds_to_keep". Started once here
+    with the process's original stderr (or /dev/null), later spawns reuse it.
+    """
+    from multiprocessing import resource_tracker
+
+    try:
+        ok = sys.stderr is not None and sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        ok = False
+    if ok:
+        return
+    saved = sys.stderr
+    real = sys.__stderr__
+    try:
+        usable = real is not None and real.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    sys.stderr = real if usable else open(os.devnull, "w")  # noqa: SIM115
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if sys.stderr is not real:
+            sys.stderr.close()
+        sys.stderr = saved
+
+
 def _run_parallel(path, size, ranges, encoding, progress, cancel) -> list[_Chunk]:
-    ctx = multiprocessing.get_context(_start_method())
+    method = _start_method()
+    if method != "fork":
+        _ensure_resource_tracker()
+    ctx = multiprocessing.get_context(method)
     counters = ctx.Array("q", len(ranges), lock=False)
     stop = ctx.Event()
     procs, conns = [], []

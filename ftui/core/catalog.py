@@ -12,8 +12,6 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from .tokens import encoding_for_model
 
 DEFAULT_MODEL = "gpt-4.1-mini-2025-04-14"
@@ -156,9 +154,11 @@ def auto_epochs(n_examples: int) -> int:
     return n_epochs
 
 
-def estimate(tokens_per_example: np.ndarray, model: ModelInfo, n_epochs: int | str = "auto",
+def estimate(tokens_per_example, model: ModelInfo, n_epochs: int | str = "auto",
              n_examples: int | None = None) -> Estimate:
     """Billing tokens = Σ min(context, tokens); billed = epochs × billing; dollars from the per-1M price."""
+    import numpy as np  # not at import: the TUI reads the catalog before its first paint
+
     tokens = np.asarray(tokens_per_example, dtype=np.int64)
     n = int(tokens.size) if n_examples is None else n_examples
     auto = n_epochs == "auto" or n_epochs is None

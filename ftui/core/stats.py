@@ -55,6 +55,11 @@ def histogram(values, bins: int = 24, log: bool = False) -> Histogram:
     if v.size == 0:
         return Histogram(np.array([0.0, 1.0]), np.array([0]), log)
     lo, hi = float(v.min()), float(v.max())
+    if not log and hi - lo + 1 <= bins and np.all(v == np.round(v)):
+        # small integer ranges (messages per example): one bin per value, centred on it
+        edges = np.arange(lo - 0.5, hi + 1.5)
+        counts, edges = np.histogram(v, bins=edges)
+        return Histogram(edges, counts, log)
     if hi <= lo:
         hi = lo + 1
     if log:

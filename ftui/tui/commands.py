@@ -1,0 +1,27 @@
+"""Command-palette providers of ftui's own (the built-in commands come from ``App.get_system_commands``)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import Hit, Hits, Provider
+
+
+class ModelCommands(Provider):
+    """'Model: <id>' for every model in the catalog (switch the estimate and the context limit)."""
+
+    async def search(self, query: str) -> Hits:
+        from ftui.core import catalog
+
+        matcher = self.matcher(query)
+        screen = self.screen  # the screen the palette was opened on
+        if not hasattr(screen, "set_model"):
+            return
+        for m in catalog.catalog():
+            text = f"Model: {m.id}"
+            score = matcher.match(text)
+            if score > 0:
+                price = f"${m.price_per_1m_tokens:g}/1M training tokens" if m.price_per_1m_tokens else "no token price"
+                ctx = f"{m.training_context:,} context" if m.training_context else "context unknown"
+                yield Hit(score, matcher.highlight(text), partial(screen.set_model, m.id),
+                          help=f"{ctx} · {price}" + (f" · shuts down {m.shutdown_date}" if m.shutdown_date else ""))

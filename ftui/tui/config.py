@@ -1,0 +1,118 @@
+"""The TUI's typed configuration: a TOML file in the XDG config dir (``$FTUI_CONFIG_FILE`` overrides the path).
+
+    # ~/.config/ftui/config.toml
+    default_model = "gpt-4o-mini-2024-07-18"
+    theme = "textual-dark"
+    histogram_log = false
+    cursor_blink = true
+
+    [keymap]            # binding id = keys (see F1 in the app for the ids)
+    "ftui.reanalyse" = "ctrl+r"
+
+Pure Python (no Textual import), so the CLI and tests can read it cheaply. A broken file never stops the app: the
+error (with the file and line tomllib gives) is reported and the defaults are used.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+CONFIG_ENV = "FTUI_CONFIG_FILE"
+
+
+def config_path() -> Path:
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ftui" / "config.toml"
+
+
+@dataclass
+class Config:
+    default_model: str | None = None  # None: ftui.core.catalog.DEFAULT_MODEL
+    theme: str = "textual-dark"
+    histogram_log: bool = False
+    cursor_blink: bool = True
+    keymap: dict[str, str] = field(default_factory=dict)
+
+    def to_toml(self) -> str:
+        out = []
+        for k, v in asdict(self).items():
+            if k == "keymap" or v is None:
+                continue
+            out.append(f"{k} = {_toml_value(v)}")
+        if self.keymap:
+            out.append("\n[keymap]")
+            out += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in sorted(self.keymap.items())]
+        return "\n".join(out) + "\n"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(v)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse(text: str, where: str = "config") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    known = {f.name: f for f in fields(Config)}
+    cfg = Config()
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(known)})")
+        default = getattr(cfg, key)
+        if key == "keymap":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ConfigError(f"{where}: [keymap] maps binding ids to key strings, e.g. \"ftui.reanalyse\" = "
+                                  "\"ctrl+r\"")
+        elif key == "default_model":
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: default_model must be a string")
+        elif type(value) is not type(default):
+            raise ConfigError(f"{where}: {key} must be {type(default).__name__}, got {type(value).__name__}")
+        setattr(cfg, key, value)
+    return cfg
+
+
+def load(path: Path | None = None) -> tuple[Config, str | None]:
+    """-> (config, error message or None). A missing file is not an error."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config(), None
+    except (OSError, UnicodeDecodeError) as e:
+        return Config(), f"{path}: cannot read ({e}); using defaults"
+    try:
+        return parse(text, str(path)), None
+    except ConfigError as e:
+        return Config(), f"{e}; using defaults"
+
+
+def save(cfg: Config, path: Path | None = None) -> Path:
+    """Write the config atomically (temp file in the same directory, then rename)."""
+    path = path or config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(cfg.to_toml())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

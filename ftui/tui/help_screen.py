@@ -1,0 +1,56 @@
+"""F1: help for the focused widget and its screen, with the keys that work right now (posting's contextual help)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Markdown
+
+
+def _keys_table(screen, widget: Widget | None) -> str:
+    rows = []
+    seen = set()
+    for key, active in screen.active_bindings.items():
+        b = active.binding
+        if not b.description or not b.id or (b.action, key) in seen:
+            continue
+        seen.add((b.action, key))
+        rows.append(f"| `{b.key_display or key}` | {b.description}{' — ' + b.tooltip if b.tooltip else ''} | "
+                    f"`{b.id}` |")
+    if not rows:
+        return ""
+    return ("\n## Keys here\n\n| key | does | binding id (for `[keymap]` in the config) |\n|---|---|---|\n"
+            + "\n".join(rows) + "\n")
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help.close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 110; height: 85%; border: thick $accent;
+                                  background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, under, widget: Widget | None) -> None:
+        super().__init__()
+        parts = []
+        node = widget
+        while node is not None:  # the focused widget first, then its containers up to the screen
+            text = getattr(type(node), "HELP", None)
+            if text and text not in parts:
+                parts.append(text)
+            node = node.parent if node is not under else None
+        screen_help = getattr(type(under), "HELP", None)
+        if screen_help and screen_help not in parts:
+            parts.append(screen_help)
+        parts.append(_keys_table(under, widget))
+        parts.append("\n`ctrl+p` opens the command palette (open file, model, re-analyse, histogram scale, copy a "
+                     "finding, themes). The config file is described in the README.")
+        self.text = "\n".join(parts)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(self.text, id="help-text")

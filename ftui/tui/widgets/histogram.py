@@ -1,0 +1,78 @@
+"""The one file that knows about textual-plotext (pinned 1.0.1, plotext < 6): a histogram whose bins come from core.
+
+Moving to plotext 6 (a dolphie-style Static) would touch only this file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from textual_plotext import PlotextPlot
+
+from ftui.core.stats import histogram
+
+
+class Histogram(PlotextPlot):
+    """Bars from :func:`ftui.core.stats.histogram`; optional vertical marker (e.g. the model's context limit)."""
+
+    DEFAULT_CSS = """
+    Histogram { height: 1fr; min-height: 8; }
+    """
+
+    def __init__(self, title: str, xlabel: str, **kw) -> None:
+        super().__init__(**kw)
+        self.plot_title = title
+        self.xlabel = xlabel
+        self.values = np.zeros(0)
+        self.log_x = False
+        self.marker: tuple[float, str] | None = None
+
+    def show(self, values, *, log: bool = False, marker: tuple[float, str] | None = None, bins: int = 30) -> None:
+        self.values = np.asarray(values)
+        self.log_x = log
+        self.marker = marker
+        self._bins = bins
+        self._draw()
+
+    def _draw(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        title = self.plot_title
+        if self.values.size:
+            h = histogram(self.values, bins=getattr(self, "_bins", 30), log=self.log_x)
+            centers = h.centers
+            if self.log_x:
+                plt.xscale("log")
+                centers = np.sqrt(h.edges[:-1] * np.maximum(h.edges[1:], 1e-9))
+            plt.bar(centers.tolist(), h.counts.tolist(), width=0.8, color="cyan")
+            ticks = _ticks(h.edges, self.log_x)
+            plt.xticks(ticks, [_label(t) for t in ticks])
+            top = int(h.counts.max()) if h.counts.size else 1
+            step = max(1, -(-top // 4))
+            yt = list(range(0, top + step, step))
+            plt.yticks(yt, [f"{y:,}" for y in yt])
+            if self.marker is not None:
+                x, label = self.marker
+                if x <= float(h.edges[-1]) * 1.05:
+                    plt.vline(x, color="red")
+                title += f"   │ red: {label}" if x <= float(h.edges[-1]) * 1.05 else f"   (all below {label})"
+            title += "   [log x]" if self.log_x else ""
+        else:
+            title += " — no data"
+        plt.title(title)
+        plt.xlabel(self.xlabel)
+        self.refresh()
+
+
+def _ticks(edges: np.ndarray, log: bool, n: int = 6) -> list[float]:
+    lo, hi = float(edges[0]), float(edges[-1])
+    if log and lo > 0:
+        return [float(x) for x in np.unique(np.round(np.geomspace(lo, hi, n), 0))]
+    if hi - lo <= 12 and np.allclose(edges - 0.5, np.round(edges - 0.5)):  # one bin per integer
+        return [float(x) for x in range(int(np.ceil(lo)), int(np.floor(hi)) + 1)]
+    return [float(x) for x in np.unique(np.round(np.linspace(lo, hi, n), 0))]
+
+
+def _label(x: float) -> str:
+    if abs(x) >= 10_000:
+        return f"{x / 1000:,.0f}k"
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:.3g}"

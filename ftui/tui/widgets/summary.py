@@ -1,0 +1,88 @@
+"""The dataset summary: format, counts, tokens, epochs and the cost estimate for the selected model."""
+
+from __future__ import annotations
+
+import os
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ftui.core.findings import CODES, ERROR
+
+
+def _n(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else (f"{x:,.1f}" if isinstance(x, float) else str(x))
+
+
+class Summary(Static):
+    """What the file holds and what training on it would cost, as the selected model sees it."""
+
+    DEFAULT_CSS = """
+    Summary { height: auto; padding: 0 1; }
+    """
+
+    HELP = """\
+## Summary
+Format, examples, errors and warnings, total and trainable tokens (the model's own encoding), the epochs `auto`
+would pick, the billing tokens (each example capped at the model's training context) and the estimated cost.
+Change the model (`m`, or the command palette) and every figure follows.
+"""
+
+    def show_report(self, report) -> None:
+        a, est, model = report.analysis, report.estimate, report.model
+        grid = Table.grid(padding=(0, 2))
+        for _ in range(4):
+            grid.add_column()
+        stats = report.stats()
+        tok = stats["tokens_per_example"]
+        errors = Text(_n(report.n_errors), style="bold red" if report.n_errors else "green")
+        warnings = Text(_n(report.n_warnings), style="bold yellow" if report.n_warnings else "green")
+        fmt = a.format or "unknown"
+        grid.add_row(Text("file", style="dim"), Text(os.path.basename(a.path), style="bold"),
+                     Text("format", style="dim"), Text(fmt, style="bold"))
+        grid.add_row(Text("examples", style="dim"), _n(a.examples) + f"  ({_n(a.lines)} lines)",
+                     Text("errors / warnings", style="dim"), Text.assemble(errors, " / ", warnings))
+        grid.add_row(Text("tokens", style="dim"), _n(int(report.tokens.sum())),
+                     Text("trainable", style="dim"), _n(int(report.trainable.sum())))
+        if tok is not None:
+            grid.add_row(Text("per example", style="dim"),
+                         f"min {_n(tok.min)} · median {_n(tok.median)} · p90 {_n(tok.p90)} · max {_n(tok.max)}",
+                         Text("encoding", style="dim"), f"{a.encoding} ({a.tokenizer})")
+        ctx = f"{model.training_context:,}" if model.training_context else "unknown"
+        grid.add_row(Text("model", style="dim"), Text(model.id, style="bold cyan"),
+                     Text("training context", style="dim"),
+                     ctx + (f"  ({est.over_context:,} over)" if est.over_context else ""))
+        cost = f"${est.usd:,.2f}" if est.usd is not None else est.note
+        grid.add_row(Text("epochs", style="dim"), f"{est.n_epochs}" + (" (auto)" if est.n_epochs_auto else ""),
+                     Text("billed tokens", style="dim"), _n(est.billed_tokens))
+        grid.add_row(Text("estimated cost", style="dim"), Text(cost, style="bold"),
+                     Text("notes", style="dim"), "; ".join(model.notes) or "—")
+        self.update(grid)
+        self.plain = _plain(grid)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.update(Text(text, style="bold red" if error else "dim"))
+        self.plain = text
+
+    plain: str = ""  # what the summary says, as text (tests, copy)
+
+
+def _plain(renderable) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def code_counts(report) -> Text:
+    """'12 errors in 5 codes' style line with the per-code counts, errors first."""
+    out = Text()
+    items = sorted(report.counts.items(), key=lambda kv: (CODES[kv[0]][0] != ERROR, -kv[1], kv[0]))
+    for code, n in items:
+        style = "red" if CODES[code][0] == ERROR else "yellow"
+        out.append(f"{code}", style=style).append(f" {n:,}  ")
+    return out

@@ -1,0 +1,61 @@
+"""Pilot tests of the real app on real files: no mocks, no sleeps (wait for workers and messages)."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ftui.tui.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    """Never read the developer's own config; freeze the cursor blink (harlequin's fixture)."""
+    monkeypatch.setenv("FTUI_CONFIG_FILE", str(tmp_path / "config.toml"))
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
+def test_config(**kw) -> Config:
+    return Config(cursor_blink=False, **kw)
+
+
+test_config.__test__ = False  # a helper, not a test
+
+
+async def settle(pilot) -> None:
+    """Wait until every worker but the file tree's long-lived loader has finished, and the UI has caught up."""
+    app = pilot.app
+    await pilot.pause()
+    busy = [w for w in app.workers if w.group != "_loader"]
+    if busy:
+        await app.workers.wait_for_complete(busy)
+    await pilot.pause()
+
+
+class Recorder:
+    """message_hook that records every message and lets a test await the first of a type."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self._waiters: list[tuple[type, asyncio.Event]] = []
+
+    def __call__(self, message) -> None:
+        self.messages.append(message)
+        for kind, event in self._waiters:
+            if isinstance(message, kind):
+                event.set()
+
+    def of(self, kind) -> list:
+        return [m for m in self.messages if isinstance(m, kind)]
+
+    async def wait_for(self, kind, timeout: float = 60) -> None:
+        if self.of(kind):
+            return
+        event = asyncio.Event()
+        self._waiters.append((kind, event))
+        await asyncio.wait_for(event.wait(), timeout)
