@@ -19,19 +19,11 @@ SAMPLES = ROOT / "ftui" / "data" / "samples"
 SIZE = (130, 40)
 
 
-async def settle(pilot) -> None:
-    app = pilot.app
-    await pilot.pause()
-    busy = [w for w in app.workers if w.group != "_loader"]
-    if busy:
-        await app.workers.wait_for_complete(busy)
-    await pilot.pause()
-
-
 async def shoot() -> None:
     os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")  # the defaults, not the user's
     from ftui.tui.app import FtuiApp
     from ftui.tui.config import Config
+    from ftui.tui.pilot import settle
 
     OUT.mkdir(exist_ok=True)
     os.chdir(ROOT)  # relative paths in the header, as a user in the repository sees them

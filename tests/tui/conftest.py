@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ftui.tui.config import Config
+from ftui.tui.pilot import settle  # noqa: F401 (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -25,16 +26,6 @@ def test_config(**kw) -> Config:
 
 
 test_config.__test__ = False  # a helper, not a test
-
-
-async def settle(pilot) -> None:
-    """Wait until every worker but the file tree's long-lived loader has finished, and the UI has caught up."""
-    app = pilot.app
-    await pilot.pause()
-    busy = [w for w in app.workers if w.group != "_loader"]
-    if busy:
-        await app.workers.wait_for_complete(busy)
-    await pilot.pause()
 
 
 class Recorder:

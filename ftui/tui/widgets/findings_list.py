@@ -110,7 +110,10 @@ Every problem in the file, one row each: **line**, **severity**, **code**, **mes
                           if (sev is None or f.severity == sev) and (code is None or f.code == code)]
         self.virtual_size = Size(self.size.width, len(self._rows))
         self.cursor = min(self.cursor, max(0, len(self._rows) - 1))
-        self.scroll_to(y=0, animate=False) if self.cursor == 0 else self._scroll_cursor()
+        if self.cursor == 0:
+            self.scroll_to(y=0, animate=False)
+        else:
+            self._scroll_cursor()
         self.refresh()
         self.post_message(self.FilterChanged(self, len(self._rows), len(self._all), sev, code))
 

@@ -25,12 +25,13 @@ class Histogram(PlotextPlot):
         self.values = np.zeros(0)
         self.log_x = False
         self.marker: tuple[float, str] | None = None
+        self.bins = 30
 
     def show(self, values, *, log: bool = False, marker: tuple[float, str] | None = None, bins: int = 30) -> None:
         self.values = np.asarray(values)
         self.log_x = log
         self.marker = marker
-        self._bins = bins
+        self.bins = bins
         self._draw()
 
     def _draw(self) -> None:
@@ -38,7 +39,7 @@ class Histogram(PlotextPlot):
         plt.clear_figure()
         title = self.plot_title
         if self.values.size:
-            h = histogram(self.values, bins=getattr(self, "_bins", 30), log=self.log_x)
+            h = histogram(self.values, bins=self.bins, log=self.log_x)
             centers = h.centers
             if self.log_x:
                 plt.xscale("log")
