@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from textual import on
@@ -11,8 +10,6 @@ from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 from . import config as _config
-
-START = time.perf_counter()
 
 
 def _model_commands():
@@ -47,7 +44,6 @@ class FtuiApp(App):
             self.theme = config.theme
         elif config.theme:
             self.config_error = (self.config_error or "") + f" Unknown theme {config.theme!r}; using the default."
-        self.first_paint: float | None = None
 
     def on_mount(self) -> None:
         from .data_screen import DataScreen
@@ -57,13 +53,10 @@ class FtuiApp(App):
         if p.is_dir():
             screen = DataScreen(p)
         else:
-            screen = DataScreen(p.parent if str(p.parent) else Path.cwd(), open_file=p)
+            screen = DataScreen(p.parent, open_file=p)
         self.push_screen(screen)
         if self.config_error:
             self.notify(self.config_error.strip(), title="Config", severity="warning", timeout=8)
-
-    def on_ready(self) -> None:
-        self.first_paint = time.perf_counter() - START
 
     # -- help, commands --------------------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -87,9 +80,10 @@ class FtuiApp(App):
     def _copy_finding(self) -> None:
         from .widgets.findings_list import FindingsList
 
-        try:
-            self.screen.query_one(FindingsList).action_copy()
-        except Exception:  # noqa: BLE001 - no findings list on this screen
+        lists = self.screen.query(FindingsList)
+        if lists:
+            lists.first().action_copy()
+        else:
             self.notify("No finding selected", severity="warning")
 
     def save_defaults(self) -> None:

@@ -58,14 +58,19 @@ Change the model (`m`, or the command palette) and every figure follows.
                      Text("billed tokens", style="dim"), _n(est.billed_tokens))
         grid.add_row(Text("estimated cost", style="dim"), Text(cost, style="bold"),
                      Text("notes", style="dim"), "; ".join(model.notes) or "—")
+        self._shown = grid
         self.update(grid)
-        self.plain = _plain(grid)
 
     def show_message(self, text: str, error: bool = False) -> None:
+        self._shown = text
         self.update(Text(text, style="bold red" if error else "dim"))
-        self.plain = text
 
-    plain: str = ""  # what the summary says, as text (tests, copy)
+    _shown: object = ""
+
+    @property
+    def plain(self) -> str:
+        """What the summary says, as plain text (rendered only when asked)."""
+        return self._shown if isinstance(self._shown, str) else _plain(self._shown)
 
 
 def _plain(renderable) -> str:
