@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require 'Authorization: Bearer KEY' (also $FTUI_SERVE_API_KEY)")
     serve.add_argument("--base-model", action="append", default=[], metavar="NAME=FOLDER",
                        help="add a local Hugging Face causal-LM folder as a base model")
+    serve.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # fault injection for tests
     return parser
 
 
@@ -164,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_UNREADABLE
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    return serve(args.host, args.port, data_dir, key, args.base_model)
+    return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,22 @@ def chat(q: str = "Hi?", a: str = "Hello.", system: str | None = "Be brief.") ->
 
 def chats(n: int) -> list[dict]:
     return [chat(f"Question {i}?", f"Answer {i}.") for i in range(n)]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """One GGUF→safetensors conversion per test session, shared by every server."""
+    path = os.environ.get("FTUI_MODEL_CACHE") or str(tmp_path_factory.mktemp("model-cache"))
+    os.environ["FTUI_MODEL_CACHE"] = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, model_cache):
+    """One real `ftui serve` (with --test-hooks) for the session; tests that kill a server start their own."""
+    pytest.importorskip("torch")
+    from tests.backend import Server
+
+    s = Server(tmp_path_factory.mktemp("serve") / "data", test_hooks=True).start()
+    yield s
+    s.stop()

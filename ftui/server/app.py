@@ -73,12 +73,56 @@ def event_obj(e: dict) -> dict:
             "message": e["message"], "type": e["type"], "data": e["data"]}
 
 
-def create_app(data_dir: str | Path, api_key: str | None = None) -> FastAPI:
+def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False) -> FastAPI:
+    """``test_hooks`` (``ftui serve --test-hooks``, hidden) adds ``/_test/faults`` and ``/_test/requests``: the test
+    suite arms real failures (an HTTP status with Retry-After for the next N requests under a path, an error after N
+    streamed chunks) and counts the requests the TUI makes. Off by default; never needed to use the server."""
     data_dir = Path(data_dir)
     store = Store(data_dir)
     cache = ModelCache(data_dir)
     app = FastAPI(title="ftui local backend", version="1", docs_url=None, redoc_url=None)
     app.state.store = store
+
+    faults: list[dict] = []  # armed by /_test/faults: {"path", "status", "times", "retry_after", "message"}
+    stream_fault = {"after": None}  # fail a chat stream after this many content chunks (once)
+    counts: dict[str, int] = {}
+
+    if test_hooks:
+        @app.middleware("http")
+        async def hooks(request: Request, call_next):
+            path = request.url.path
+            if not path.startswith("/_test"):
+                key = f"{request.method} {path}"
+                counts[key] = counts.get(key, 0) + 1
+                for f in faults:
+                    if f["times"] > 0 and path.startswith(f["path"]):
+                        f["times"] -= 1
+                        resp = _err(f["status"], f.get("message") or f"Injected fault {f['status']}",
+                                    type="requests" if f["status"] == 429 else "server_error")
+                        if f.get("retry_after") is not None:
+                            resp.headers["retry-after"] = str(f["retry_after"])
+                        return resp
+            return await call_next(request)
+
+        @app.post("/_test/faults")
+        async def arm_fault(request: Request):
+            req = await body(request)
+            if "stream_error_after" in req:
+                stream_fault["after"] = int(req["stream_error_after"])
+            else:
+                faults.append({"path": req.get("path", "/v1"), "status": int(req.get("status", 500)),
+                               "times": int(req.get("times", 1)), "retry_after": req.get("retry_after"),
+                               "message": req.get("message")})
+            return {"ok": True}
+
+        @app.get("/_test/requests")
+        async def request_counts():
+            return counts
+
+        @app.delete("/_test/requests")
+        async def reset_counts():
+            counts.clear()
+            return {"ok": True}
 
     @app.middleware("http")
     async def auth(request: Request, call_next):
@@ -400,9 +444,14 @@ def create_app(data_dir: str | Path, api_key: str | None = None) -> FastAPI:
             try:
                 yield chunk({"role": "assistant", "content": ""})
                 info = {}
+                fail_after, stream_fault["after"] = stream_fault["after"], None
+                sent = 0
                 while (item := await asyncio.to_thread(next_piece)) is not None:
+                    if fail_after is not None and sent >= fail_after:
+                        raise RuntimeError("injected fault: the stream broke")
                     if item[0]:
                         yield chunk({"content": item[0]})
+                        sent += 1
                     info = item[1] or info
                 yield chunk({}, finish=info.get("finish_reason", "stop"))
                 if include_usage:

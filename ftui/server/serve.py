@@ -85,7 +85,18 @@ class Supervisor:
                 self.proc.kill()
 
 
-def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str]) -> int:
+def running_server(data_dir: Path) -> dict | None:
+    """The ``ftui serve`` already serving ``data_dir`` ({"pid", "host", "port"}), if its process is alive."""
+    try:
+        info = json.loads((data_dir / "serve.json").read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
+def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
+          test_hooks: bool = False) -> int:
     import uvicorn
 
     from .app import create_app
@@ -106,14 +117,19 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
             extra[name] = str(Path(path).resolve())
         atomic_write(data_dir / "base_models.json", json.dumps(extra, indent=2).encode())
     port = port or free_port(host)
-    app = create_app(data_dir, api_key)
+    app = create_app(data_dir, api_key, test_hooks=test_hooks)
     sup = Supervisor(data_dir)
     sup.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     print(f"ftui serve: listening on http://{host}:{port}/v1 (data in {data_dir})", flush=True)
+    marker = data_dir / "serve.json"  # lets the TUI reuse a server already running on this data dir
+    atomic_write(marker, json.dumps({"pid": os.getpid(), "host": host, "port": port,
+                                     "auth": bool(api_key)}).encode())
     try:
         server.run()
     finally:
         sup.stop()
+        if (running_server(data_dir) or {}).get("pid") == os.getpid():
+            marker.unlink(missing_ok=True)
     return 0

@@ -1,0 +1,223 @@
+"""``Service``: the calls the app makes to a backend, on the official SDK's AsyncOpenAI (AsyncAzureOpenAI for
+Azure). Results are plain dicts (``model_dump``), so callers never see SDK types; every failure is raised as a
+``ServiceError`` whose ``problem`` explains it (see ``errors``). Importing this module imports ``openai``."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import openai
+
+from . import results
+from .errors import ServiceError, explain
+from .jobs import JobTrack
+from .profiles import Profile
+
+Progress = Callable[[int, int], None]
+
+
+class _ProgressReader(io.RawIOBase):
+    """A binary file that reports how much of it has been read (httpx reads multipart files in 64 KiB chunks)."""
+
+    def __init__(self, path: Path, progress: Progress | None) -> None:
+        self._f = open(path, "rb")
+        self._size = os.fstat(self._f.fileno()).st_size
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if self._progress:
+            self._progress(self._f.tell(), self._size)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def fileno(self) -> int:
+        return self._f.fileno()
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def _dump(obj) -> dict:
+    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
+
+
+class Service:
+    def __init__(self, profile: Profile, base_url: str | None = None, timeout: float = 60.0) -> None:
+        self.profile = profile
+        t = openai.Timeout(timeout, connect=5.0)
+        if profile.kind == "azure":
+            self.client = openai.AsyncAzureOpenAI(azure_endpoint=profile.base_url, api_version=profile.api_version,
+                                                  api_key=profile.api_key, max_retries=0, timeout=t)
+        else:
+            self.client = openai.AsyncOpenAI(api_key=profile.api_key or "local", base_url=base_url or profile.base_url,
+                                             organization=profile.organization, project=profile.project,
+                                             max_retries=0, timeout=t)
+        self.base_url = str(self.client.base_url)
+
+    async def _call(self, coro: Awaitable, action: str = ""):
+        try:
+            return await coro
+        except ServiceError:
+            raise
+        except openai.OpenAIError as exc:
+            raise ServiceError(explain(exc, action=action, openai_host=self.profile.is_openai)) from exc
+        except OSError as exc:
+            raise ServiceError(explain(exc)) from exc
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # -- models and files --------------------------------------------------------------------------------------
+    async def models(self) -> list[dict]:
+        page = await self._call(self.client.models.list(), "list models")
+        return [_dump(m) for m in page.data]
+
+    async def files(self) -> list[dict]:
+        page = await self._call(self.client.files.list(), "list files")
+        return [_dump(f) for f in page.data]
+
+    async def upload(self, path: str | Path, progress: Progress | None = None) -> dict:
+        path = Path(path)
+        reader = _ProgressReader(path, progress)
+        try:
+            f = await self._call(self.client.files.create(file=(path.name, reader, "application/jsonl"),
+                                                          purpose="fine-tune"), "upload")
+        finally:
+            reader.close()
+        return _dump(f)
+
+    async def delete_file(self, file_id: str) -> None:
+        await self._call(self.client.files.delete(file_id), "delete file")
+
+    async def delete_model(self, model_id: str) -> None:
+        await self._call(self.client.models.delete(model_id), "delete model")
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+    async def create_job(self, *, training_file: str, model: str, method: str = "supervised",
+                         hyperparameters: dict | None = None, suffix: str | None = None, seed: int | None = None,
+                         validation_file: str | None = None) -> dict:
+        hp = {k: v for k, v in (hyperparameters or {}).items() if v not in (None, "", "auto")}
+        kw: dict = {"training_file": training_file, "model": model,
+                    "method": {"type": method, method: {"hyperparameters": hp}}}
+        if suffix:
+            kw["suffix"] = suffix
+        if seed is not None:
+            kw["seed"] = seed
+        if validation_file:
+            kw["validation_file"] = validation_file
+        job = await self._call(self.client.fine_tuning.jobs.create(**kw), "create job")
+        return _dump(job)
+
+    async def jobs(self, limit: int = 100) -> list[dict]:
+        page = await self._call(self.client.fine_tuning.jobs.list(limit=limit), "list jobs")
+        return [_dump(j) for j in page.data]
+
+    async def job(self, job_id: str) -> dict:
+        return _dump(await self._call(self.client.fine_tuning.jobs.retrieve(job_id), "get job"))
+
+    async def cancel(self, job_id: str) -> dict:
+        return _dump(await self._call(self.client.fine_tuning.jobs.cancel(job_id), "cancel job"))
+
+    async def pause(self, job_id: str) -> dict:
+        return _dump(await self._call(self.client.fine_tuning.jobs.pause(job_id), "pause job"))
+
+    async def resume(self, job_id: str) -> dict:
+        return _dump(await self._call(self.client.fine_tuning.jobs.resume(job_id), "resume job"))
+
+    async def new_events(self, track: JobTrack, page_size: int = 20) -> list[dict]:
+        """Fetch only what is new: the newest page, then older pages (the ``after`` cursor) until an event already
+        held appears. Merged into ``track`` de-duplicated by id; returns the new events, oldest first."""
+        collected: list[dict] = []
+        after = None
+        while True:
+            kw = {"limit": page_size if after is None and track.seen else 100}
+            if after:
+                kw["after"] = after
+            page = await self._call(self.client.fine_tuning.jobs.list_events(track.id, **kw), "list events")
+            data = [_dump(e) for e in page.data]
+            known = any(e["id"] in track.seen for e in data)
+            collected += data
+            if known or not page.has_more or not data:
+                break
+            after = data[-1]["id"]
+        return track.add_events(collected)
+
+    async def checkpoints(self, job_id: str) -> list[dict]:
+        page = await self._call(self.client.fine_tuning.jobs.checkpoints.list(job_id, limit=100), "checkpoints")
+        return [_dump(c) for c in page.data]
+
+    async def results_raw(self, job: dict) -> bytes | None:
+        files = job.get("result_files") or []
+        if not files:
+            return None
+        resp = await self._call(self.client.files.content(files[0]), "results file")
+        return resp.content if hasattr(resp, "content") else bytes(resp.read())
+
+    async def load_results(self, track: JobTrack) -> None:
+        raw = await self.results_raw(track.job)
+        if raw is not None:
+            track.add_results(results.parse(raw))
+        else:
+            track.results_loaded = True
+
+    async def download_results(self, job: dict, dest: str | Path) -> Path:
+        """Save the results CSV, decoded to plain text, atomically at ``dest``."""
+        raw = await self.results_raw(job)
+        if raw is None:
+            raise ServiceError(explain(ValueError("this job has no results file yet")))
+        text = results.decode(raw)
+        dest = Path(dest).expanduser()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return dest
+
+    # -- chat --------------------------------------------------------------------------------------------------
+    def deployment(self, model: str) -> str:
+        """Azure chats with a deployment name, not a model id; the profile maps them."""
+        return self.profile.deployments.get(model, model)
+
+    async def chat(self, model: str, messages: list[dict], on_text: Callable[[str], None],
+                   max_tokens: int = 256, temperature: float | None = None) -> dict | None:
+        """Stream a completion; ``on_text`` gets each fragment. Returns the usage dict (or None)."""
+        kw: dict = {"model": self.deployment(model), "messages": messages, "stream": True,
+                    "stream_options": {"include_usage": True}, "max_tokens": max_tokens}
+        if temperature is not None:
+            kw["temperature"] = temperature
+        stream = await self._call(self.client.chat.completions.create(**kw), "chat")
+        usage = None
+        try:
+            async with stream:
+                async for chunk in stream:
+                    if chunk.choices:
+                        text = chunk.choices[0].delta.content
+                        if text:
+                            on_text(text)
+                    if getattr(chunk, "usage", None):
+                        usage = _dump(chunk.usage)
+        except openai.OpenAIError as exc:
+            raise ServiceError(explain(exc, action="chat")) from exc
+        return usage

@@ -1,0 +1,109 @@
+"""The local backend as the TUI uses it: reuse a running ``ftui serve`` on the data dir, or start one on a free
+loopback port, wait until it answers, and stop it on exit (only if this process started it). Standard library only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+class LocalBackendError(RuntimeError):
+    pass
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ftui" / "server"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(port: int, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+class LocalBackend:
+    """One ``ftui serve`` for the app. ``start()`` blocks until it is reachable (call it from a thread)."""
+
+    def __init__(self, data_dir: str | Path | None = None) -> None:
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.owned = False
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _running(self) -> int | None:
+        try:
+            info = json.loads((self.data_dir / "serve.json").read_text())
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if info.get("auth") or info.get("host") not in ("127.0.0.1", "localhost"):
+            return None
+        port = int(info["port"])
+        return port if _healthy(port) else None
+
+    def start(self, timeout: float = 120.0) -> str:
+        port = self._running()
+        if port:
+            self.port, self.owned = port, False
+            return self.base_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        log = open(self.data_dir / "serve.log", "ab")
+        cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               "--data-dir", str(self.data_dir)]
+        env = {k: v for k, v in os.environ.items() if k != "FTUI_SERVE_API_KEY"}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=env)
+        log.close()
+        self.owned = True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                raise LocalBackendError(f"ftui serve exited with code {code}: {self._log_tail()}")
+            if _healthy(self.port, 0.5):
+                return self.base_url
+            time.sleep(0.1)
+        self.stop()
+        raise LocalBackendError(f"ftui serve did not answer within {timeout:.0f} s (log: {self.data_dir}/serve.log)")
+
+    def _log_tail(self) -> str:
+        try:
+            lines = (self.data_dir / "serve.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "no output"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server if this process started it (the runner goes with it: same process group)."""
+        proc, self.proc = self.proc, None
+        if not proc or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,99 @@
+"""A real `ftui serve` subprocess on a free loopback port (shared by the server, service and TUI tests)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ftui.server.serve import free_port
+
+
+class Server:
+    def __init__(self, data_dir: Path, api_key: str | None = None, test_hooks: bool = False) -> None:
+        self.data_dir = data_dir
+        self.api_key = api_key
+        self.test_hooks = test_hooks
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "Server":
+        cmd = [sys.executable, "-m", "ftui.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        if self.api_key:
+            cmd += ["--api-key", self.api_key]
+        if self.test_hooks:
+            cmd += ["--test-hooks"]
+        log = open(self.data_dir.parent / f"serve-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ftui serve exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("ftui serve did not come up")
+
+    def client(self, **kw):
+        from openai import OpenAI
+
+        kw.setdefault("api_key", self.api_key or "unused")
+        return OpenAI(base_url=self.base_url, max_retries=0, **kw)
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    # -- test hooks (ftui serve --test-hooks): real failures armed on the real server ---------------------------
+    def _hook(self, method: str, path: str, body: dict | None = None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def fault(self, path: str = "/v1", status: int = 500, times: int = 1, retry_after: float | None = None,
+              message: str | None = None) -> None:
+        self._hook("POST", "/_test/faults", {"path": path, "status": status, "times": times,
+                                             "retry_after": retry_after, "message": message})
+
+    def stream_fault(self, after_chunks: int) -> None:
+        self._hook("POST", "/_test/faults", {"stream_error_after": after_chunks})
+
+    def requests(self) -> dict[str, int]:
+        return self._hook("GET", "/_test/requests")
+
+    def reset_requests(self) -> None:
+        self._hook("DELETE", "/_test/requests")
+
+
+def wait_for(client, job_id: str, statuses=("succeeded", "failed", "cancelled"), timeout: float = 400,
+             predicate=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in statuses or (predicate and predicate(job)):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout} s")
