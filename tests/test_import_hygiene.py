@@ -42,10 +42,13 @@ def test_pure_modules_import_no_ui(module):
 
 
 def test_tui_startup_loads_no_openai_or_torch(tmp_path):
-    """The app through its first screen (a real headless run on a sample) never loads openai or torch."""
+    """The app through its first screen (a real headless run on a sample, no backend) never loads openai or torch;
+    with a backend they load after the first paint, in the connect worker."""
     from tests.conftest import SAMPLES
 
+    (tmp_path / "c.toml").write_text('backend = "off"\n')
     code = (
+        f"import os; os.environ['FTUI_CONFIG_FILE'] = {str(tmp_path / 'c.toml')!r}\n"
         "import asyncio\nfrom ftui.tui.app import FtuiApp\n"
         f"app = FtuiApp({str(SAMPLES / 'broken.jsonl')!r})\n"
         "async def main():\n"
@@ -60,3 +63,19 @@ def test_tui_startup_loads_no_openai_or_torch(tmp_path):
     mods = loaded_after(code)
     assert "textual" in mods  # the probe really ran the app
     assert not mods & {"openai", "torch", "transformers", "peft", "fastapi", "uvicorn"}
+
+
+def test_tui_modules_defer_openai():
+    """Every workspace module can be imported without the SDK: it loads only when the backend connects."""
+    mods = loaded_after("import ftui.tui.app, ftui.tui.jobs_screen, ftui.tui.chat_screen, ftui.tui.files_screen, "
+                        "ftui.tui.create_job, ftui.tui.confirm")
+    assert "textual" in mods and not mods & {"openai", "torch", "httpx2", "httpx"}
+
+
+@pytest.mark.parametrize("module", ["ftui.service.profiles", "ftui.service.local", "ftui.service.errors",
+                                    "ftui.service.jobs", "ftui.service.results", "ftui.service.client"])
+def test_service_never_imports_textual(module):
+    mods = loaded_after(f"import {module}")
+    assert "textual" not in mods and not mods & {"torch", "transformers", "fastapi"}
+    if module != "ftui.service.client":
+        assert "openai" not in mods  # only the client loads the SDK

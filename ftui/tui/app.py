@@ -1,15 +1,26 @@
-"""The ftui Textual app: shell, config, themes, F1 help, command palette, one worker-error funnel."""
+"""The ftui Textual app: shell, config, themes, F1 help, command palette, one worker-error funnel, and the backend.
+
+Four workspaces are Textual modes (each keeps its own screen stack): Data (F2), Jobs (F3), Chat (F4), Files & models
+(F5). The backend is chosen by ``ftui.service.profiles`` and connected after the first paint (``openai`` and the local
+server start then); the header's subtitle shows which backend is active and whether it answers, never the key.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from textual import on
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
+from ftui.service import profiles as _profiles
+
 from . import config as _config
+from .messages import BackendFailed, BackendReady
+
+WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models"}
 
 
 def _model_commands():
@@ -26,14 +37,33 @@ class FtuiApp(App):
     BINDINGS = [
         Binding("f1", "help", "Help", id="ftui.help", tooltip="Help for what has focus, with its keys"),
         Binding("ctrl+q", "quit", "Quit", id="ftui.quit", priority=True),
+        Binding("f2", "workspace('data')", "Data", id="ftui.data", tooltip="The Data workspace"),
+        Binding("f3", "workspace('jobs')", "Jobs", id="ftui.jobs", tooltip="The Jobs workspace"),
+        Binding("f4", "workspace('chat')", "Chat", id="ftui.chat", tooltip="The Chat workspace"),
+        Binding("f5", "workspace('files')", "Files", id="ftui.files_models",
+                tooltip="The backend's files and fine-tuned models"),
     ]
 
-    def __init__(self, path: str | Path | None = None, *, config: _config.Config | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, config: _config.Config | None = None,
+                 profile: _profiles.Profile | None = None) -> None:
         super().__init__()
         self.config_error: str | None = None
         if config is None:
             config, self.config_error = _config.load()
         self.config = config
+        if profile is None:
+            try:
+                profile = _profiles.resolve(config.backend, config.profiles)
+            except _profiles.ProfileError as e:
+                self.config_error = (self.config_error or "") + f" {e}; no backend."
+                profile = _profiles.Profile("off", "off")
+        self.profile = profile
+        self.service = None  # ftui.service.client.Service once connected
+        self.local = None  # ftui.service.local.LocalBackend when this app started or reuses one
+        self.online: bool | None = None  # None: not known yet
+        self.backend_note = "connecting…" if profile.kind != "off" else ""
+        self.models: list[dict] = []  # the backend's /v1/models
+        self.checkpoints: dict[str, dict] = {}  # checkpoint model id -> checkpoint (from the Jobs workspace)
         from ftui.core.catalog import DEFAULT_MODEL
 
         self.model_id = config.default_model or DEFAULT_MODEL
@@ -51,12 +81,144 @@ class FtuiApp(App):
         self.set_keymap(self.config.keymap)
         p = self.start_path
         if p.is_dir():
-            screen = DataScreen(p)
+            self.add_mode("data", lambda: DataScreen(p))
         else:
-            screen = DataScreen(p.parent, open_file=p)
-        self.push_screen(screen)
+            self.add_mode("data", lambda: DataScreen(p.parent, open_file=p))
+        self.add_mode("jobs", self._jobs_screen)
+        self.add_mode("chat", self._chat_screen)
+        self.add_mode("files", self._files_screen)
+        self.switch_mode("data")
+        self.show_backend()
         if self.config_error:
             self.notify(self.config_error.strip(), title="Config", severity="warning", timeout=8)
+        if self.profile.kind != "off":
+            self.call_after_refresh(self._connect)  # after the first paint: openai and the server load then
+
+    @staticmethod
+    def _jobs_screen():
+        from .jobs_screen import JobsScreen
+
+        return JobsScreen()
+
+    @staticmethod
+    def _chat_screen():
+        from .chat_screen import ChatScreen
+
+        return ChatScreen()
+
+    @staticmethod
+    def _files_screen():
+        from .files_screen import FilesScreen
+
+        return FilesScreen()
+
+    def action_workspace(self, name: str) -> None:
+        if self.current_mode != name and not isinstance(self.screen, _modal_types()):
+            self.switch_mode(name)
+
+    # -- the backend -----------------------------------------------------------------------------------------
+    @work(thread=True, group="backend", exit_on_error=False, description="Connecting to the backend")
+    def _connect(self) -> None:
+        """Import the SDK, start (or reuse) the local backend if that is the profile, create the client."""
+        try:
+            from ftui.service.client import Service
+
+            base_url = None
+            if self.profile.kind == "local":
+                from ftui.service.local import LocalBackend, LocalBackendError
+
+                self.local = LocalBackend(self.profile.data_dir)
+                try:
+                    base_url = self.local.start()
+                except LocalBackendError as e:
+                    self.post_message(BackendFailed(f"The local backend did not start: {e}"))
+                    return
+                self.profile.base_url = base_url
+            self.post_message(BackendReady(Service(self.profile, base_url=base_url)))
+        except ImportError as e:
+            self.post_message(BackendFailed(f"Cannot load the OpenAI SDK: {e}"))
+
+    def on_backend_ready(self, message: BackendReady) -> None:
+        self.service = message.service
+        self.backend_note = ""
+        self.show_backend()
+        self.refresh_models()
+        for screen in self._all_screens():
+            hook = getattr(screen, "backend_ready", None)
+            if hook:
+                hook()
+
+    def on_backend_failed(self, message: BackendFailed) -> None:
+        self.online = False
+        self.backend_note = "not started"
+        self.show_backend()
+        self.notify(message.error, title="Backend", severity="error", timeout=12)
+
+    def _all_screens(self):
+        for stack in self._screen_stacks.values():
+            yield from stack
+
+    @work(group="models", exclusive=True, exit_on_error=False, description="Listing models")
+    async def refresh_models(self) -> None:
+        from ftui.service.errors import ServiceError
+
+        try:
+            self.models = await self.service.models()
+        except ServiceError as e:
+            self.set_online(e.problem)
+            return
+        self.set_online(None)
+
+    def set_online(self, problem=None) -> None:
+        """Every call's outcome lands here: the header follows reachability (offline, key rejected, …)."""
+        if problem is None:
+            was, self.online, self.backend_note = self.online, True, ""
+            if was is False:
+                self.notify("The backend answers again", title="Backend", timeout=4)
+        elif problem.kind in ("offline", "timeout"):
+            if self.online is not False:
+                self.notify(problem.message, title="Backend offline", severity="warning", timeout=6)
+            self.online, self.backend_note = False, "offline, retrying"
+        elif problem.kind == "auth":
+            if self.backend_note != "key rejected":
+                self.notify(problem.message, title="Backend", severity="error", timeout=12)
+            self.online, self.backend_note = False, "key rejected"
+        elif problem.kind == "rate_limited":
+            self.online, self.backend_note = True, "rate limited"
+        else:
+            self.online = True
+        self.show_backend()
+
+    def show_backend(self) -> None:
+        label = self.profile.label()
+        if self.profile.kind == "off":
+            mark = "○"
+        elif self.online is None:
+            mark = "…"
+        else:
+            mark = "●" if self.online else "○"
+        state = self.backend_note or ("online" if self.online else "")
+        self.sub_title = f"{mark} {label}" + (f" · {state}" if state else "")
+
+    async def on_unmount(self) -> None:
+        if self.service is not None:
+            try:
+                await self.service.close()
+            except Exception:  # noqa: BLE001 — closing a client must never block the exit
+                pass
+        if self.local is not None and self.local.owned:
+            self.local.stop()
+
+    def data_screen(self):
+        """The Data workspace's screen (its open file and report feed the create-job form)."""
+        stack = self._screen_stacks.get("data") or [None]
+        return stack[0]
+
+    def open_chat(self, model: str) -> None:
+        """Chat with a model or checkpoint (from the Jobs workspace)."""
+        self.switch_mode("chat")
+        self.call_after_refresh(lambda: self.screen.choose_model(model) if hasattr(self.screen, "choose_model")
+                                else None)
 
     # -- help, commands --------------------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -68,6 +230,9 @@ class FtuiApp(App):
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
+        for mode, title in WORKSPACES.items():
+            yield SystemCommand(f"Workspace: {title}", f"Switch to the {title} workspace",
+                                lambda m=mode: self.action_workspace(m))
         if hasattr(screen, "action_open_path"):
             yield SystemCommand("Open file…", "Open a dataset by path", screen.action_open_path)
             yield SystemCommand("Choose model…", "The model whose limits and prices the figures use",
@@ -108,3 +273,9 @@ class FtuiApp(App):
             what = event.worker.description or event.worker.name
             self.log.error(f"worker {event.worker.name} failed", error)
             self.notify(f"{type(error).__name__}: {error}", title=f"{what} failed", severity="error", timeout=10)
+
+
+def _modal_types():
+    from textual.screen import ModalScreen
+
+    return (ModalScreen,)

@@ -5,6 +5,13 @@
     theme = "textual-dark"
     histogram_log = false
     cursor_blink = true
+    backend = "local"   # or "openai", "off", or a profile name (see ftui/service/profiles.py); unset: OpenAI when
+                        # OPENAI_API_KEY is set, else the local backend
+
+    [profiles.azure]    # kind = azure | compatible | openai | local; keys come from api_key_env, never this file
+    kind = "azure"
+    endpoint = "https://NAME.openai.azure.com"
+    api_version = "2025-04-01-preview"
 
     [keymap]            # binding id = keys (see F1 in the app for the ids)
     "ftui.reanalyse" = "ctrl+r"
@@ -38,21 +45,29 @@ class Config:
     theme: str = "textual-dark"
     histogram_log: bool = False
     cursor_blink: bool = True
+    backend: str | None = None  # a profile name, "openai", "local" or "off"; None: from the environment
+    chat_save_path: str | None = None  # where "save exchange" appends training examples
     keymap: dict[str, str] = field(default_factory=dict)
+    profiles: dict[str, dict] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         out = []
         for k, v in asdict(self).items():
-            if k == "keymap" or v is None:
+            if k in ("keymap", "profiles") or v is None:
                 continue
             out.append(f"{k} = {_toml_value(v)}")
         if self.keymap:
             out.append("\n[keymap]")
             out += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in sorted(self.keymap.items())]
+        for name, prof in self.profiles.items():
+            out.append(f"\n[profiles.{_toml_value(name)}]")
+            out += [f"{k} = {_toml_value(v)}" for k, v in prof.items()]
         return "\n".join(out) + "\n"
 
 
 def _toml_value(v) -> str:
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -79,9 +94,12 @@ def parse(text: str, where: str = "config") -> Config:
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise ConfigError(f"{where}: [keymap] maps binding ids to key strings, e.g. \"ftui.reanalyse\" = "
                                   "\"ctrl+r\"")
-        elif key == "default_model":
+        elif key in ("default_model", "backend", "chat_save_path"):
             if not isinstance(value, str):
-                raise ConfigError(f"{where}: default_model must be a string")
+                raise ConfigError(f"{where}: {key} must be a string")
+        elif key == "profiles":
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise ConfigError(f"{where}: profiles are tables: [profiles.NAME] with kind, base_url, …")
         elif type(value) is not type(default):
             raise ConfigError(f"{where}: {key} must be {type(default).__name__}, got {type(value).__name__}")
         setattr(cfg, key, value)

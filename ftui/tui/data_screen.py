@@ -235,7 +235,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         report = self.report
         if report is None:
             return
-        from .widgets.histogram import Histogram
+        from .widgets.plots import Histogram
 
         pane = self.query_one("#tab-histograms", TabPane)
         if not pane.query(Histogram):

@@ -34,3 +34,61 @@ class AnalysisFailed(Message, bubble=False):
 @dataclass
 class AnalysisCancelled(Message, bubble=False):
     path: str
+
+
+# -- backend -------------------------------------------------------------------------------------------------------
+@dataclass
+class BackendReady(Message, bubble=False):
+    """The service exists (the local backend answers, or a remote client is configured)."""
+    service: object  # ftui.service.client.Service
+
+
+@dataclass
+class BackendFailed(Message, bubble=False):
+    error: str
+
+
+@dataclass
+class JobsPolled(Message, bubble=False):
+    """One poll tick's outcome: which tracks changed, their new events (oldest first), which jobs just ended."""
+    changed: list
+    new_events: dict
+    finished: list
+    listed: bool = False
+    extra: dict | None = None  # job id -> what was loaded for the detail ("checkpoints", "results")
+
+
+@dataclass
+class PollProblem(Message, bubble=False):
+    problem: object  # ftui.service.errors.Problem
+    retry_in: float
+
+
+@dataclass
+class UploadProgress(Message, bubble=False):
+    name: str
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, UploadProgress) and message.name == self.name
+
+
+@dataclass
+class ChatDelta(Message, bubble=False):
+    column: int
+    text: str
+
+
+@dataclass
+class ChatDone(Message, bubble=False):
+    column: int
+    usage: dict | None
+    seconds: float
+
+
+@dataclass
+class ChatFailed(Message, bubble=False):
+    column: int
+    problem: object
+    prompt: str

@@ -22,7 +22,8 @@ def isolated_config(tmp_path, monkeypatch):
 
 
 def test_config(**kw) -> Config:
-    return Config(cursor_blink=False, **kw)
+    """No cursor blink; no backend unless the test asks for one (a profile is passed to the app)."""
+    return Config(**{"cursor_blink": False, "backend": "off", **kw})
 
 
 test_config.__test__ = False  # a helper, not a test
@@ -43,6 +44,20 @@ class Recorder:
 
     def of(self, kind) -> list:
         return [m for m in self.messages if isinstance(m, kind)]
+
+    async def until(self, predicate, timeout: float = 120, what: str = "") -> None:
+        """Wait (woken by each message, never by a sleep) until ``predicate()`` holds."""
+        event = asyncio.Event()
+        self._waiters.append((object, event))
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    event.clear()
+                    await event.wait()
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}") from None
+        finally:
+            self._waiters.remove((object, event))
 
     async def wait_for(self, kind, timeout: float = 60) -> None:
         if self.of(kind):

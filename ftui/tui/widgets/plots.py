@@ -1,4 +1,5 @@
-"""The one file that knows about textual-plotext (pinned 1.0.1, plotext < 6): a histogram whose bins come from core.
+"""The one file that knows about textual-plotext (pinned 1.0.1, plotext < 6): histograms whose bins come from core,
+and the line charts of a job's metrics.
 
 Moving to plotext 6 (a dolphie-style Static) would touch only this file.
 """
@@ -77,3 +78,58 @@ def _label(x: float) -> str:
     if abs(x) >= 10_000:
         return f"{x / 1000:,.0f}k"
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:.3g}"
+
+
+# series name -> (legend label, colour)
+LOSS = (("train_loss", "training", "cyan"), ("valid_loss", "validation", "orange"),
+        ("full_valid_loss", "full validation", "red"))
+ACCURACY = (("train_mean_token_accuracy", "training", "cyan"), ("valid_mean_token_accuracy", "validation", "orange"),
+            ("full_valid_mean_token_accuracy", "full validation", "red"))
+
+
+class MetricsChart(PlotextPlot):
+    """Lines by step for a set of series ({name: [(step, value)]}); redrawn at most a few times a second."""
+
+    DEFAULT_CSS = """
+    MetricsChart { height: 1fr; min-height: 8; }
+    """
+
+    def __init__(self, title: str, lines=LOSS, **kw) -> None:
+        super().__init__(**kw)
+        self.plot_title = title
+        self.lines = lines
+        self.data: dict[str, list[tuple[int, float]]] = {}
+        self.total_steps: int | None = None
+        self._pending = False
+
+    @property
+    def points(self) -> int:
+        return sum(len(self.data.get(name, ())) for name, _, _ in self.lines)
+
+    def show(self, series: dict[str, list[tuple[int, float]]], total_steps: int | None = None) -> None:
+        self.data = {name: list(series.get(name, ())) for name, _, _ in self.lines}
+        self.total_steps = total_steps
+        if not self._pending:  # coalesce bursts: one redraw per 0.25 s at most
+            self._pending = True
+            self.set_timer(0.25, self._redraw)
+
+    def _redraw(self) -> None:
+        self._pending = False
+        self.draw()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        drawn = False
+        for name, label, color in self.lines:
+            pts = self.data.get(name) or []
+            if pts:
+                plt.plot([s for s, _ in pts], [v for _, v in pts], label=label, color=color,
+                         marker="braille")
+                drawn = True
+        title = self.plot_title if drawn else f"{self.plot_title} — no points yet"
+        if drawn and self.total_steps:
+            plt.xlim(0, self.total_steps)
+        plt.title(title)
+        plt.xlabel("step")
+        self.refresh()

@@ -1,0 +1,320 @@
+"""The create-job form (a modal): training and validation files, base model, method, hyperparameters, suffix, seed;
+tokens, epochs and the cost estimate before submitting; a file with errors is not uploaded unless the user insists;
+uploads show progress. Dismisses with the created job (a dict) or None."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
+
+from ftui.core import catalog
+
+from .messages import UploadProgress
+from .widgets.file_tree import is_dataset
+
+NONE = "none"
+
+
+def _num(value: str, kind):
+    value = value.strip()
+    if not value or value == "auto":
+        return "auto"
+    return kind(value)
+
+
+class CreateJobScreen(ModalScreen[dict | None]):
+    HELP = """\
+# Create a fine-tuning job
+The training file is the Data workspace's file (uploaded when you submit) or a file already on the backend.
+Leave a hyperparameter empty for **auto**. The estimate uses the analysis of the open file; a file with
+validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** submits, **Esc** closes.
+"""
+    BINDINGS = [Binding("escape", "close", "Close", id="create.close"),
+                Binding("ctrl+s", "submit", "Create job", id="create.submit", priority=True)]
+    DEFAULT_CSS = """
+    CreateJobScreen { align: center middle; }
+    CreateJobScreen > VerticalScroll { width: 100; max-width: 95%; height: auto; max-height: 95%;
+                                      border: thick $accent; background: $surface; padding: 0 2; }
+    CreateJobScreen .row { height: auto; }
+    CreateJobScreen .row > Label { width: 18; padding: 1 0 0 0; }
+    CreateJobScreen .row > Select, CreateJobScreen .row > Input { width: 1fr; }
+    CreateJobScreen #hp Input { width: 1fr; }
+    CreateJobScreen #estimate { padding: 1 0; }
+    CreateJobScreen #problems { color: $error; }
+    CreateJobScreen #buttons { height: auto; margin: 1 0; }
+    CreateJobScreen #buttons Button { margin-right: 2; }
+    CreateJobScreen #upload { height: 1; }
+    """
+
+    def __init__(self, path: str | None, report=None) -> None:
+        super().__init__()
+        self.path = path if path and Path(path).is_file() else None
+        self.report = report if report is not None and self.path and report.analysis.path == self.path else None
+        self.submitting = False
+
+    # -- layout ----------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        train = [(f"upload {self.path}", f"local:{self.path}")] if self.path else []
+        valid = [("none", NONE)]
+        if self.path:
+            for p in sorted(Path(self.path).parent.iterdir()):
+                if p.is_file() and is_dataset(p) and str(p) != self.path:
+                    valid.append((f"upload {p.name}", f"local:{p}"))
+        fmt = self.report.analysis.format if self.report else None
+        with VerticalScroll():
+            yield Label(Text("New fine-tuning job", style="bold"))
+            with Horizontal(classes="row"):
+                yield Label("Training file")
+                yield Select(train, value=train[0][1] if train else Select.BLANK, id="train",
+                             prompt="a file on the backend…")
+            with Horizontal(classes="row"):
+                yield Label("Validation file")
+                yield Select(valid, value=NONE, allow_blank=False, id="valid")
+            with Horizontal(classes="row"):
+                yield Label("Base model")
+                yield Select(self._base_models(), id="base", prompt="base model")
+            with Horizontal(classes="row"):
+                yield Label("Method")
+                yield Select([("supervised (SFT)", "supervised"), ("preference (DPO)", "dpo")],
+                             value="dpo" if fmt == "preference" else "supervised", allow_blank=False, id="method")
+            with Horizontal(classes="row", id="hp"):
+                yield Label("Hyperparameters")
+                yield Input(placeholder="epochs: auto", id="epochs", restrict=r"[0-9]*")
+                yield Input(placeholder="batch size: auto", id="batch", restrict=r"[0-9]*")
+                yield Input(placeholder="LR multiplier: auto", id="lr", restrict=r"[0-9.]*")
+                yield Input(placeholder="beta: auto", id="beta", restrict=r"[0-9.]*")
+            with Horizontal(classes="row"):
+                yield Label("Suffix / seed")
+                yield Input(placeholder="suffix (optional)", id="suffix", restrict=r"[A-Za-z0-9_.\-]*",
+                            max_length=64)
+                yield Input(placeholder="seed (optional)", id="seed", restrict=r"[0-9]*")
+            yield Static("", id="estimate")
+            yield Static("", id="problems")
+            yield Checkbox("Upload anyway (the file has errors)", id="insist")
+            yield ProgressBar(id="upload", show_eta=False)
+            with Horizontal(id="buttons"):
+                yield Button("Create job (ctrl+s)", variant="primary", id="create")
+                yield Button("Cancel (Esc)", id="close")
+
+    def _base_models(self) -> list[tuple[str, str]]:
+        today = date.today().isoformat()
+        backend = {m["id"]: m for m in self.app.models if not m["id"].startswith("ft:")}
+        opts: dict[str, str] = {}
+        cat = {m.id: m for m in catalog.catalog()}
+        prof = self.app.profile
+        if prof.is_openai or prof.kind == "azure" or not backend:
+            # OpenAI's /v1/models lists every model, most not fine-tunable: the catalog says which are
+            ids = [m.id for m in cat.values() if m.provider == "openai"]
+        else:  # the local backend or a compatible one lists exactly what it can train
+            ids = list(backend)
+        for mid in ids:
+            info = cat.get(mid)
+            shutdown = (backend.get(mid) or {}).get("shutdown_date") or (info.shutdown_date if info else None)
+            label = mid
+            if shutdown:
+                label += f"  · shut down {shutdown}" if shutdown <= today else f"  · shuts down {shutdown}"
+            if info and info.methods:
+                label += f"  · {'/'.join(info.methods)}"
+            opts[mid] = label
+        return [(label, mid) for mid, label in opts.items()]
+
+    def on_mount(self) -> None:
+        for w in self.query(Input):
+            w.cursor_blink = self.app.config.cursor_blink
+        self.query_one("#upload").display = False
+        self.query_one("#insist").display = False
+        base = self.query_one("#base", Select)
+        options = [v for _, v in self._base_models()]
+        want = self.app.model_id if self.app.model_id in options else (options[0] if options else None)
+        if want:
+            base.value = want
+        self._sync_method()
+        self._update_estimate()
+        self._load_files()
+
+    @work(group="create-files", exit_on_error=False, description="Listing backend files")
+    async def _load_files(self) -> None:
+        from ftui.service.errors import ServiceError
+
+        try:
+            files = [f for f in await self.app.service.files() if f.get("purpose") == "fine-tune"]
+        except ServiceError as e:
+            self.query_one("#problems", Static).update(f"Cannot list the backend's files: {e.problem.message}")
+            return
+        extra = [(f"{f['id']}  {f['filename']}", f"file:{f['id']}") for f in files]
+        for sel in ("#train", "#valid"):
+            w = self.query_one(sel, Select)
+            current = w.value
+            base = [(label, value) for label, value in w._options if value is not Select.BLANK]
+            w.set_options(base + extra)
+            if current is not Select.BLANK:
+                w.value = current
+
+    # -- estimate and checks ---------------------------------------------------------------------------------
+    @on(Select.Changed)
+    @on(Input.Changed)
+    def _changed(self, event) -> None:
+        if getattr(event, "select", None) is not None and event.select.id == "method":
+            self._sync_method()
+        self._update_estimate()
+
+    def _sync_method(self) -> None:
+        self.query_one("#beta").display = self.query_one("#method", Select).value == "dpo"
+
+    def _epochs(self):
+        try:
+            return _num(self.query_one("#epochs", Input).value, int)
+        except ValueError:
+            return "auto"
+
+    def _update_estimate(self) -> None:
+        est = self.query_one("#estimate", Static)
+        problems = self.query_one("#problems", Static)
+        train = self.query_one("#train", Select).value
+        if not isinstance(train, str) or not train.startswith("local:"):
+            est.update("A file already on the backend: the backend validates it; no local estimate.")
+            problems.update("")
+            self.query_one("#insist").display = False
+            return
+        if self.report is None:
+            est.update("Open and analyse the file in the Data workspace (F2) for tokens and cost.")
+            return
+        from ftui.core.report import Report
+
+        base = self.query_one("#base", Select).value
+        model = catalog.resolve(base if isinstance(base, str) else None)
+        a = self.report.analysis
+        note = ""
+        if model.encoding != a.encoding:
+            model_for_count = catalog.resolve(self.report.model.id)
+            note = f" (counted with {a.encoding}; {model.id} uses {model.encoding})"
+        else:
+            model_for_count = model
+        r = Report(a, model_for_count, self._epochs())
+        e = catalog.estimate(r.tokens, model, self._epochs(), n_examples=a.examples)
+        if model.provider == "local" or self.app.profile.kind == "local":
+            cost = "no charge (local backend)"
+        elif e.usd is not None:
+            cost = f"≈ ${e.usd:,.2f}"
+        else:
+            cost = e.note or "price unknown"
+        text = Text()
+        text.append(f"{a.examples:,} examples · {int(r.tokens.sum()):,} tokens{note} · ")
+        text.append(f"{e.n_epochs} epochs{' (auto)' if e.n_epochs_auto else ''} · {e.billed_tokens:,} billed tokens"
+                    " · ")
+        text.append(cost, style="bold")
+        if e.over_context:
+            text.append(f"\n{e.over_context} examples exceed {model.id}'s context and will be truncated",
+                        style="yellow")
+        est.update(text)
+        if self.report.n_errors:
+            first = self.report.errors[0]
+            where = f"line {first.line}: " if first.line else ""
+            problems.update(f"{self.report.n_errors} error(s) in {Path(self.path).name} — first, {where}"
+                            f"{first.message}. The backend will likely reject the file.")
+            self.query_one("#insist").display = True
+        else:
+            problems.update("")
+            self.query_one("#insist").display = False
+
+    # -- submit ----------------------------------------------------------------------------------------------
+    def action_close(self) -> None:
+        if not self.submitting:
+            self.dismiss(None)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.action_close()
+
+    @on(Button.Pressed, "#create")
+    def _create(self) -> None:
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        if self.submitting:
+            return
+        problems = self.query_one("#problems", Static)
+        train = self.query_one("#train", Select).value
+        base = self.query_one("#base", Select).value
+        if not isinstance(train, str):
+            problems.update("Choose a training file.")
+            return
+        if not isinstance(base, str):
+            problems.update("Choose a base model.")
+            return
+        if (train.startswith("local:") and self.report is not None and self.report.n_errors
+                and not self.query_one("#insist", Checkbox).value):
+            self.notify("The file has validation errors: fix them, or tick 'Upload anyway'.", severity="warning")
+            self.query_one("#insist", Checkbox).focus()
+            return
+        method = self.query_one("#method", Select).value
+        try:
+            hp = {"n_epochs": _num(self.query_one("#epochs", Input).value, int),
+                  "batch_size": _num(self.query_one("#batch", Input).value, int),
+                  "learning_rate_multiplier": _num(self.query_one("#lr", Input).value, float)}
+            if method == "dpo":
+                hp["beta"] = _num(self.query_one("#beta", Input).value, float)
+        except ValueError as e:
+            problems.update(f"A hyperparameter is not a number: {e}")
+            return
+        seed_text = self.query_one("#seed", Input).value.strip()
+        spec = {"train": train, "valid": self.query_one("#valid", Select).value, "model": base, "method": method,
+                "hyperparameters": hp, "suffix": self.query_one("#suffix", Input).value.strip() or None,
+                "seed": int(seed_text) if seed_text else None}
+        self.submitting = True
+        self.query_one("#create", Button).disabled = True
+        problems.update("")
+        self._submit(spec)
+
+    @work(exclusive=True, group="create-job", exit_on_error=False, description="Creating the job")
+    async def _submit(self, spec: dict) -> None:
+        from ftui.service.errors import ServiceError
+
+        svc = self.app.service
+        try:
+            ids = {}
+            for role in ("train", "valid"):
+                value = spec[role]
+                if not isinstance(value, str) or value == NONE:
+                    ids[role] = None
+                elif value.startswith("file:"):
+                    ids[role] = value[5:]
+                else:
+                    path = Path(value[6:])
+                    name = path.name
+                    self.post_message(UploadProgress(name, 0, path.stat().st_size))
+                    f = await svc.upload(path, progress=lambda d, t, n=name: self.post_message(
+                        UploadProgress(n, d, t)))
+                    ids[role] = f["id"]
+            job = await svc.create_job(training_file=ids["train"], validation_file=ids["valid"], model=spec["model"],
+                                       method=spec["method"], hyperparameters=spec["hyperparameters"],
+                                       suffix=spec["suffix"], seed=spec["seed"])
+        except (ServiceError, OSError) as e:
+            msg = e.problem.message if isinstance(e, ServiceError) else f"{e.filename}: {e.strerror}"
+            self.call_later(self._failed, msg)
+            return
+        self.app.notify(f"Created {job['id']} ({job['status']})", title="Job created", timeout=5)
+        self.dismiss(job)
+
+    def _failed(self, message: str) -> None:
+        self.submitting = False
+        self.query_one("#create", Button).disabled = False
+        self.query_one("#upload").display = False
+        self.query_one("#problems", Static).update(message)
+        self.notify(message, title="Job not created", severity="error", timeout=10)
+
+    @on(UploadProgress)
+    def _upload_progress(self, message: UploadProgress) -> None:
+        bar = self.query_one("#upload", ProgressBar)
+        bar.display = True
+        bar.update(total=max(1, message.total), progress=message.done)
+        self.query_one("#estimate", Static).update(f"Uploading {message.name}: {message.done:,} of "
+                                                   f"{message.total:,} bytes")

@@ -1,0 +1,153 @@
+"""Files & models: the backend's files (with delete) and models (fine-tuned ones deletable, shutdown dates shown)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from .jobs_screen import ts
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class FilesScreen(Screen):
+    HELP = """\
+# Files & models
+The backend's files and models. **d** deletes the selected file or fine-tuned model (asks first);
+**t** chats with the selected model; **ctrl+r** reads both lists again.
+"""
+    BINDINGS = [
+        Binding("d", "delete", "Delete", id="files.delete", tooltip="Delete the selected file or model"),
+        Binding("t", "chat", "Chat", id="files.chat", tooltip="Chat with the selected model"),
+        Binding("ctrl+r", "refresh", "Refresh", id="files.refresh", tooltip="Read the lists again"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical():
+            yield Static("", id="files-status")
+            files = DataTable(id="files", cursor_type="row", zebra_stripes=True)
+            files.border_title = "Files"
+            yield files
+            models = DataTable(id="models", cursor_type="row", zebra_stripes=True)
+            models.border_title = "Models"
+            yield models
+        yield Footer()
+
+    def on_mount(self) -> None:
+        f = self.query_one("#files", DataTable)
+        for key, label in (("id", "file"), ("name", "filename"), ("purpose", "purpose"), ("bytes", "size"),
+                           ("created", "created")):
+            f.add_column(label, key=key)
+        m = self.query_one("#models", DataTable)
+        for key, label in (("id", "model"), ("owner", "owned by"), ("created", "created"),
+                           ("shutdown", "shutdown date")):
+            m.add_column(label, key=key)
+
+    def backend_ready(self) -> None:
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        if self.app.service is None:
+            self.query_one("#files-status", Static).update("No backend." if self.app.profile.kind == "off"
+                                                           else "Connecting…")
+            return
+        self.load()
+
+    @work(exclusive=True, group="files-load", exit_on_error=False, description="Listing files and models")
+    async def load(self) -> None:
+        from ftui.service.errors import ServiceError
+
+        svc = self.app.service
+        try:
+            files = await svc.files()
+            models = await svc.models()
+        except ServiceError as e:
+            self.app.set_online(e.problem)
+            self.query_one("#files-status", Static).update(Text(e.problem.message, style="red"))
+            return
+        self.app.set_online(None)
+        self.app.models = models
+        self.show(files, models)
+
+    def show(self, files: list[dict], models: list[dict]) -> None:
+        self.query_one("#files-status", Static).update(f"{len(files)} files · {len(models)} models")
+        today = date.today().isoformat()
+        for table_id, rows in (("#files", [(f["id"], (f["id"], f.get("filename") or "", f.get("purpose") or "",
+                                                       size(f.get("bytes")), ts(f.get("created_at")))) for f in files]),
+                               ("#models", [(m["id"], (m["id"], m.get("owned_by") or "", ts(m.get("created")),
+                                                       _shutdown(m.get("shutdown_date"), today))) for m in models])):
+            table = self.query_one(table_id, DataTable)
+            keep = {k for k, _ in rows}
+            for key in [k.value for k in table.rows if k.value not in keep]:
+                table.remove_row(key)
+            for key, cells in rows:  # keyed: existing rows are updated in place, the cursor stays
+                if key in table.rows:
+                    for col, value in zip(("id", *[c.key.value for c in list(table.columns.values())[1:]]), cells):
+                        table.update_cell(key, col, value)
+                else:
+                    table.add_row(*cells, key=key)
+
+    def _selected(self) -> tuple[str, str] | None:
+        table = self.focused if isinstance(self.focused, DataTable) else self.query_one("#files", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return ("file" if table.id == "files" else "model"), key
+
+    def action_delete(self) -> None:
+        sel = self._selected()
+        if sel is None:
+            return
+        kind, key = sel
+        if kind == "model" and not key.startswith("ft:"):
+            self.notify("Only fine-tuned models can be deleted", severity="warning")
+            return
+        from .confirm import Confirm
+
+        self.app.push_screen(Confirm(f"Delete the {kind} {key}? It cannot be undone."),
+                             lambda ok: self._delete(kind, key) if ok else None)
+
+    @work(group="files-delete", exit_on_error=False, description="Deleting")
+    async def _delete(self, kind: str, key: str) -> None:
+        from ftui.service.errors import ServiceError
+
+        try:
+            if kind == "file":
+                await self.app.service.delete_file(key)
+            else:
+                await self.app.service.delete_model(key)
+        except ServiceError as e:
+            self.notify(e.problem.message, title="Delete failed", severity="error", timeout=8)
+            return
+        self.notify(f"Deleted {key}", timeout=4)
+        self.load()
+
+    def action_chat(self) -> None:
+        sel = self._selected()
+        if sel and sel[0] == "model":
+            self.app.open_chat(sel[1])
+
+
+def _shutdown(value: str | None, today: str) -> Text:
+    if not value:
+        return Text("—", style="dim")
+    return Text(value, style="red" if value <= today else "yellow")

@@ -1,0 +1,489 @@
+"""The Jobs workspace: the backend's jobs kept live, the selected job's detail, events, metrics and checkpoints.
+
+Polling follows dolphie: one async worker per tick, and the next tick is scheduled only when it has finished
+(``set_timer``, never ``set_interval``), with backoff when the backend is away and Retry-After when it says so.
+A tick costs: one request per live job (the job) plus one for its new events; a terminal job costs nothing once its
+events, checkpoints and results are loaded; the job list itself is re-read every ``LIST_EVERY`` seconds. While the
+pane is hidden only the live jobs' status is read (4× slower), so the toast and bell still come when one ends.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Log, Static
+
+from ftui.service.jobs import JobTrack, is_terminal
+
+from .messages import JobsPolled, PollProblem
+
+LIST_EVERY = 60.0
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "paused": "magenta",
+                "queued": "blue", "validating_files": "blue"}
+
+
+def ts(t: int | None, with_date: bool = True) -> str:
+    if not t:
+        return "—"
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def method_of(job: dict) -> tuple[str, dict]:
+    m = job.get("method") or {}
+    kind = m.get("type") or "supervised"
+    hp = ((m.get(kind) or {}).get("hyperparameters") or job.get("hyperparameters") or {})
+    return kind, {k: v for k, v in hp.items() if v is not None}
+
+
+class JobsScreen(Screen):
+    HELP = """\
+# Jobs workspace
+The backend's fine-tuning jobs, live. Pick one in the list: its **detail**, **event log** (follows live),
+**loss and accuracy charts** (from metrics events; from the results CSV once finished) and **checkpoints**.
+Press **n** to create a job from the Data workspace's file. Enter on a checkpoint chats with it.
+"""
+
+    BINDINGS = [
+        Binding("n", "new_job", "New job", id="jobs.new", tooltip="Create a job from the open dataset"),
+        Binding("c", "cancel_job", "Cancel", id="jobs.cancel", tooltip="Cancel the selected job (asks first)"),
+        Binding("p", "pause_job", "Pause", id="jobs.pause", tooltip="Pause the selected running job"),
+        Binding("u", "resume_job", "Resume", id="jobs.resume", tooltip="Resume the selected paused job"),
+        Binding("d", "delete_model", "Delete model", id="jobs.delete_model",
+                tooltip="Delete the job's fine-tuned model (asks first)"),
+        Binding("s", "save_results", "Save CSV", id="jobs.save_results", tooltip="Download the results CSV"),
+        Binding("y", "copy_model", "Copy id", id="jobs.copy_model", tooltip="Copy the fine-tuned model id"),
+        Binding("t", "chat", "Chat", id="jobs.chat", tooltip="Chat with the fine-tuned model (or checkpoint)"),
+        Binding("ctrl+r", "refresh", "Refresh", id="jobs.refresh", tooltip="Read the job list again now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracks: dict[str, JobTrack] = {}
+        self.selected: str | None = None
+        self.list_every = LIST_EVERY
+        self.hidden = False
+        self.failures = 0
+        self._timer = None
+        self._listed_at = 0.0
+        self._list_now = True
+        self._shown_events = 0  # how many of the selected track's events are in the log
+        self._problem_shown = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="jobs-main"):
+            yield Static("", id="jobs-status")
+            table = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+            yield table
+            with Horizontal(id="jobs-bottom"):
+                with Vertical(id="job-left"):
+                    yield Static("Select a job.", id="job-detail")
+                    yield Log(id="events", max_lines=5000)
+                with Vertical(id="job-right"):
+                    from .widgets.plots import ACCURACY, LOSS, MetricsChart
+
+                    with Horizontal(id="charts"):
+                        yield MetricsChart("Loss", LOSS, id="chart-loss")
+                        yield MetricsChart("Token accuracy", ACCURACY, id="chart-acc")
+                    yield DataTable(id="checkpoints", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one("#jobs", DataTable)
+        for key, label in (("id", "job"), ("model", "base model"), ("method", "method"), ("status", "status"),
+                           ("step", "step"), ("created", "created"), ("ft", "fine-tuned model")):
+            t.add_column(label, key=key)
+        c = self.query_one("#checkpoints", DataTable)
+        for key, label in (("step", "step"), ("model", "checkpoint model"), ("train", "train loss"),
+                           ("valid", "valid loss"), ("acc", "accuracy")):
+            c.add_column(label, key=key)
+        c.border_title = "Checkpoints (Enter: chat with it)"
+        self.query_one("#events", Log).border_title = "Events"
+        self.backend_ready()
+
+    def backend_ready(self) -> None:
+        if self.app.service is None:
+            msg = "No backend (config: backend = \"off\")." if self.app.profile.kind == "off" else "Connecting…"
+            self.query_one("#jobs-status", Static).update(msg)
+            return
+        self.query_one("#jobs-status", Static).update("")
+        self._schedule(0)
+
+    # -- polling ---------------------------------------------------------------------------------------------
+    @property
+    def interval(self) -> float:
+        return self.app.profile.interval
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        # never 0: a zero-interval Timer that fires late divides by zero (textual 8.2.8 timer.py)
+        self._timer = self.set_timer(max(delay, 0.01), self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.app.service is None or not self.is_attached:
+            return
+        list_now = self._list_now or time.monotonic() - self._listed_at >= self.list_every
+        self._list_now = False
+        self.poll(list_now and not self.hidden, self.hidden, self.selected)
+
+    @work(exclusive=True, group="jobs-poll", exit_on_error=False, description="Polling jobs")
+    async def poll(self, list_jobs: bool, hidden: bool, selected: str | None) -> None:
+        from ftui.service.errors import ServiceError
+
+        svc = self.app.service
+        changed, new_events, finished, extra = [], {}, [], {}
+        try:
+            if list_jobs:
+                for job in await svc.jobs():
+                    track = self.tracks.get(job["id"])
+                    if track is None:
+                        self.tracks[job["id"]] = JobTrack(job)
+                        changed.append(job["id"])
+                    elif track.job != job:
+                        if not track.terminal and is_terminal(job["status"]):
+                            finished.append(job["id"])
+                        track.job = job
+                        changed.append(job["id"])
+                self._listed_at = time.monotonic()
+            live = [t for t in self.tracks.values() if not t.terminal and t.id not in changed]
+            for track in live:
+                job = await svc.job(track.id)
+                if job != track.job:
+                    if is_terminal(job["status"]):
+                        finished.append(job["id"])
+                    track.job = job
+                    changed.append(job["id"])
+            if not hidden:
+                for track in self.tracks.values():
+                    # live jobs follow their events; a terminal job loads its backlog once (if never loaded)
+                    if not track.terminal or track.id in finished or (track.id == selected
+                                                                       and not track.events_complete):
+                        fresh = await svc.new_events(track)
+                        if fresh:
+                            new_events[track.id] = fresh
+                        if track.terminal:
+                            track.events_complete = True
+                if selected in self.tracks:
+                    track = self.tracks[selected]
+                    status = track.job["status"]
+                    ckpt_event = any("heckpoint" in e.get("message", "") for e in new_events.get(selected, ()))
+                    if track.checkpoints_loaded_at != status or ckpt_event:
+                        if status in ("running", "paused", "succeeded", "cancelled", "failed"):
+                            track.checkpoints = await svc.checkpoints(selected)
+                            for c in track.checkpoints:
+                                self.app.checkpoints[c["fine_tuned_model_checkpoint"]] = c
+                        track.checkpoints_loaded_at = status
+                        extra[selected] = "checkpoints"
+                    if status == "succeeded" and not track.results_loaded:
+                        from ftui.service.results import ResultsError
+
+                        try:
+                            await svc.load_results(track)
+                        except ResultsError as e:
+                            track.results_loaded = True
+                            self.notify(f"Results file of {selected}: {e}", severity="warning")
+                        extra[selected] = "results"
+        except ServiceError as e:
+            self.failures += 1
+            p = e.problem
+            if p.retry_after is not None:
+                delay = p.retry_after
+            elif p.transient:
+                delay = min(30.0, self.interval * 2 ** min(self.failures, 5))
+            else:
+                delay = max(self.interval, 10.0)
+            self.post_message(PollProblem(p, delay))
+            self._schedule(delay)
+            return
+        self.failures = 0
+        self.post_message(JobsPolled(changed, new_events, finished, listed=list_jobs, extra=extra))
+        self._schedule(self.interval * (4 if hidden else 1))
+
+    def on_screen_suspend(self) -> None:
+        self.hidden = True
+
+    def on_screen_resume(self) -> None:
+        was, self.hidden = self.hidden, False
+        if was and self.app.service is not None and self._timer is not None:
+            self._schedule(0)  # catch up at once
+
+    # -- rendering -------------------------------------------------------------------------------------------
+    @on(PollProblem)
+    def _problem(self, message: PollProblem) -> None:
+        self.app.set_online(message.problem)
+        self._problem_shown = True
+        self.query_one("#jobs-status", Static).update(
+            Text(f"{message.problem.message}  (next try in {message.retry_in:.0f} s)", style="yellow"))
+
+    @on(JobsPolled)
+    def _polled(self, message: JobsPolled) -> None:
+        self.app.set_online(None)
+        status = self.query_one("#jobs-status", Static)
+        if message.listed or self._problem_shown:
+            self._problem_shown = False
+            n_live = sum(1 for t in self.tracks.values() if not t.terminal)
+            status.update(f"{len(self.tracks)} jobs · {n_live} live · polling every {self.interval:g} s")
+        table = self.query_one("#jobs", DataTable)
+        ids = set(message.changed) | set(message.new_events)
+        order = sorted(self.tracks.values(), key=lambda t: t.job.get("created_at") or 0, reverse=True)
+        new_rows = [t for t in order if t.id not in table.rows]
+        for track in order:
+            if track.id in ids and track.id in table.rows:
+                for col, value in self._row(track).items():
+                    table.update_cell(track.id, col, value)
+        for track in new_rows:  # newest first at the top would move the cursor: new rows go at the end
+            table.add_row(*self._row(track).values(), key=track.id)
+        if self.selected is None and table.row_count:
+            self._select(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+        elif self.selected in ids or (message.extra or {}).get(self.selected):
+            self._render_detail(new_events=message.new_events.get(self.selected, []))
+        for job_id in message.finished:
+            job = self.tracks[job_id].job
+            sev = "information" if job["status"] == "succeeded" else "warning"
+            model = f": {job['fine_tuned_model']}" if job.get("fine_tuned_model") else ""
+            self.app.notify(f"Job {job_id} {job['status']}{model}", title="Job finished", severity=sev, timeout=10)
+            self.app.bell()
+
+    def _row(self, track: JobTrack) -> dict:
+        job = track.job
+        kind, _ = method_of(job)
+        st = job["status"]
+        step = f"{track.step or 0}/{track.total_steps}" if track.total_steps else ("—" if st != "running" else "…")
+        return {"id": job["id"], "model": job.get("model") or "", "method": kind,
+                "status": Text(st, style=STATUS_STYLE.get(st, "")), "step": step,
+                "created": ts(job.get("created_at")), "ft": job.get("fine_tuned_model") or ""}
+
+    @on(DataTable.RowHighlighted, "#jobs")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value != self.selected:
+            self._select(event.row_key.value)
+
+    def _select(self, job_id: str) -> None:
+        self.selected = job_id
+        self._shown_events = 0
+        self.query_one("#events", Log).clear()
+        self._render_detail()
+        track = self.tracks.get(job_id)
+        if track and (not track.events_complete or not track.results_loaded) and self.app.service is not None:
+            self._schedule(0)  # load what the detail needs now
+
+    def _render_detail(self, new_events=()) -> None:
+        track = self.tracks.get(self.selected or "")
+        if track is None:
+            return
+        self.query_one("#job-detail", Static).update(self.detail_text(track))
+        log = self.query_one("#events", Log)
+        fresh = track.events[self._shown_events:]
+        if fresh:
+            log.write_lines([f"{ts(e.get('created_at'), False)} {e.get('level', 'info'):5} {e.get('message', '')}"
+                             for e in fresh])
+            self._shown_events = len(track.events)
+        metrics = {name: track.series(name) for name in track.metrics}
+        self.query_one("#chart-loss").show(metrics, track.total_steps)
+        self.query_one("#chart-acc").show(metrics, track.total_steps)
+        c = self.query_one("#checkpoints", DataTable)
+        c.clear()
+        for ck in track.checkpoints:
+            m = ck.get("metrics") or {}
+            fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "—"  # noqa: E731
+            c.add_row(str(ck.get("step_number")), ck["fine_tuned_model_checkpoint"], fmt(m.get("train_loss")),
+                      fmt(m.get("valid_loss")), fmt(m.get("train_mean_token_accuracy")),
+                      key=ck["fine_tuned_model_checkpoint"])
+
+    def detail_text(self, track: JobTrack) -> Text:
+        job = track.job
+        kind, hp = method_of(job)
+        st = job["status"]
+        t = Text()
+        t.append(f"{job['id']}  ", style="bold")
+        t.append(st, style=f"bold {STATUS_STYLE.get(st, '')}")
+        if track.total_steps:
+            t.append(f"  step {track.step or 0}/{track.total_steps}")
+        t.append("\n")
+        created, finished = job.get("created_at"), job.get("finished_at")
+        t.append(f"created {ts(created)}")
+        if finished:
+            t.append(f" · finished {ts(finished, False)} ({duration(finished - created)})")
+        elif job.get("estimated_finish"):
+            t.append(f" · estimated finish {ts(job['estimated_finish'], False)}")
+        t.append(f"\n{job.get('model')} · {kind} · " + ", ".join(f"{k}={v}" for k, v in hp.items()))
+        t.append(f"\ntraining {job.get('training_file')}")
+        if job.get("validation_file"):
+            t.append(f" · validation {job['validation_file']}")
+        if job.get("trained_tokens"):
+            t.append(f" · {job['trained_tokens']:,} trained tokens")
+        if job.get("fine_tuned_model"):
+            t.append("\n→ ")
+            t.append(job["fine_tuned_model"], style="bold green")
+        err = job.get("error") or {}
+        if err.get("message") or err.get("code"):
+            t.append(f"\nerror {err.get('code') or ''}" + (f" [{err['param']}]" if err.get("param") else "") + ": ",
+                     style="bold red")
+            t.append(err.get("message") or "", style="red")
+        return t
+
+    # -- actions ---------------------------------------------------------------------------------------------
+    def _track(self) -> JobTrack | None:
+        track = self.tracks.get(self.selected or "")
+        if track is None:
+            self.notify("No job selected", severity="warning")
+        return track
+
+    def action_refresh(self) -> None:
+        if self.app.service is not None:
+            self._list_now = True
+            self._schedule(0)
+
+    def action_new_job(self) -> None:
+        from .create_job import CreateJobScreen
+
+        data = self.app.data_screen()
+        path = getattr(data, "current", None)
+        report = getattr(data, "report", None)
+        if self.app.service is None:
+            self.notify("No backend yet", severity="warning")
+            return
+        self.app.push_screen(CreateJobScreen(path, report), self._created)
+
+    def _created(self, job: dict | None) -> None:
+        if job:
+            self.tracks[job["id"]] = JobTrack(job)
+            self.post_message(JobsPolled([job["id"]], {}, []))
+            self.call_after_refresh(self._focus_job, job["id"])
+            self._schedule(0)
+
+    def _focus_job(self, job_id: str) -> None:
+        table = self.query_one("#jobs", DataTable)
+        if job_id in table.rows:
+            table.move_cursor(row=table.get_row_index(job_id))
+            self._select(job_id)
+
+    def _confirm(self, question: str, then) -> None:
+        from .confirm import Confirm
+
+        self.app.push_screen(Confirm(question), lambda ok: then() if ok else None)
+
+    def action_cancel_job(self) -> None:
+        track = self._track()
+        if track is None:
+            return
+        if track.terminal:
+            self.notify(f"{track.id} is already {track.job['status']}", severity="warning")
+            return
+        self._confirm(f"Cancel job {track.id}?", lambda: self._act("cancel", track.id))
+
+    def action_pause_job(self) -> None:
+        if (track := self._track()) is not None:
+            self._act("pause", track.id)
+
+    def action_resume_job(self) -> None:
+        if (track := self._track()) is not None:
+            self._act("resume", track.id)
+
+    @work(group="jobs-action", exit_on_error=False, description="Job action")
+    async def _act(self, verb: str, job_id: str) -> None:
+        from ftui.service.errors import ServiceError
+
+        try:
+            job = await getattr(self.app.service, verb)(job_id)
+        except ServiceError as e:
+            self.notify(e.problem.message, title=f"Could not {verb} {job_id}", severity="error", timeout=8)
+            return
+        track = self.tracks[job_id]
+        was_terminal, track.job = track.terminal, job
+        self.post_message(JobsPolled([job_id], {}, [job_id] if track.terminal and not was_terminal else []))
+        self.notify(f"{job_id}: {job['status']}", timeout=3)
+        self._schedule(0)
+
+    def action_delete_model(self) -> None:
+        track = self._track()
+        if track is None:
+            return
+        model = track.job.get("fine_tuned_model")
+        if not model:
+            self.notify("This job has no fine-tuned model", severity="warning")
+            return
+        self._confirm(f"Delete the fine-tuned model {model}? It cannot be undone.", lambda: self._delete(model))
+
+    @work(group="jobs-action", exit_on_error=False, description="Deleting a model")
+    async def _delete(self, model: str) -> None:
+        from ftui.service.errors import ServiceError
+
+        try:
+            await self.app.service.delete_model(model)
+        except ServiceError as e:
+            self.notify(e.problem.message, title="Delete failed", severity="error", timeout=8)
+            return
+        self.notify(f"Deleted {model}", timeout=4)
+        self.app.refresh_models()
+
+    def action_save_results(self) -> None:
+        track = self._track()
+        if track is None:
+            return
+        if not track.job.get("result_files"):
+            self.notify("No results file yet (it comes when the job succeeds)", severity="warning")
+            return
+        from .prompt import PathPrompt
+
+        default = str(Path.cwd() / f"{track.id}-results.csv")
+        self.app.push_screen(PathPrompt("Save the results CSV to", default),
+                             lambda p: self._download(track.job, p) if p else None)
+
+    @work(group="jobs-action", exit_on_error=False, description="Downloading results")
+    async def _download(self, job: dict, path: str) -> None:
+        from ftui.service.errors import ServiceError
+        from ftui.service.results import ResultsError
+
+        try:
+            dest = await self.app.service.download_results(job, path)
+        except (ServiceError, ResultsError, OSError) as e:
+            self.notify(str(e), title="Download failed", severity="error", timeout=8)
+            return
+        self.notify(f"Saved {dest}", timeout=5)
+
+    def _model_choice(self) -> str | None:
+        ck = self.query_one("#checkpoints", DataTable)
+        if self.focused is ck and ck.row_count:
+            return ck.coordinate_to_cell_key((ck.cursor_row, 0)).row_key.value
+        track = self._track()
+        return track.job.get("fine_tuned_model") if track else None
+
+    def action_copy_model(self) -> None:
+        model = self._model_choice()
+        if not model:
+            self.notify("No fine-tuned model yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(model)
+        self.notify(f"Copied {model}", timeout=3)
+
+    def action_chat(self) -> None:
+        model = self._model_choice()
+        if not model:
+            self.notify("No fine-tuned model yet", severity="warning")
+            return
+        self.app.open_chat(model)
+
+    @on(DataTable.RowSelected, "#checkpoints")
+    def _checkpoint_chosen(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.app.open_chat(event.row_key.value)

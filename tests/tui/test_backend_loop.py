@@ -1,0 +1,142 @@
+"""The whole loop through the real app against a real `ftui serve` on loopback (real SDK, real training):
+create a job from the Marv sample through the form, watch it succeed (events and loss chart growing), open a
+checkpoint in the chat, stream an answer, compare two models, save the exchange; cancel a running job."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ftui.service.profiles import Profile
+from ftui.tui.app import FtuiApp
+from ftui.tui.chat_screen import ChatScreen
+from ftui.tui.create_job import CreateJobScreen
+from ftui.tui.jobs_screen import JobsScreen
+from ftui.tui.messages import BackendReady, ChatDone, JobsPolled, UploadProgress
+from ftui.tui.prompt import PathPrompt
+from textual.widgets import DataTable, Input, Log, Markdown, Select
+from tests.backend import wait_for
+from tests.conftest import SAMPLES
+from tests.tui.conftest import Recorder, settle, test_config
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
+BASE = "smollm2-135m-instruct"
+
+
+def profile_for(server, **kw) -> Profile:
+    return Profile("test", "compatible", base_url=server.base_url, api_key=server.api_key or "unused",
+                   poll_interval=0.3, **kw)
+
+
+async def test_create_watch_chat_compare_save(server, tmp_path):
+    rec = Recorder()
+    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    async with app.run_test(size=(130, 40), message_hook=rec) as pilot:
+        await rec.wait_for(BackendReady)
+        await settle(pilot)
+        assert app.online and "● test · 127.0.0.1" in app.sub_title
+        await pilot.press("f3")
+        jobs = app.screen
+        assert isinstance(jobs, JobsScreen)
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, CreateJobScreen)
+        await settle(pilot)
+        assert form.query_one("#base", Select).value == BASE
+        estimate = str(form.query_one("#estimate").render())
+        assert "examples" in estimate and "no charge (local backend)" in estimate
+        form.query_one("#valid", Select).value = f"local:{SAMPLES / 'marv_valid.jsonl'}"
+        form.query_one("#epochs", Input).value = "2"
+        form.query_one("#suffix", Input).value = "pilot"
+        await pilot.press("ctrl+s")
+        await rec.until(lambda: app.screen is jobs, what="the form to close with a job")
+        assert rec.of(UploadProgress)[-1].done == (SAMPLES / "marv.jsonl").stat().st_size or \
+            rec.of(UploadProgress)[-1].done == (SAMPLES / "marv_valid.jsonl").stat().st_size
+        [job_id] = [t.id for t in jobs.tracks.values() if (t.job.get("user_provided_suffix") == "pilot"
+                                                          and not t.terminal)][:1]
+        assert jobs.selected == job_id
+        chart = jobs.query_one("#chart-loss")
+        growth = []  # (events shown, chart points) at every tick
+
+        def progress():
+            growth.append((len(jobs.tracks[job_id].events), chart.points))
+            return jobs.tracks[job_id].job["status"] == "succeeded" and jobs.tracks[job_id].results_loaded
+
+        await rec.until(progress, timeout=300, what="the job to succeed")
+        await settle(pilot)
+        job = jobs.tracks[job_id].job
+        assert job["fine_tuned_model"].startswith(f"ft:{BASE}:local:pilot:")
+        events = [e for e, _ in growth]
+        points = [p for _, p in growth]
+        assert len(set(events)) >= 3 and events == sorted(events), "the event log grew in steps"
+        assert len(set(points)) >= 2 and points[-1] > 0, "the loss chart gained points while training"
+        log = jobs.query_one("#events", Log)
+        assert log.line_count == len(jobs.tracks[job_id].events) and "successfully completed" in log.lines[-1]
+        detail = str(jobs.query_one("#job-detail").render())
+        assert "succeeded" in detail and job["fine_tuned_model"] in detail
+        assert any(j.finished == [job_id] for j in rec.of(JobsPolled))
+        # open a checkpoint: Enter on it chats with it
+        ck = jobs.query_one("#checkpoints", DataTable)
+        assert ck.row_count >= 1
+        ck.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        chat = app.screen
+        assert isinstance(chat, ChatScreen)
+        ckpt = chat.query_one("#model-a", Select).value
+        assert ":ckpt-step-" in ckpt
+        chat.query_one("#model-a", Select).value = job["fine_tuned_model"]
+        await pilot.click("#prompt")
+        await pilot.press(*"Who are you?", "enter")
+        await rec.until(lambda: len(rec.of(ChatDone)) == 1, what="the answer")
+        await settle(pilot)
+        answer = chat.columns[0].history[-1]["content"]
+        assert answer and chat.query(Markdown).first().source == answer
+        assert "completion tokens" in str(chat.columns[0].usage_widget.render())
+        # compare: the same prompt to the tuned model and the base model at once
+        await pilot.press("ctrl+t")
+        chat.query_one("#model-b", Select).value = BASE
+        await pilot.press(*"Hi", "enter")
+        await rec.until(lambda: len(rec.of(ChatDone)) == 3, what="both answers")
+        await settle(pilot)
+        assert {m.column for m in rec.of(ChatDone)[1:]} == {0, 1}
+        assert chat.columns[1].history[-1]["role"] == "assistant"
+        # save the last exchange (left) as a training example, appended atomically
+        target = tmp_path / "saved.jsonl"
+        target.write_text('{"messages": [{"role": "user", "content": "old"}, {"role": "assistant", "content": "x"}]}')
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, PathPrompt)
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+        lines = target.read_text().splitlines()
+        assert len(lines) == 2 and json.loads(lines[0])["messages"][0]["content"] == "old"
+        saved = json.loads(lines[1])["messages"]
+        assert [m["role"] for m in saved] == ["user", "assistant"] and saved[0]["content"] == "Hi"
+        assert saved[1]["content"] == chat.columns[0].history[-1]["content"]
+
+
+async def test_cancel_a_running_job_from_the_list(server):
+    client = server.client()
+    f = client.files.create(file=open(SAMPLES / "marv.jsonl", "rb"), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=f.id, suffix="tocancel",
+                                         method={"type": "supervised",
+                                                 "supervised": {"hyperparameters": {"n_epochs": 20}}})
+    wait_for(client, job.id, statuses=("running",))
+    rec = Recorder()
+    app = FtuiApp(SAMPLES, config=test_config(backend="test"), profile=profile_for(server))
+    async with app.run_test(size=(130, 40), message_hook=rec) as pilot:
+        await rec.wait_for(BackendReady)
+        await pilot.press("f3")
+        jobs = app.screen
+        await rec.until(lambda: job.id in jobs.tracks, what="the job in the list")
+        table = jobs.query_one("#jobs", DataTable)
+        table.move_cursor(row=table.get_row_index(job.id))
+        await pilot.pause()
+        assert jobs.selected == job.id
+        await pilot.press("c")
+        await pilot.press("y")
+        await rec.until(lambda: jobs.tracks[job.id].job["status"] == "cancelled", what="cancelled")
+        assert any(job.id in m.finished for m in rec.of(JobsPolled))
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
