@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Render the real app on the bundled samples to SVG in screenshots/ (fixed size; the README shows them).
 
+Starts a real local backend (`ftui serve`) in a temporary data dir, fine-tunes SmolLM2 on the Marv sample through
+the SDK (about a minute on 2 cores), then shoots the Data, Jobs and Chat (compare mode) workspaces.
+
     python scripts/screenshots.py
 """
 
@@ -19,15 +22,59 @@ SAMPLES = ROOT / "ftui" / "data" / "samples"
 SIZE = (130, 40)
 
 
+async def until(pilot, predicate, timeout: float = 600, why=lambda: "") -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise TimeoutError(why())
+        await pilot.pause(0.1)
+
+
+def train(base_url: str) -> str:
+    """A finished job on the Marv sample (with validation), through the official SDK; returns its id."""
+    import time
+
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key="local")
+    train_f = client.files.create(file=open(SAMPLES / "marv.jsonl", "rb"), purpose="fine-tune")
+    valid_f = client.files.create(file=open(SAMPLES / "marv_valid.jsonl", "rb"), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=train_f.id,
+                                         validation_file=valid_f.id, suffix="marv", seed=7,
+                                         method={"type": "supervised",
+                                                 "supervised": {"hyperparameters": {"n_epochs": 4}}})
+    while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
+        time.sleep(1)
+    if job.status != "succeeded":
+        raise SystemExit(f"the screenshot job {job.status}: {job.error}")
+    return job.id
+
+
 async def shoot() -> None:
     os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")  # the defaults, not the user's
+    from ftui.service.local import LocalBackend
+    from ftui.service.profiles import Profile
     from ftui.tui.app import FtuiApp
     from ftui.tui.config import Config
     from ftui.tui.pilot import settle
 
+    data_dir = Path(tempfile.mkdtemp()) / "server"
+    local = LocalBackend(data_dir)
+    base_url = local.start()
+    try:
+        job_id = await asyncio.to_thread(train, base_url)
+        await _shoot(lambda: Profile("local", "local", data_dir=str(data_dir)), job_id, FtuiApp, Config, settle)
+    finally:
+        local.stop()
+    for f in sorted(OUT.glob("*.svg")):
+        print(f.relative_to(ROOT), f.stat().st_size, "bytes")
+
+
+async def _shoot(profile, job_id, FtuiApp, Config, settle) -> None:  # noqa: N803
     OUT.mkdir(exist_ok=True)
     os.chdir(ROOT)  # relative paths in the header, as a user in the repository sees them
-    app = FtuiApp(SAMPLES.relative_to(ROOT) / "broken.jsonl", config=Config(cursor_blink=False))
+    app = FtuiApp(SAMPLES.relative_to(ROOT) / "broken.jsonl", config=Config(cursor_blink=False), profile=profile())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         app.save_screenshot("data-findings.svg", str(OUT))
@@ -36,14 +83,35 @@ async def shoot() -> None:
         await pilot.press("]")  # the next example with a problem (line 5)
         await settle(pilot)
         app.save_screenshot("data-example.svg", str(OUT))
-    app = FtuiApp(SAMPLES.relative_to(ROOT) / "marv.jsonl", config=Config(cursor_blink=False))
+    app = FtuiApp(SAMPLES.relative_to(ROOT) / "marv.jsonl", config=Config(cursor_blink=False), profile=profile())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         app.screen.query_one("#tabs").active = "tab-histograms"
         await settle(pilot)
         app.save_screenshot("data-histograms.svg", str(OUT))
-    for f in sorted(OUT.glob("*.svg")):
-        print(f.relative_to(ROOT), f.stat().st_size, "bytes")
+        await until(pilot, lambda: app.service is not None)
+        await pilot.press("f3")
+        jobs = app.screen
+        await until(pilot, lambda: job_id in jobs.tracks and jobs.tracks[job_id].results_loaded
+                    and jobs.tracks[job_id].checkpoints)
+        await pilot.pause(0.5)  # the chart's coalesced redraw
+        await settle(pilot)
+        app.save_screenshot("jobs.svg", str(OUT))
+        tuned = jobs.tracks[job_id].job["fine_tuned_model"]
+        app.open_chat(tuned)
+        await settle(pilot)
+        chat = app.screen
+        await until(pilot, lambda: chat.query_one("#model-a").value == tuned)
+        await pilot.press("ctrl+t")
+        chat.query_one("#model-b").value = "smollm2-135m-instruct"
+        chat.query_one("#system").text = "Marv is a factual chatbot that is also sarcastic."
+        chat.query_one("#prompt").focus()
+        await pilot.press(*"What is the capital of France?", "enter")
+        await until(pilot, lambda: all(c.history and c.history[-1]["role"] == "assistant" and not c.busy
+                                       for c in chat.columns), timeout=300,
+                    why=lambda: f"{[c.busy for c in chat.columns]} {chat.query_one('#chat-status').render()}")
+        await settle(pilot)
+        app.save_screenshot("chat-compare.svg", str(OUT))
 
 
 if __name__ == "__main__":

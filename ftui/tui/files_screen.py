@@ -102,7 +102,7 @@ The backend's files and models. **d** deletes the selected file or fine-tuned mo
             for key, cells in rows:  # keyed: existing rows are updated in place, the cursor stays
                 if key in table.rows:
                     for col, value in zip(("id", *[c.key.value for c in list(table.columns.values())[1:]]), cells):
-                        table.update_cell(key, col, value)
+                        table.update_cell(key, col, value, update_width=True)
                 else:
                     table.add_row(*cells, key=key)
 

@@ -249,7 +249,7 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         for track in order:
             if track.id in ids and track.id in table.rows:
                 for col, value in self._row(track).items():
-                    table.update_cell(track.id, col, value)
+                    table.update_cell(track.id, col, value, update_width=True)
         for track in new_rows:  # newest first at the top would move the cursor: new rows go at the end
             table.add_row(*self._row(track).values(), key=track.id)
         if self.selected is None and table.row_count:

@@ -140,3 +140,23 @@ async def test_cancel_a_running_job_from_the_list(server):
         await rec.until(lambda: jobs.tracks[job.id].job["status"] == "cancelled", what="cancelled")
         assert any(job.id in m.finished for m in rec.of(JobsPolled))
     assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+
+
+async def test_no_key_starts_the_local_backend_and_stops_it_on_exit(tmp_path, model_cache, monkeypatch):
+    import os
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    rec = Recorder()
+    app = FtuiApp(SAMPLES, config=test_config(backend=None))
+    assert app.profile.kind == "local"
+    async with app.run_test(size=(120, 36), message_hook=rec) as pilot:
+        await rec.wait_for(BackendReady, timeout=120)
+        await settle(pilot)
+        local = app.local
+        assert local.owned and local.data_dir == tmp_path / "xdg" / "ftui" / "server"
+        assert app.online and app.sub_title == f"● local · 127.0.0.1:{local.port} · online"
+        assert any(m["id"] == BASE for m in app.models)
+        pid = local.proc.pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
