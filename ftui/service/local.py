@@ -61,7 +61,8 @@ class LocalBackend:
         port = int(info["port"])
         return port if _healthy(port) else None
 
-    def start(self, timeout: float = 120.0) -> str:
+    def start(self, timeout: float = 120.0, cancel=None) -> str:
+        """Reuse or start the server; ``cancel`` (a threading.Event) aborts the wait and stops what was started."""
         port = self._running()
         if port:
             self.port, self.owned = port, False
@@ -72,13 +73,16 @@ class LocalBackend:
         cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir)]
         env = {k: v for k, v in os.environ.items() if k != "FTUI_SERVE_API_KEY"}
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=env)
+        self.proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True, env=env)
         log.close()
         self.owned = True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            code = self.proc.poll()
+            if cancel is not None and cancel.is_set():
+                self.stop()
+                raise LocalBackendError("cancelled: the app is closing")
+            code = proc.poll()
             if code is not None:
                 raise LocalBackendError(f"ftui serve exited with code {code}: {self._log_tail()}")
             if _healthy(self.port, 0.5):

@@ -7,6 +7,7 @@ server start then); the header's subtitle shows which backend is active and whet
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from textual import on
@@ -58,6 +59,7 @@ class FtuiApp(App):
                 self.config_error = (self.config_error or "") + f" {e}; no backend."
                 profile = _profiles.Profile("off", "off")
         self.profile = profile
+        self._quitting = threading.Event()
         self.service = None  # ftui.service.client.Service once connected
         self.local = None  # ftui.service.local.LocalBackend when this app started or reuses one
         self.online: bool | None = None  # None: not known yet
@@ -129,9 +131,12 @@ class FtuiApp(App):
 
                 self.local = LocalBackend(self.profile.data_dir)
                 try:
-                    base_url = self.local.start()
+                    base_url = self.local.start(cancel=self._quitting)
                 except LocalBackendError as e:
                     self.post_message(BackendFailed(f"The local backend did not start: {e}"))
+                    return
+                if self._quitting.is_set():  # the app quit while the server came up
+                    self.local.stop()
                     return
                 self.profile.base_url = base_url
             self.post_message(BackendReady(Service(self.profile, base_url=base_url)))
@@ -201,6 +206,7 @@ class FtuiApp(App):
         self.sub_title = f"{mark} {label}" + (f" · {state}" if state else "")
 
     async def on_unmount(self) -> None:
+        self._quitting.set()
         if self.service is not None:
             try:
                 await self.service.close()
@@ -241,6 +247,7 @@ class FtuiApp(App):
             yield SystemCommand("Toggle histogram scale", "Log or linear x axis", screen.action_toggle_log)
             yield SystemCommand("Copy finding", "Copy the selected finding to the clipboard", self._copy_finding)
             yield SystemCommand("Save defaults", "Save the model and theme to the config file", self.save_defaults)
+            yield SystemCommand("New fine-tuning job…", "Create a job from the open dataset", screen.action_new_job)
 
     def _copy_finding(self) -> None:
         from .widgets.findings_list import FindingsList

@@ -50,6 +50,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         Binding("f", "focus_findings", "Findings", id="ftui.findings", tooltip="Go to the findings"),
         Binding("t", "focus_tree", "Files", id="ftui.files", tooltip="Go to the file browser"),
         Binding("ctrl+o", "open_path", "Open", id="ftui.open", tooltip="Open a file by path"),
+        Binding("j", "new_job", "New job", id="ftui.new_job", tooltip="Fine-tune on this file (Jobs workspace)"),
     ]
 
     # numpy, the analysis and plotext load after the first paint (the first analysis imports them)
@@ -321,6 +322,13 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
 
     def action_focus_tree(self) -> None:
         self.query_one(DatasetTree).focus()
+
+    def action_new_job(self) -> None:
+        if self.app.service is None:
+            self.notify("No backend connected (yet)", severity="warning")
+            return
+        self.app.switch_mode("jobs")
+        self.app.call_after_refresh(lambda: self.app.screen.action_new_job())
 
     def action_open_path(self) -> None:
         from .prompt import PathPrompt

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.backend import Server, wait_for  # noqa: F401 (re-exported)
+from tests.backend import Server, wait_for  # noqa: F401 — re-exported for the server tests
 
 pytest.importorskip("torch")
 SCHEMAS = json.loads((Path(__file__).resolve().parent.parent / "data" / "openapi_schemas.json").read_text())

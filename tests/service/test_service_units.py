@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from ftui.service import profiles, results
+from ftui.service import results
 from ftui.service.jobs import JobTrack
 from ftui.service.profiles import ProfileError, resolve
 
