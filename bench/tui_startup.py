@@ -74,7 +74,9 @@ async def stall(path: Path) -> tuple[float, float, int]:
     app = FtuiApp(path.parent, config=Config(cursor_blink=False))
     async with app.run_test(size=(120, 36), message_hook=hook) as pilot:
         await pilot.pause()
-        warm = [w for w in app.workers if w.group == "warm"]
+        while app.service is None and app.profile.kind != "off":  # the local backend comes up after the paint
+            await pilot.pause(0.1)
+        warm = [w for w in app.workers if w.group in ("warm", "models")]
         if warm:  # the tokenizer loads once after the first paint; the file is opened after that
             await app.workers.wait_for_complete(warm)
         period = 0.005

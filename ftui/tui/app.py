@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from textual import on
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -93,8 +93,11 @@ class FtuiApp(App):
         self.show_backend()
         if self.config_error:
             self.notify(self.config_error.strip(), title="Config", severity="warning", timeout=8)
+
+    @on(events.Ready)
+    def _after_first_paint(self) -> None:
         if self.profile.kind != "off":
-            self.call_after_refresh(self._connect)  # after the first paint: openai and the server load then
+            self._connect()  # openai and the local server load only now, after the first screen is drawn
 
     @staticmethod
     def _jobs_screen():
