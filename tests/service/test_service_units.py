@@ -77,3 +77,33 @@ def test_job_track_merges_pages_by_id_and_builds_series():
     assert t.series("train_loss") == [(1, 2.0), (2, 1.0), (3, 0.5), (4, 0.25)]
     t.job["status"] = "succeeded"
     assert t.terminal
+
+
+def _status_error(status: int, body: dict, headers: dict | None = None):
+    import httpx2
+    import openai
+
+    req = httpx2.Request("POST", "https://api.openai.com/v1/fine_tuning/jobs")
+    resp = httpx2.Response(status, request=req, json=body, headers=headers or {})
+    cls = {401: openai.AuthenticationError, 403: openai.PermissionDeniedError, 429: openai.RateLimitError}[status]
+    return cls(body["error"]["message"], response=resp, body=body)
+
+
+def test_403_on_job_creation_at_openai_explains_the_wind_down():
+    from ftui.service.errors import explain
+
+    exc = _status_error(403, {"error": {"message": "You are not allowed to create fine-tuning jobs.",
+                                        "code": None}})
+    p = explain(exc, action="create job", openai_host=True)
+    assert p.kind == "forbidden" and "winding down" in p.message and "ftui serve" in p.message
+    assert "winding down" not in explain(exc, action="create job", openai_host=False).message
+
+
+def test_429_retry_after_ms_and_quota():
+    from ftui.service.errors import explain
+
+    p = explain(_status_error(429, {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}},
+                              {"retry-after-ms": "2500"}))
+    assert p.retry_after == 2.5 and p.transient
+    q = explain(_status_error(429, {"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}}))
+    assert q.retry_after is None and "billing" in q.message
