@@ -104,7 +104,7 @@ class LocalBackend:
         if not proc or proc.poll() is not None:
             return
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.terminate()  # `ftui serve` stops its runner itself (a SIGTERM to the group looks like a crash to it)
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
