@@ -97,3 +97,13 @@ def wait_for(client, job_id: str, statuses=("succeeded", "failed", "cancelled"),
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} still {job.status} after {timeout} s")
+
+
+def start_job(client, suffix: str, n_epochs: int, model: str = "smollm2-135m-instruct"):
+    """Upload the Marv sample and create a supervised job through the SDK (tests that do not go through the form)."""
+    samples = Path(__file__).resolve().parent.parent / "ftui" / "data" / "samples"
+    with open(samples / "marv.jsonl", "rb") as fh:
+        f = client.files.create(file=fh, purpose="fine-tune")
+    return client.fine_tuning.jobs.create(model=model, training_file=f.id, suffix=suffix,
+                                          method={"type": "supervised",
+                                                  "supervised": {"hyperparameters": {"n_epochs": n_epochs}}})

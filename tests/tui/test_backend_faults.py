@@ -9,7 +9,7 @@ from ftui.tui.app import FtuiApp
 from ftui.tui.chat_screen import ChatScreen
 from ftui.tui.messages import BackendReady, ChatFailed, JobsPolled, PollProblem
 from textual.widgets import Input, Select
-from tests.backend import Server, wait_for
+from tests.backend import Server, start_job, wait_for
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, settle, test_config
 
@@ -119,10 +119,7 @@ async def test_stream_breaking_midway_puts_the_prompt_back(server):
 
 async def test_a_terminal_job_costs_no_requests(server):
     client = server.client()
-    f = client.files.create(file=open(SAMPLES / "marv.jsonl", "rb"), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=f.id, suffix="idle",
-                                         method={"type": "supervised",
-                                                 "supervised": {"hyperparameters": {"n_epochs": 1}}})
+    job = start_job(client, "idle", n_epochs=1)
     wait_for(client, job.id)
     rec = Recorder()
     app = app_for(server)

@@ -15,7 +15,7 @@ from ftui.tui.jobs_screen import JobsScreen
 from ftui.tui.messages import BackendReady, ChatDone, JobsPolled, UploadProgress
 from ftui.tui.prompt import PathPrompt
 from textual.widgets import DataTable, Input, Log, Markdown, Select
-from tests.backend import wait_for
+from tests.backend import start_job, wait_for
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, settle, test_config
 
@@ -119,10 +119,7 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
 
 async def test_cancel_a_running_job_from_the_list(server):
     client = server.client()
-    f = client.files.create(file=open(SAMPLES / "marv.jsonl", "rb"), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=f.id, suffix="tocancel",
-                                         method={"type": "supervised",
-                                                 "supervised": {"hyperparameters": {"n_epochs": 20}}})
+    job = start_job(client, "tocancel", n_epochs=20)
     wait_for(client, job.id, statuses=("running",))
     rec = Recorder()
     app = FtuiApp(SAMPLES, config=test_config(backend="test"), profile=profile_for(server))
