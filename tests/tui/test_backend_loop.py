@@ -76,6 +76,15 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         detail = str(jobs.query_one("#job-detail").render())
         assert "succeeded" in detail and job["fine_tuned_model"] in detail
         assert any(j.finished == [job_id] for j in rec.of(JobsPolled))
+        # download the results CSV (served base64; saved decoded)
+        await pilot.press("s")
+        assert isinstance(app.screen, PathPrompt)
+        csv_path = tmp_path / "results.csv"
+        app.screen.query_one(Input).value = str(csv_path)
+        await pilot.press("enter")
+        await settle(pilot)
+        rows = csv_path.read_text().splitlines()
+        assert rows[0].startswith("step,train_loss") and len(rows) == 1 + jobs.tracks[job_id].total_steps
         # open a checkpoint: Enter on it chats with it
         ck = jobs.query_one("#checkpoints", DataTable)
         assert ck.row_count >= 1
