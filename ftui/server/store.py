@@ -10,9 +10,10 @@ import json
 import os
 import secrets
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
+
+from ftui.core.files import atomic_write  # noqa: F401 — also used by serve.py
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -45,23 +46,6 @@ def new_id(prefix: str) -> str:
 
 def now() -> int:
     return int(time.time())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class Store:

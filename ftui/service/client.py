@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Awaitable, Callable
 
 import openai
+
+from ftui.core.files import atomic_write
 
 from . import results
 from .errors import ServiceError, explain
@@ -182,17 +183,8 @@ class Service:
         raw = await self.results_raw(job)
         if raw is None:
             raise ServiceError(explain(ValueError("this job has no results file yet")))
-        text = results.decode(raw)
         dest = Path(dest).expanduser()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(dest, results.decode(raw).encode())
         return dest
 
     # -- chat --------------------------------------------------------------------------------------------------

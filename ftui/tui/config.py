@@ -23,7 +23,6 @@ error (with the file and line tomllib gives) is reported and the defaults are us
 from __future__ import annotations
 
 import os
-import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -123,14 +122,8 @@ def load(path: Path | None = None) -> tuple[Config, str | None]:
 
 def save(cfg: Config, path: Path | None = None) -> Path:
     """Write the config atomically (temp file in the same directory, then rename)."""
+    from ftui.core.files import atomic_write
+
     path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".toml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(cfg.to_toml())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, cfg.to_toml().encode("utf-8"))
     return path
