@@ -1,32 +1,22 @@
 """The local backend as the TUI uses it: reuse a running ``ftui serve`` on the data dir, or start one on a free
-loopback port, wait until it answers, and stop it on exit (only if this process started it). Standard library only."""
+loopback port, wait until it answers, and stop it on exit (only if this process started it). Standard library only;
+the data dir, free port and ``serve.json`` marker come from ``ftui.server.serve`` (stdlib-only at import time)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from ftui.server.serve import API_KEY_ENV, default_data_dir, free_port, running_server
+
 
 class LocalBackendError(RuntimeError):
     pass
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ftui" / "server"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _healthy(port: int, timeout: float = 1.0) -> bool:
@@ -51,12 +41,8 @@ class LocalBackend:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def _running(self) -> int | None:
-        try:
-            info = json.loads((self.data_dir / "serve.json").read_text())
-            os.kill(int(info["pid"]), 0)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if info.get("auth") or info.get("host") not in ("127.0.0.1", "localhost"):
+        info = running_server(self.data_dir)
+        if not info or info.get("auth") or info.get("host") not in ("127.0.0.1", "localhost"):
             return None
         port = int(info["port"])
         return port if _healthy(port) else None
@@ -68,11 +54,11 @@ class LocalBackend:
             self.port, self.owned = port, False
             return self.base_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         log = open(self.data_dir / "serve.log", "ab")
         cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir)]
-        env = {k: v for k, v in os.environ.items() if k != "FTUI_SERVE_API_KEY"}
+        env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
         self.proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True, env=env)
         log.close()

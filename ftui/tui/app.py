@@ -168,14 +168,19 @@ class FtuiApp(App):
 
     @work(group="models", exclusive=True, exit_on_error=False, description="Listing models")
     async def refresh_models(self) -> None:
+        await self.fetch_models()
+
+    async def fetch_models(self):
+        """Read the backend's models into ``self.models``; returns the Problem if that failed (else None)."""
         from ftui.service.errors import ServiceError
 
         try:
             self.models = await self.service.models()
         except ServiceError as e:
             self.set_online(e.problem)
-            return
+            return e.problem
         self.set_online(None)
+        return None
 
     def set_online(self, problem=None) -> None:
         """Every call's outcome lands here: the header follows reachability (offline, key rejected, …)."""

@@ -24,9 +24,13 @@ class Column:
         self.index = index
         self.history: list[dict] = []  # user/assistant turns (the system prompt is added per request)
         self.stream = None  # MarkdownStream while answering
+        self.widgets: list = []  # the last exchange on screen: prompt, answer (Markdown), usage line
         self.answer = ""
-        self.started = 0.0
         self.busy = False
+
+    @property
+    def usage_widget(self):
+        return self.widgets[-1]
 
 
 class ChatScreen(Screen):
@@ -90,15 +94,10 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
     # -- models ----------------------------------------------------------------------------------------------
     @work(exclusive=True, group="chat-models", exit_on_error=False, description="Listing models")
     async def load_models(self) -> None:
-        from ftui.service.errors import ServiceError
-
-        try:
-            self.app.models = await self.app.service.models()
-        except ServiceError as e:
-            self.app.set_online(e.problem)
-            self._status(e.problem.message, error=True)
+        problem = await self.app.fetch_models()
+        if problem is not None:
+            self._status(problem.message, error=True)
             return
-        self.app.set_online(None)
         self._fill_models()
 
     def model_options(self) -> list[tuple[str, str]]:
@@ -170,18 +169,14 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
     def send(self, index: int, model: str, prompt: str, system: str) -> None:
         col = self.columns[index]
         pane = self.query_one(f"#col-{index}", VerticalScroll)
-        pane.mount(Static(Text.assemble(("you  ", "bold"), prompt), classes="msg-user"))
-        md = Markdown("", classes="msg-assistant")
-        usage = Static(Text(f"{model} …", style="dim"), classes="msg-usage")
-        pane.mount(md)
-        pane.mount(usage)
+        col.widgets = [Static(Text.assemble(("you  ", "bold"), prompt), classes="msg-user"),
+                       md := Markdown("", classes="msg-assistant"),
+                       Static(Text(f"{model} …", style="dim"), classes="msg-usage")]
+        pane.mount_all(col.widgets)
         pane.scroll_end(animate=False)
         col.stream = Markdown.get_stream(md)
         col.answer = ""
         col.busy = True
-        col.started = time.perf_counter()
-        col.usage_widget = usage
-        col.widgets = [pane.children[-3], md, usage]
         col.history.append({"role": "user", "content": prompt})
         messages = ([{"role": "system", "content": system}] if system else []) + list(col.history)
         self._status("Answering… (Esc stops)")
@@ -228,7 +223,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
     async def _failed(self, message: ChatFailed) -> None:
         col = self.columns[message.column]
         await self._finish(col)
-        for w in getattr(col, "widgets", []):  # the failed exchange leaves the transcript and the history
+        for w in col.widgets:  # the failed exchange leaves the transcript and the history
             await w.remove()
         if col.history and col.history[-1]["role"] == "user":
             col.history.pop()

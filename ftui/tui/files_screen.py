@@ -76,17 +76,17 @@ The backend's files and models. **d** deletes the selected file or fine-tuned mo
     async def load(self) -> None:
         from ftui.service.errors import ServiceError
 
-        svc = self.app.service
         try:
-            files = await svc.files()
-            models = await svc.models()
+            files = await self.app.service.files()
         except ServiceError as e:
-            self.app.set_online(e.problem)
-            self.query_one("#files-status", Static).update(Text(e.problem.message, style="red"))
+            problem = e.problem
+        else:
+            problem = await self.app.fetch_models()
+        if problem is not None:
+            self.app.set_online(problem)
+            self.query_one("#files-status", Static).update(Text(problem.message, style="red"))
             return
-        self.app.set_online(None)
-        self.app.models = models
-        self.show(files, models)
+        self.show(files, self.app.models)
 
     def show(self, files: list[dict], models: list[dict]) -> None:
         self.query_one("#files-status", Static).update(f"{len(files)} files · {len(models)} models")
