@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require 'Authorization: Bearer KEY' (also $FTUI_SERVE_API_KEY)")
     serve.add_argument("--base-model", action="append", default=[], metavar="NAME=FOLDER",
                        help="add a local Hugging Face causal-LM folder as a base model")
+    serve.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                       help="stop once no job is live and no request came for this long (the app starts its "
+                       "backend with 300)")
     serve.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # fault injection for tests
     return parser
 
@@ -69,6 +73,16 @@ def _progress_printer():
     return show
 
 
+def _config_model() -> str | None:
+    """The config file's default_model (what `--model` defaults to); a broken config is reported, not fatal."""
+    from .tui.config import load
+
+    config, error = load()
+    if error:
+        print(f"ftui: {error}", file=sys.stderr)
+    return config.default_model
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import orjson
 
@@ -77,6 +91,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .core.render import Style, render
     from .core.tokens import EncodingError
 
+    if args.model is None:
+        args.model = _config_model()
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     style = Style(color)
     documents = []
@@ -144,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "check":
+        if hasattr(signal, "SIGPIPE"):  # `ftui check … | head`: end quietly when the reader goes, like any filter
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         try:
             return cmd_check(args)
         except KeyboardInterrupt:
@@ -158,14 +176,17 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .serveinfo import API_KEY_ENV, default_data_dir
+
     try:
-        from .server.serve import API_KEY_ENV, default_data_dir, serve
+        from .server.serve import serve
     except ImportError as exc:
         print(f"ftui serve needs the 'local' extra (pip install 'ftui[local]'): {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks)
+    return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
+                 idle_exit=args.idle_exit)
 
 
 if __name__ == "__main__":

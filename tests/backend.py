@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ftui.server.serve import free_port
+from ftui.serveinfo import free_port
 
 
 class Server:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -98,3 +99,31 @@ def test_tui_entry_rejects_a_missing_path_without_a_traceback(tmp_path):
 def test_help_mentions_the_app_and_the_commands():
     res = subprocess.run([sys.executable, "-m", "ftui.cli", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "ftui [PATH]" in res.stdout and "check" in res.stdout and "serve" in res.stdout
+
+
+def test_check_piped_into_head_ends_quietly(tmp_path):
+    """`ftui check … | head`: the reader goes away; ftui ends by SIGPIPE like any filter, no traceback."""
+    import signal
+
+    path = tmp_path / "many.jsonl"
+    path.write_text("{not json\n" * 30000)
+    proc = subprocess.Popen([sys.executable, "-m", "ftui.cli", "check", str(path), "--all"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read().decode()
+    proc.wait(60)
+    assert first
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == -signal.SIGPIPE
+
+
+def test_check_model_defaults_to_the_configs(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('default_model = "gpt-4o-mini-2024-07-18"\n')
+    env = {**os.environ, "FTUI_CONFIG_FILE": str(cfg)}
+    res = run("check", SAMPLES / "marv.jsonl", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["model"] == "gpt-4o-mini-2024-07-18"
+    res = run("check", SAMPLES / "marv.jsonl", "--json", "--model", "gpt-4.1-mini", env=env)
+    assert json.loads(res.stdout)["model"].startswith("gpt-4.1-mini")

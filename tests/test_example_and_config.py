@@ -59,3 +59,33 @@ def test_config_rejects_bad_types(bad, tmp_path):
     p = tmp_path / "c.toml"
     p.write_text(bad)
     assert cfg.load(p)[1]
+
+
+def test_save_keeps_comments_order_and_unknown_keys(tmp_path):
+    path = tmp_path / "config.toml"
+    original = ('# my settings\ntheme = "nord"   # the dark one\nfuture_setting = 3\n\n[keymap]\n'
+                '"ftui.reanalyse" = "ctrl+y"  # mine\n\n[profiles.box]\nkind = "compatible"\nbase_url = "http://b/v1"\n')
+    path.write_text(original)
+    path.chmod(0o644)
+    cfg.save(cfg.Config(default_model="gpt-4o-mini-2024-07-18", theme="dracula"), path,
+             only=("default_model", "theme"))
+    text = path.read_text()
+    assert text.startswith("# my settings\ntheme = \"dracula\"   # the dark one\nfuture_setting = 3\n")
+    assert '"ftui.reanalyse" = "ctrl+y"  # mine' in text and "[profiles.box]" in text
+    assert 'default_model = "gpt-4o-mini-2024-07-18"' in text
+    assert text.index("default_model") < text.index("[keymap]")  # a top-level key, not inside a table
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_save_refuses_a_config_that_does_not_parse(tmp_path):
+    path = tmp_path / "config.toml"
+    broken = 'theme = "nord"\nthis is not toml\n'
+    path.write_text(broken)
+    with pytest.raises(cfg.ConfigError, match="not valid TOML.*not overwritten"):
+        cfg.save(cfg.Config(theme="dracula"), path)
+    assert path.read_text() == broken
+
+
+def test_new_config_is_written_0600(tmp_path):
+    path = cfg.save(cfg.Config(theme="nord"), tmp_path / "new" / "config.toml")
+    assert (path.stat().st_mode & 0o777) == 0o600 and cfg.load(path) == (cfg.Config(theme="nord"), None)

@@ -79,3 +79,25 @@ def test_service_never_imports_textual(module):
     assert "textual" not in mods and not mods & {"torch", "transformers", "fastapi"}
     if module != "ftui.service.client":
         assert "openai" not in mods  # only the client loads the SDK
+
+
+def full_names_after(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+def test_service_never_imports_the_server():
+    """ftui.service reaches a local server through ftui.serveinfo (stdlib only), never through ftui.server."""
+    mods = full_names_after("import ftui.service.local, ftui.service.client, ftui.service.jobs, ftui.service.errors,"
+                            " ftui.service.profiles, ftui.service.results")
+    assert "ftui.serveinfo" in mods
+    assert not {m for m in mods if m == "ftui.server" or m.startswith("ftui.server.")}
+    info = full_names_after("import ftui.serveinfo")
+    assert not {m for m in info if m.startswith("ftui.") and m not in ("ftui.serveinfo",)}
+
+
+def test_core_report_does_not_import_analysis():
+    """analysis -> report, one way: the report module needs no analysis module to load."""
+    mods = full_names_after("import ftui.core.report")
+    assert "ftui.core.analysis" not in mods

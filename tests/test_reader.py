@@ -175,3 +175,27 @@ def test_arbitrary_json_shapes_never_raise(value):
     from ftui.core.findings import CODES
 
     assert all(c in CODES for c, _, _ in found)
+
+
+def test_a_dying_analysis_worker_is_explained(write_jsonl):
+    """A worker process killed mid-analysis (out of memory, a signal) gives a DatasetError naming the file and what
+    happened — the app shows it in the summary — never a traceback or a hang."""
+    import multiprocessing
+    import os
+    import signal
+
+    from ftui.core.analysis import DatasetError
+
+    path = write_jsonl(chats(40000))
+    killed = []
+
+    def kill_a_worker(done, total):
+        if not killed:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
+
+    with pytest.raises(DatasetError) as exc:
+        analyze(path, workers=2, parallel_min_bytes=1, progress=kill_a_worker)
+    assert killed
+    assert str(path) in str(exc.value) and "died (signal 9" in str(exc.value)

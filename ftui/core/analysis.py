@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 
 from . import catalog as _catalog
-from .findings import Finding
+from .findings import Finding, file_first as _order
 from .rules import (AMBIGUOUS, CHAT, COMPLETION, FORMAT_NAMES, HAS_SYSTEM, HAS_USER, NONE, PREFERENCE,
                     REINFORCEMENT, ExampleChecker)
 
@@ -272,16 +272,23 @@ def _run_parallel(path, size, ranges, encoding, progress, cancel) -> list[_Chunk
             for c in _wait([c for c in conns if c not in results], timeout=0.05):
                 try:
                     results[c] = c.recv()
-                except EOFError:
-                    results[c] = ("error", "a worker process died")
+                except EOFError:  # killed (out of memory, a signal) before it could answer
+                    p = procs[conns.index(c)]
+                    p.join(timeout=1)
+                    results[c] = ("died", p.exitcode)
             report(first.bytes)
         chunks = [first]
         for c in conns:
             status, value = results[c]
             if status == "cancelled":
                 raise Cancelled()
+            if status == "died":
+                how = f"signal {-value}" if isinstance(value, int) and value < 0 else f"exit code {value}"
+                oom = " — out of memory?" if value in (-9, 137) else ""
+                raise DatasetError(path, f"a process of the parallel analysis died ({how}{oom}); nothing is wrong "
+                                   "with the file as far as is known: analyse it again")
             if status != "ok":
-                raise RuntimeError(f"analysis worker failed:\n{value}")
+                raise DatasetError(path, f"the analysis failed in a worker process: {value.strip().splitlines()[-1]}")
             chunks.append(value)
         return chunks
     except BaseException:
@@ -433,10 +440,6 @@ def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chun
         offset=cat("offset", np.int64), kind=kind, tokens=cat("tokens", np.int32),
         trainable=cat("trainable", np.int32), messages=cat("messages", np.int32), flags=flags, seconds=seconds,
     )
-
-
-def _order(f: Finding) -> int:
-    return -1 if f.line is None else f.line
 
 
 def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str | None = None,

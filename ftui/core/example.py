@@ -92,11 +92,23 @@ def _message(checker: ExampleChecker, m, path: str, section: str) -> MessageView
                        w if isinstance(w, int) else None)
 
 
+def _past_end(path, offset: int) -> bool:
+    try:
+        return os.path.getsize(path) <= offset
+    except OSError:
+        return True
+
+
 def example_view(path: str | os.PathLike, line: int, encoding: str, offset: int | None = None,
                  findings: list[Finding] | None = None) -> ExampleView:
-    raw = read_line(path, line, offset)
-    if raw is None:
-        return ExampleView(line, "", error=f"{os.fspath(path)} has no line {line}")
+    try:
+        raw = read_line(path, line, offset)
+    except OSError as e:  # moved, deleted or made unreadable since it was analysed
+        return ExampleView(line, "", error=f"{os.fspath(path)}: cannot read line {line} ({e.strerror or e}); the "
+                           "file was moved, deleted or changed since it was analysed")
+    if raw is None or (offset is not None and raw == b"" and _past_end(path, offset)):
+        return ExampleView(line, "", error=f"{os.fspath(path)} has no line {line} (any more: was it truncated "
+                           "since it was analysed?)")
     view = ExampleView(line, raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace"),
                        findings=[f for f in (findings or []) if f.line == line])
     try:

@@ -67,3 +67,8 @@ class Finding:
     def shifted(self, lines: int) -> "Finding":
         return self if self.line is None or not lines else Finding(self.line + lines, self.code, self.message,
                                                                    self.path)
+
+
+def file_first(f: Finding) -> int:
+    """Sort key: file-level findings (no line) first, then by line."""
+    return -1 if f.line is None else f.line

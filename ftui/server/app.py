@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import OrderedDict
 import secrets
 import threading
 import time
@@ -73,10 +74,45 @@ def event_obj(e: dict) -> dict:
             "message": e["message"], "type": e["type"], "data": e["data"]}
 
 
-def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False) -> FastAPI:
+IDEMPOTENT = re.compile(r"^/v1/(files|fine_tuning/jobs(/[^/]+/(cancel|pause|resume))?)$")
+
+
+class Idempotency:
+    """Answers of creating POSTs by ``Idempotency-Key`` (bounded: the newest 1,000 for 24 hours, as OpenAI keeps
+    them a day). A retry that arrives while the first is still running waits for it, then gets its answer."""
+
+    def __init__(self, keep: int = 1000, ttl: float = 86400.0) -> None:
+        self.keep, self.ttl = keep, ttl
+        self.done: OrderedDict = OrderedDict()  # key -> (time, status, body, media type)
+        self.locks: dict = {}
+
+    async def run(self, key, call):
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            hit = self.done.get(key)
+            if hit is not None and time.time() - hit[0] < self.ttl:
+                return Response(hit[2], status_code=hit[1], media_type=hit[3],
+                                headers={"idempotent-replayed": "true"})
+            resp = await call()
+            if resp.status_code < 400:
+                body = b"".join([chunk async for chunk in resp.body_iterator])
+                self.done[key] = (time.time(), resp.status_code, body, resp.media_type or "application/json")
+                while len(self.done) > self.keep:
+                    self.done.popitem(last=False)
+                headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-length"}
+                resp = Response(body, status_code=resp.status_code, headers=headers)
+        if not lock.locked():
+            self.locks.pop(key, None)
+        return resp
+
+
+def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False,
+               on_request=None) -> FastAPI:
     """``test_hooks`` (``ftui serve --test-hooks``, hidden) adds ``/_test/faults`` and ``/_test/requests``: the test
-    suite arms real failures (an HTTP status with Retry-After for the next N requests under a path, an error after N
-    streamed chunks) and counts the requests the TUI makes. Off by default; never needed to use the server."""
+    suite arms real failures (an HTTP status with Retry-After for the next N requests under a path, a raw body such
+    as HTML or broken JSON, a failure *after* the request was carried out, an error after N streamed chunks) and
+    counts the requests the TUI makes. Off by default; never needed to use the server. ``on_request`` is called on
+    every request (``--idle-exit`` uses it)."""
     data_dir = Path(data_dir)
     store = Store(data_dir)
     cache = ModelCache(data_dir)
@@ -87,6 +123,30 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     stream_fault = {"after": None}  # fail a chat stream after this many content chunks (once)
     counts: dict[str, int] = {}
 
+    idempotent = Idempotency()
+
+    @app.middleware("http")
+    async def replay(request: Request, call_next):
+        """``Idempotency-Key`` on a creating POST: a retry of a request already carried out gets the first answer
+        again instead of a second file or job (the SDK resends the same key when it retries)."""
+        key = request.headers.get("idempotency-key")
+        if not key or request.method != "POST" or not IDEMPOTENT.match(request.url.path):
+            return await call_next(request)
+        return await idempotent.run((key, request.url.path), lambda: call_next(request))
+
+    @app.middleware("http")
+    async def auth(request: Request, call_next):
+        if on_request is not None:
+            on_request()
+        if api_key and request.url.path.startswith("/v1"):
+            given = request.headers.get("authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                return _err(401, "Incorrect API key provided." if given else
+                            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                            code="invalid_api_key")
+        return await call_next(request)
+
+    # the test hooks go outermost (added last): a fault armed 'after' drops an answer the server already gave
     if test_hooks:
         @app.middleware("http")
         async def hooks(request: Request, call_next):
@@ -95,8 +155,13 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
                 key = f"{request.method} {path}"
                 counts[key] = counts.get(key, 0) + 1
                 for f in faults:
-                    if f["times"] > 0 and path.startswith(f["path"]):
+                    if f["times"] > 0 and path.startswith(f["path"]) and f["method"] in (None, request.method):
                         f["times"] -= 1
+                        if f["after"]:  # carry the request out, then lose its answer (a dropped response)
+                            await call_next(request)
+                        if f.get("body") is not None:
+                            return Response(f["body"], status_code=f["status"],
+                                            media_type=f.get("content_type") or "text/html")
                         resp = _err(f["status"], f.get("message") or f"Injected fault {f['status']}",
                                     type="requests" if f["status"] == 429 else "server_error")
                         if f.get("retry_after") is not None:
@@ -112,7 +177,9 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
             else:
                 faults.append({"path": req.get("path", "/v1"), "status": int(req.get("status", 500)),
                                "times": int(req.get("times", 1)), "retry_after": req.get("retry_after"),
-                               "message": req.get("message")})
+                               "message": req.get("message"), "method": req.get("method"),
+                               "body": req.get("body"), "content_type": req.get("content_type"),
+                               "after": bool(req.get("after"))})
             return {"ok": True}
 
         @app.get("/_test/requests")
@@ -123,16 +190,6 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
         async def reset_counts():
             counts.clear()
             return {"ok": True}
-
-    @app.middleware("http")
-    async def auth(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1"):
-            given = request.headers.get("authorization", "")
-            if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return _err(401, "Incorrect API key provided." if given else
-                            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
-                            code="invalid_api_key")
-        return await call_next(request)
 
     @app.exception_handler(APIError)
     async def api_error(_, exc: APIError):

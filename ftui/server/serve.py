@@ -7,22 +7,18 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from ftui.serveinfo import API_KEY_ENV, LIVE, DataDirBusy, default_data_dir, free_port, lock_data_dir, running_server
+
 from .store import Store, atomic_write, now
 
 log = logging.getLogger("ftui.server")
-API_KEY_ENV = "FTUI_SERVE_API_KEY"
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ftui" / "server"
+__all__ = ["API_KEY_ENV", "default_data_dir", "free_port", "running_server", "serve"]
 
 
 def is_loopback(host: str) -> bool:
@@ -32,12 +28,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class Supervisor:
@@ -85,18 +75,37 @@ class Supervisor:
                 self.proc.kill()
 
 
-def running_server(data_dir: Path) -> dict | None:
-    """The ``ftui serve`` already serving ``data_dir`` ({"pid", "host", "port"}), if its process is alive."""
-    try:
-        info = json.loads((data_dir / "serve.json").read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return info
+class IdleWatch:
+    """``--idle-exit N``: stop the server once no job is live and no request came for N seconds (the app starts its
+    backend this way, so a dropped SSH session never leaves a server behind for ever, while training survives it)."""
+
+    def __init__(self, data_dir: Path, seconds: float) -> None:
+        self.data_dir = data_dir
+        self.seconds = seconds
+        self.last_request = time.monotonic()
+
+    def touch(self) -> None:
+        self.last_request = time.monotonic()
+
+    def idle(self, store: Store) -> bool:
+        if time.monotonic() - self.last_request < self.seconds:
+            return False
+        return not any(j["status"] in LIVE for j in store.list_jobs(1000, None))
+
+    def watch(self, server) -> None:
+        store = Store(self.data_dir)
+        try:
+            while not server.should_exit:
+                time.sleep(min(1.0, self.seconds / 4))
+                if self.idle(store):
+                    log.info("idle for %.0f s with no live job: stopping", self.seconds)
+                    server.should_exit = True
+        finally:
+            store.close()
 
 
 def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
-          test_hooks: bool = False) -> int:
+          test_hooks: bool = False, idle_exit: float | None = None) -> int:
     import uvicorn
 
     from .app import create_app
@@ -106,7 +115,11 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
               file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = lock_data_dir(data_dir)  # noqa: F841 — held until this process ends: one server per data dir
+    except DataDirBusy as e:
+        print(f"ftui serve: {e}", file=sys.stderr)
+        return 3
     if base_models:
         extra = {}
         for spec in base_models:
@@ -117,11 +130,14 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
             extra[name] = str(Path(path).resolve())
         atomic_write(data_dir / "base_models.json", json.dumps(extra, indent=2).encode())
     port = port or free_port(host)
-    app = create_app(data_dir, api_key, test_hooks=test_hooks)
+    idle = IdleWatch(data_dir, idle_exit) if idle_exit else None
+    app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None)
     sup = Supervisor(data_dir)
     sup.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
+    if idle:
+        threading.Thread(target=idle.watch, args=(server,), name="ftui-idle-exit", daemon=True).start()
     print(f"ftui serve: listening on http://{host}:{port}/v1 (data in {data_dir})", flush=True)
     marker = data_dir / "serve.json"  # lets the TUI reuse a server already running on this data dir
     atomic_write(marker, json.dumps({"pid": os.getpid(), "host": host, "port": port,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -14,7 +15,7 @@ import openai
 from ftui.core.files import atomic_write
 
 from . import results
-from .errors import ServiceError, explain
+from .errors import ServiceError, bad_response, explain
 from .jobs import JobTrack
 from .profiles import Profile
 
@@ -59,7 +60,27 @@ def _dump(obj) -> dict:
     return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
 
 
+def _idempotent() -> dict:
+    """Headers for a creating POST: the SDK resends the same ones when it retries, so a retry of a request the
+    backend already carried out gets the first answer again (not a second job or file)."""
+    return {"Idempotency-Key": f"ftui-{uuid.uuid4()}"}
+
+
+def _job(obj, action: str) -> dict:
+    job = _dump(obj)
+    if not isinstance(job.get("id"), str) or not isinstance(job.get("status"), str):
+        missing = "an id" if not isinstance(job.get("id"), str) else "a status"
+        raise bad_response(action, f"is a job without {missing}")
+    return job
+
+
 class Service:
+    """Polling calls go out once (the poll loop backs off by itself); calls a person started (upload, create, cancel,
+    pause, resume, delete, chat) get the SDK's own retries: connection errors, timeouts, 408/409/429/5xx, honouring
+    Retry-After, with an Idempotency-Key on creating POSTs so a retry never makes a second job or file."""
+
+    RETRIES = 2  # the SDK's default
+
     def __init__(self, profile: Profile, base_url: str | None = None, timeout: float = 60.0) -> None:
         self.profile = profile
         t = openai.Timeout(timeout, connect=5.0)
@@ -71,6 +92,7 @@ class Service:
                                              organization=profile.organization, project=profile.project,
                                              max_retries=0, timeout=t)
         self.base_url = str(self.client.base_url)
+        self.retrying = self.client.with_options(max_retries=self.RETRIES)
 
     async def _call(self, coro: Awaitable, action: str = ""):
         try:
@@ -79,8 +101,8 @@ class Service:
             raise
         except openai.OpenAIError as exc:
             raise ServiceError(explain(exc, action=action, openai_host=self.profile.is_openai)) from exc
-        except OSError as exc:
-            raise ServiceError(explain(exc)) from exc
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # ValueError: broken JSON, …
+            raise ServiceError(explain(exc, action=action)) from exc
 
     async def close(self) -> None:
         await self.client.close()
@@ -98,17 +120,18 @@ class Service:
         path = Path(path)
         reader = _ProgressReader(path, progress)
         try:
-            f = await self._call(self.client.files.create(file=(path.name, reader, "application/jsonl"),
-                                                          purpose="fine-tune"), "upload")
+            f = await self._call(self.retrying.files.create(file=(path.name, reader, "application/jsonl"),
+                                                            purpose="fine-tune", extra_headers=_idempotent()),
+                                 "upload")
         finally:
             reader.close()
         return _dump(f)
 
     async def delete_file(self, file_id: str) -> None:
-        await self._call(self.client.files.delete(file_id), "delete file")
+        await self._call(self.retrying.files.delete(file_id), "delete file")
 
     async def delete_model(self, model_id: str) -> None:
-        await self._call(self.client.models.delete(model_id), "delete model")
+        await self._call(self.retrying.models.delete(model_id), "delete model")
 
     # -- jobs --------------------------------------------------------------------------------------------------
     async def create_job(self, *, training_file: str, model: str, method: str = "supervised",
@@ -123,24 +146,31 @@ class Service:
             kw["seed"] = seed
         if validation_file:
             kw["validation_file"] = validation_file
-        job = await self._call(self.client.fine_tuning.jobs.create(**kw), "create job")
-        return _dump(job)
+        job = await self._call(self.retrying.fine_tuning.jobs.create(**kw, extra_headers=_idempotent()), "create job")
+        return _job(job, "create job")
 
     async def jobs(self, limit: int = 100) -> list[dict]:
         page = await self._call(self.client.fine_tuning.jobs.list(limit=limit), "list jobs")
-        return [_dump(j) for j in page.data]
+        data = getattr(page, "data", None)
+        if not isinstance(data, list):
+            raise bad_response("list jobs", "has no list of jobs")
+        return [_job(j, "list jobs") for j in data]
 
     async def job(self, job_id: str) -> dict:
-        return _dump(await self._call(self.client.fine_tuning.jobs.retrieve(job_id), "get job"))
+        return _job(await self._call(self.client.fine_tuning.jobs.retrieve(job_id), "get job"), "get job")
+
+    async def _job_action(self, verb: str, job_id: str) -> dict:
+        call = getattr(self.retrying.fine_tuning.jobs, verb)
+        return _job(await self._call(call(job_id, extra_headers=_idempotent()), f"{verb} job"), f"{verb} job")
 
     async def cancel(self, job_id: str) -> dict:
-        return _dump(await self._call(self.client.fine_tuning.jobs.cancel(job_id), "cancel job"))
+        return await self._job_action("cancel", job_id)
 
     async def pause(self, job_id: str) -> dict:
-        return _dump(await self._call(self.client.fine_tuning.jobs.pause(job_id), "pause job"))
+        return await self._job_action("pause", job_id)
 
     async def resume(self, job_id: str) -> dict:
-        return _dump(await self._call(self.client.fine_tuning.jobs.resume(job_id), "resume job"))
+        return await self._job_action("resume", job_id)
 
     async def new_events(self, track: JobTrack, page_size: int = 20) -> list[dict]:
         """Fetch only what is new: the newest page, then older pages (the ``after`` cursor) until an event already
@@ -153,6 +183,8 @@ class Service:
                 kw["after"] = after
             page = await self._call(self.client.fine_tuning.jobs.list_events(track.id, **kw), "list events")
             data = [_dump(e) for e in page.data]
+            if not all(isinstance(e.get("id"), str) for e in data):
+                raise bad_response("list events", "holds an event without an id")
             known = any(e["id"] in track.seen for e in data)
             collected += data
             if known or not page.has_more or not data:
@@ -199,7 +231,7 @@ class Service:
                     "stream_options": {"include_usage": True}, "max_tokens": max_tokens}
         if temperature is not None:
             kw["temperature"] = temperature
-        stream = await self._call(self.client.chat.completions.create(**kw), "chat")
+        stream = await self._call(self.retrying.chat.completions.create(**kw), "chat")
         usage = None
         try:
             async with stream:
@@ -210,6 +242,6 @@ class Service:
                             on_text(text)
                     if getattr(chunk, "usage", None):
                         usage = _dump(chunk.usage)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ServiceError(explain(exc, action="chat")) from exc
         return usage

@@ -16,7 +16,8 @@ WIND_DOWN = ("OpenAI is winding down self-serve fine-tuning: since 2026-05-07 or
 
 @dataclass
 class Problem:
-    kind: str  # offline | timeout | auth | forbidden | rate_limited | server | bad_request | not_found | stream
+    kind: str  # offline | timeout | auth | forbidden | rate_limited | server | bad_request | not_found | stream |
+    #            bad_response (an answer that is not what the API returns: HTML from a proxy, broken JSON, …)
     message: str
     status: int | None = None
     retry_after: float | None = None
@@ -26,7 +27,7 @@ class Problem:
     @property
     def transient(self) -> bool:
         """Worth retrying by itself (the poller keeps going, with backoff)."""
-        return self.kind in ("offline", "timeout", "rate_limited", "server")
+        return self.kind in ("offline", "timeout", "rate_limited", "server", "bad_response")
 
     def __str__(self) -> str:
         return self.message
@@ -111,4 +112,17 @@ def explain(exc: BaseException, *, action: str = "", openai_host: bool = False) 
         return Problem("stream", f"The stream broke: {msg}", code=code)
     if isinstance(exc, OSError):
         return Problem("offline", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):  # a body the SDK could not read
+        what = f" to {action}" if action else ""
+        return Problem("bad_response", f"The backend's answer{what} is not an API response ({type(exc).__name__}: "
+                       f"{_short(exc)}). Is the base URL right (a proxy or web page answering)? Retrying.")
     return Problem("bug", f"{type(exc).__name__}: {exc}")
+
+
+def bad_response(action: str, why: str) -> ServiceError:
+    return ServiceError(Problem("bad_response", f"The backend's answer to {action} {why}; retrying."))
+
+
+def _short(exc: BaseException, n: int = 160) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= n else text[:n] + "…"

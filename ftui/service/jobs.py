@@ -77,3 +77,130 @@ class JobTrack:
 
     def series(self, name: str) -> list[tuple[int, float]]:
         return sorted(self.metrics.get(name, {}).items())
+
+
+# -- what a poll tick fetches (dolphie's self-rescheduling poll, decided here, not in the screen) ---------------------
+LIST_EVERY = 60.0
+CHECKPOINT_STATUSES = ("running", "paused", "succeeded", "cancelled", "failed")
+
+
+@dataclass
+class Tick:
+    """What one tick brought: the jobs whose row changed, their new events (oldest first), the jobs that ended during
+    this tick (each announced once, ever), whether the list was read, and what was loaded for the detail."""
+    changed: list[str] = field(default_factory=list)
+    new_events: dict[str, list[dict]] = field(default_factory=dict)
+    finished: list[str] = field(default_factory=list)
+    listed: bool = False
+    extra: dict[str, str] = field(default_factory=dict)  # job id -> "checkpoints" | "results"
+    notes: list[str] = field(default_factory=list)  # things worth a toast that did not stop the tick
+
+
+class JobPoller:
+    """The poll policy of the Jobs workspace, pure: which requests a tick makes, what counts as a change, when a job
+    has *just* ended (announced exactly once), and how long until the next tick. ``tick(service)`` runs one tick
+    through any object with the ``Service`` methods; the screen only schedules ticks and renders their ``Tick``.
+
+    Cost per tick: one request per live job and one for its new events; a terminal job costs nothing once its
+    events, checkpoints and results are loaded; the list is read every ``list_every`` seconds or when asked. While
+    the pane is hidden only live jobs' status is read, 4x less often (the end-of-job toast still comes)."""
+
+    def __init__(self, interval: float, list_every: float = LIST_EVERY) -> None:
+        self.interval = interval
+        self.list_every = list_every
+        self.tracks: dict[str, JobTrack] = {}
+        self.listed_at: float | None = None
+        self.list_asked = True
+        self.failures = 0
+        self.announced: set[str] = set()  # jobs whose end was reported (or that had ended when first seen)
+
+    # -- decisions ---------------------------------------------------------------------------------------------
+    def wants_list(self, now: float, hidden: bool) -> bool:
+        if hidden:
+            return False
+        return self.list_asked or self.listed_at is None or now - self.listed_at >= self.list_every
+
+    def observe(self, job: dict, tick: Tick) -> None:
+        """Merge a job as the backend returned it. A terminal status is final: a stale answer read before the job
+        ended (or before a cancel) never moves it back."""
+        track = self.tracks.get(job["id"])
+        if track is None:
+            self.tracks[job["id"]] = JobTrack(job)
+            if is_terminal(job["status"]):
+                self.announced.add(job["id"])  # it had ended before we watched: nothing to announce
+            tick.changed.append(job["id"])
+            return
+        if track.job == job or (track.terminal and not is_terminal(job["status"])):
+            return
+        track.job = job
+        tick.changed.append(job["id"])
+        if track.terminal and job["id"] not in self.announced:
+            self.announced.add(job["id"])
+            tick.finished.append(job["id"])
+
+    def live(self, exclude=()) -> list[JobTrack]:
+        return [t for t in self.tracks.values() if not t.terminal and t.id not in exclude]
+
+    def wants_events(self, track: JobTrack, tick: Tick, selected: str | None) -> bool:
+        """Live jobs follow their events; a terminal one loads its backlog once (when it ends, or when selected)."""
+        return (not track.terminal or track.id in tick.finished
+                or (track.id == selected and not track.events_complete))
+
+    @staticmethod
+    def wants_checkpoints(track: JobTrack, new_events: list[dict]) -> bool:
+        status = track.job["status"]
+        return status in CHECKPOINT_STATUSES and (
+            track.checkpoints_loaded_at != status or any("heckpoint" in str(e.get("message", "")) for e in new_events))
+
+    @staticmethod
+    def wants_results(track: JobTrack) -> bool:
+        return track.job["status"] == "succeeded" and not track.results_loaded
+
+    def next_delay(self, problem=None, hidden: bool = False) -> float:
+        """Seconds to the next tick: the interval (4x while hidden); after a failure Retry-After when the backend
+        gave one, else exponential backoff for transient problems (capped at 30 s), else at least 10 s."""
+        if problem is None:
+            self.failures = 0
+            return self.interval * (4 if hidden else 1)
+        self.failures += 1
+        if problem.retry_after is not None:
+            return problem.retry_after
+        if problem.transient:
+            return min(30.0, self.interval * 2 ** min(self.failures, 5))
+        return max(self.interval, 10.0)
+
+    # -- one tick ----------------------------------------------------------------------------------------------
+    async def tick(self, svc, tick: Tick, *, now: float, hidden: bool, selected: str | None) -> None:
+        """Run one tick against ``svc``, filling ``tick`` as it goes; raises what ``svc`` raises (ServiceError) with
+        ``tick`` holding every change made so far, so the caller renders it all the same (a job that ended is
+        announced by the tick that saw it, whatever happened after)."""
+        if self.wants_list(now, hidden):
+            for job in await svc.jobs():
+                self.observe(job, tick)
+            self.listed_at, self.list_asked, tick.listed = now, False, True
+        for track in self.live(exclude=tick.changed):
+            self.observe(await svc.job(track.id), tick)
+        if hidden:
+            return
+        for track in list(self.tracks.values()):
+            if self.wants_events(track, tick, selected):
+                fresh = await svc.new_events(track)
+                if fresh:
+                    tick.new_events[track.id] = fresh
+                if track.terminal:
+                    track.events_complete = True
+        track = self.tracks.get(selected or "")
+        if track is not None:
+            if self.wants_checkpoints(track, tick.new_events.get(track.id, [])):
+                track.checkpoints = await svc.checkpoints(track.id)
+                track.checkpoints_loaded_at = track.job["status"]
+                tick.extra[track.id] = "checkpoints"
+            if self.wants_results(track):
+                from .results import ResultsError
+
+                try:
+                    await svc.load_results(track)
+                except ResultsError as e:
+                    track.results_loaded = True
+                    tick.notes.append(f"Results file of {track.id}: {e}")
+                tick.extra[track.id] = "results"

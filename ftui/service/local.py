@@ -1,6 +1,10 @@
 """The local backend as the TUI uses it: reuse a running ``ftui serve`` on the data dir, or start one on a free
-loopback port, wait until it answers, and stop it on exit (only if this process started it). Standard library only;
-the data dir, free port and ``serve.json`` marker come from ``ftui.server.serve`` (stdlib-only at import time)."""
+loopback port, wait until it answers. Standard library only; the data dir, free port and ``serve.json`` marker come
+from ``ftui.serveinfo`` (shared with the server, which this package never imports).
+
+The server is started with ``--idle-exit``: when the app goes (ctrl+q, a dropped SSH connection, SIGHUP, even
+SIGKILL) a job in training keeps going and the next ``ftui`` reconnects to it; once nothing is live the server stops
+by itself after ``IDLE_EXIT`` seconds. ``ftui serve`` takes a lock on its data dir, so there is never more than one."""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ftui.server.serve import API_KEY_ENV, default_data_dir, free_port, running_server
+from ftui.serveinfo import API_KEY_ENV, LIVE, default_data_dir, free_port, running_server
+
+IDLE_EXIT = float(os.environ.get("FTUI_SERVE_IDLE_EXIT", "300"))
 
 
 class LocalBackendError(RuntimeError):
@@ -57,7 +63,7 @@ class LocalBackend:
         self.port = free_port()
         log = open(self.data_dir / "serve.log", "ab")
         cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir)]
+               "--data-dir", str(self.data_dir), "--idle-exit", f"{IDLE_EXIT:g}"]
         env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
         self.proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True, env=env)
@@ -69,6 +75,13 @@ class LocalBackend:
                 self.stop()
                 raise LocalBackendError("cancelled: the app is closing")
             code = proc.poll()
+            if code == 3:  # another app started one on this data dir a moment ago: use that one
+                port = self._running()
+                if port:
+                    self.proc, self.port, self.owned = None, port, False
+                    return self.base_url
+                time.sleep(0.1)
+                continue
             if code is not None:
                 raise LocalBackendError(f"ftui serve exited with code {code}: {self._log_tail()}")
             if _healthy(self.port, 0.5):
@@ -83,6 +96,27 @@ class LocalBackend:
         except OSError:
             return "no log"
         return lines[-1] if lines else "no output"
+
+    def live_jobs(self) -> int | None:
+        """How many jobs the server is training or about to (None: it did not answer)."""
+        import json
+
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/fine_tuning/jobs?limit=100", timeout=2) as r:
+                jobs = json.loads(r.read()).get("data") or []
+        except (OSError, ValueError):
+            return None
+        return sum(1 for j in jobs if j.get("status") in LIVE)
+
+    def release(self) -> bool:
+        """The app is going: stop the server it started unless a job is live (training survives the app; the
+        server's ``--idle-exit`` stops it later). Returns True when it was stopped."""
+        if not self.owned or self.proc is None:
+            return False
+        if self.live_jobs():
+            return False
+        self.stop()
+        return True
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server if this process started it (the runner goes with it: same process group)."""

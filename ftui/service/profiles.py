@@ -57,8 +57,16 @@ class Profile:
         return self.kind == "openai" and (self.base_url or OPENAI_URL).startswith(OPENAI_URL)
 
     def host(self) -> str:
+        """host[:port] only: a base URL may carry ``user:pass@``, which is never shown."""
         url = urlparse(self.base_url or (OPENAI_URL if self.kind == "openai" else ""))
-        return url.netloc or "—"
+        try:
+            host, port = url.hostname, url.port
+        except ValueError:  # a port that is not a number
+            host, port = url.hostname, None
+        if not host:
+            return "—"
+        host = f"[{host}]" if ":" in host else host
+        return f"{host}:{port}" if port else host
 
     def label(self) -> str:
         """What the header shows: kind and host, never the key."""

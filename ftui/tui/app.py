@@ -270,7 +270,10 @@ class FtuiApp(App):
         self.config.default_model = self.model_id
         self.config.theme = self.theme
         try:
-            path = _config.save(self.config)
+            path = _config.save(self.config, only=("default_model", "theme"))
+        except _config.ConfigError as e:
+            self.notify(str(e), title="Defaults not saved", severity="error", timeout=12)
+            return
         except OSError as e:
             self.notify(f"Cannot write the config: {e}", severity="error")
             return
@@ -282,12 +285,19 @@ class FtuiApp(App):
         self.worker_failed(event)
 
     def worker_failed(self, event: Worker.StateChanged) -> None:
-        """Every screen forwards its workers' state changes here (they do not bubble): an error becomes a toast."""
+        """Every screen forwards its workers' state changes here (they do not bubble): an error becomes a toast
+        naming what was being done, and its traceback goes to the log file."""
         if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            what = event.worker.description or event.worker.name
-            self.log.error(f"worker {event.worker.name} failed", error)
-            self.notify(f"{type(error).__name__}: {error}", title=f"{what} failed", severity="error", timeout=10)
+            from .errors import report
+
+            what = event.worker.description or event.worker.name or "A background task"
+            self.notify(report(what, event.worker.error), title=f"{what} failed", severity="error", timeout=12)
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications carry paths, file names and backend messages: never parsed as markup (a ``[/]`` in a name
+        would otherwise raise). Widgets' and screens' ``notify`` come here too."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
 
 def _modal_types():

@@ -11,9 +11,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Markdown, Select, Static, TextArea
 
+from .base import FtuiScreen
 from .messages import ChatDelta, ChatDone, ChatFailed
 
 
@@ -33,7 +33,7 @@ class Column:
         return self.widgets[-1]
 
 
-class ChatScreen(Screen):
+class ChatScreen(FtuiScreen):
     HELP = """\
 # Chat workspace
 Pick a model (fine-tuned models and checkpoints first), write a prompt, Enter sends. The answer streams as
@@ -71,7 +71,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
             yield VerticalScroll(id="col-0", classes="transcript")
             yield VerticalScroll(id="col-1", classes="transcript")
         yield Input(placeholder="Write a prompt; Enter sends, Esc stops, ctrl+t compares", id="prompt")
-        yield Static("", id="chat-status")
+        yield Static("", id="chat-status", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -111,7 +111,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
             v = self.query_one(f"#model-{col}", Select).value
             if isinstance(v, str) and v not in {x for _, x in out}:
                 out.insert(0, (v, v))
-        return out
+        return [(Text(label), value) for label, value in out]  # ids are never parsed as markup
 
     def _fill_models(self) -> None:
         options = self.model_options()
@@ -131,7 +131,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
         sel = self.query_one(f"#model-{'ab'[column]}", Select)
         options = self.model_options()
         if model not in {v for _, v in options}:
-            options.insert(0, (model, model))
+            options.insert(0, (Text(model), model))
         sel.set_options(options)
         sel.value = model
         self.query_one("#prompt", Input).focus()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 CONFIG_ENV = "FTUI_CONFIG_FILE"
@@ -48,30 +48,6 @@ class Config:
     chat_save_path: str | None = None  # where "save exchange" appends training examples
     keymap: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, dict] = field(default_factory=dict)
-
-    def to_toml(self) -> str:
-        out = []
-        for k, v in asdict(self).items():
-            if k in ("keymap", "profiles") or v is None:
-                continue
-            out.append(f"{k} = {_toml_value(v)}")
-        if self.keymap:
-            out.append("\n[keymap]")
-            out += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in sorted(self.keymap.items())]
-        for name, prof in self.profiles.items():
-            out.append(f"\n[profiles.{_toml_value(name)}]")
-            out += [f"{k} = {_toml_value(v)}" for k, v in prof.items()]
-        return "\n".join(out) + "\n"
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(v)
 
 
 class ConfigError(ValueError):
@@ -120,10 +96,42 @@ def load(path: Path | None = None) -> tuple[Config, str | None]:
         return Config(), f"{e}; using defaults"
 
 
-def save(cfg: Config, path: Path | None = None) -> Path:
-    """Write the config atomically (temp file in the same directory, then rename)."""
+def save(cfg: Config, path: Path | None = None, only: tuple[str, ...] | None = None) -> Path:
+    """Write settings into the config file without destroying it: the file is edited with tomlkit, so the user's
+    comments, key order and keys ftui does not know stay as they were; only the settings named in ``only`` (default:
+    every setting that is set) change. A file that does not parse is never overwritten: ConfigError says why. The
+    file is written atomically and 0600 (profiles name the variables that hold keys)."""
+    import tomlkit
+
     from ftui.core.files import atomic_write
 
     path = path or config_path()
-    atomic_write(path, cfg.to_toml().encode("utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = "# ftui settings (see the README's Configuration section)\n"
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read it ({e}); not saved, so nothing of it is lost") from None
+    try:
+        tomllib.loads(text)
+        doc = tomlkit.parse(text)
+    except (tomllib.TOMLDecodeError, tomlkit.exceptions.ParseError) as e:
+        raise ConfigError(f"{path} is not valid TOML ({e}): fix it first; it was not overwritten") from None
+    for f in fields(Config):
+        if only is not None and f.name not in only:
+            continue
+        value = getattr(cfg, f.name)
+        if value is None or (isinstance(value, dict) and not value):
+            continue  # unset here: whatever the file says stays
+        if isinstance(value, dict):
+            table = doc.get(f.name)
+            if table is None:
+                table = tomlkit.table(is_super_table=f.name == "profiles")
+                doc[f.name] = table
+            for k, v in value.items():
+                if table.get(k) != v:
+                    table[k] = v
+        elif doc.get(f.name) != value:
+            doc[f.name] = value
+    atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode=0o600)
     return path

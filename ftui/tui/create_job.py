@@ -12,11 +12,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
 
 from ftui.core import catalog
 
+from .base import FtuiModal
 from .messages import UploadProgress
 from .widgets.file_tree import is_dataset
 
@@ -30,7 +30,7 @@ def _num(value: str, kind):
     return kind(value)
 
 
-class CreateJobScreen(ModalScreen[dict | None]):
+class CreateJobScreen(FtuiModal[dict | None]):
     HELP = """\
 # Create a fine-tuning job
 The training file is the Data workspace's file (uploaded when you submit) or a file already on the backend.
@@ -62,12 +62,17 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
 
     # -- layout ----------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        train = [(f"upload {self.path}", f"local:{self.path}")] if self.path else []
-        valid = [("none", NONE)]
+        train = [(Text(f"upload {self.path}"), f"local:{self.path}")] if self.path else []
+        valid = [(Text("none"), NONE)]
         if self.path:
-            for p in sorted(Path(self.path).parent.iterdir()):
+            try:
+                siblings = sorted(Path(self.path).parent.iterdir())
+            except OSError:
+                siblings = []
+            for p in siblings:
                 if p.is_file() and is_dataset(p) and str(p) != self.path:
-                    valid.append((f"upload {p.name}", f"local:{p}"))
+                    valid.append((Text(f"upload {p.name}"), f"local:{p}"))
+        self.local_options = {"#train": train, "#valid": valid}  # the backend's files are added to these
         fmt = self.report.analysis.format if self.report else None
         with VerticalScroll():
             yield Label(Text("New fine-tuning job", style="bold"))
@@ -96,8 +101,8 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 yield Input(placeholder="suffix (optional)", id="suffix", restrict=r"[A-Za-z0-9_.\-]*",
                             max_length=64)
                 yield Input(placeholder="seed (optional)", id="seed", restrict=r"[0-9]*")
-            yield Static("", id="estimate")
-            yield Static("", id="problems")
+            yield Static("", id="estimate", markup=False)
+            yield Static("", id="problems", markup=False)
             yield Checkbox("Upload anyway (the file has errors)", id="insist")
             yield ProgressBar(id="upload", show_eta=False)
             with Horizontal(id="buttons"):
@@ -124,7 +129,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             if info and info.methods:
                 label += f"  · {'/'.join(info.methods)}"
             opts[mid] = label
-        return [(label, mid) for mid, label in opts.items()]
+        return [(Text(label), mid) for mid, label in opts.items()]
 
     def on_mount(self) -> None:
         for w in self.query(Input):
@@ -149,12 +154,11 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         except ServiceError as e:
             self.query_one("#problems", Static).update(f"Cannot list the backend's files: {e.problem.message}")
             return
-        extra = [(f"{f['id']}  {f['filename']}", f"file:{f['id']}") for f in files]
+        extra = [(Text(f"{f['id']}  {f['filename']}"), f"file:{f['id']}") for f in files]
         for sel in ("#train", "#valid"):
             w = self.query_one(sel, Select)
             current = w.value
-            base = [(label, value) for label, value in w._options if value is not Select.BLANK]
-            w.set_options(base + extra)
+            w.set_options(self.local_options[sel] + extra)
             if current is not Select.BLANK:
                 w.value = current
 

@@ -12,12 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
-from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 from textual.widgets import (Footer, Header, Label, ProgressBar, Select, Static, TabbedContent, TabPane)
 
 from ftui.core import catalog
 
+from .base import FtuiScreen
 from .messages import AnalysisCancelled, AnalysisDone, AnalysisFailed, AnalysisProgress
 from .widgets.file_tree import DatasetTree, is_dataset
 from .widgets.findings_list import FindingsList
@@ -32,7 +32,7 @@ def file_key(path: str, encoding: str) -> tuple | None:
     return (os.path.realpath(path), st.st_size, st.st_mtime_ns, encoding)
 
 
-class DataScreen(Screen):
+class DataScreen(FtuiScreen):
     """Open a JSONL file, see every problem by line, its tokens and what it will cost."""
 
     HELP = """\
@@ -77,7 +77,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
                 yield DatasetTree(self.root, id="tree")
             with Vertical(id="main"):
                 with Horizontal(id="toolbar"):
-                    yield Label("no file open", id="path")
+                    yield Label("no file open", id="path", markup=False)
                     yield Select(models, value=model, allow_blank=False, id="model", compact=True)
                 yield ProgressBar(id="progress", show_eta=False)
                 yield Summary("Choose a dataset on the left (Enter opens it).", id="summary")
@@ -85,7 +85,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         yield Footer()
 
     def _tabs(self) -> TabbedContent:
-        findings = TabPane("Findings", Static("", id="counts"), Label("", id="filter"), FindingsList(id="findings"),
+        findings = TabPane("Findings", Static("", id="counts"), Label("", id="filter", markup=False), FindingsList(id="findings"),
                            id="tab-findings")
         histograms = TabPane("Histograms", Static("Histograms appear once a file is analysed.", id="hist-empty"),
                              id="tab-histograms")
@@ -255,11 +255,15 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
     # -- events ----------------------------------------------------------------------------------------------
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
+        """(The app's funnel reports the error itself: FtuiScreen forwards every worker's state.)"""
+        if event.state == WorkerState.ERROR and event.worker.group == "analysis":
             self.query_one("#progress").display = False
             self.query_one(Summary).show_message("The analysis stopped on an internal error (see the message).",
                                                  error=True)
-        self.app.worker_failed(event)
+
+    @on(DatasetTree.Unreadable)
+    def _unreadable_dir(self, event: DatasetTree.Unreadable) -> None:
+        self.notify(f"Cannot list {event.path}: {event.error}", title="Files", severity="warning", timeout=6)
 
     @on(DatasetTree.FileSelected)
     def _file_selected(self, event: DatasetTree.FileSelected) -> None:

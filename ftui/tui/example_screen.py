@@ -13,13 +13,25 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from ftui.core.example import ExampleView, example_view
 from ftui.core.findings import ERROR
 
+from .base import FtuiScreen
+
 MAX_SHOWN_CHARS = 20_000  # per message; the raw view (r) has everything
+
+
+def _changed_since(analysis) -> str:
+    """A note when the file on disk is no longer the one analysed (edited, truncated, deleted)."""
+    try:
+        st = os.stat(analysis.path)
+    except OSError as e:
+        return f"The file is gone ({e.strerror}): this view shows what the analysis knew"
+    if st.st_size != analysis.size or st.st_mtime != analysis.mtime:
+        return "The file changed since it was analysed: ctrl+r in the Data workspace analyses it again"
+    return ""
 
 
 class MessageBox(Static):
@@ -34,7 +46,7 @@ class MessageBox(Static):
     """
 
 
-class ExampleScreen(Screen):
+class ExampleScreen(FtuiScreen):
     HELP = """\
 # Example
 The example at one line of the file, as a conversation. Each message shows its role, its tokens (the cookbook's
@@ -77,8 +89,8 @@ JSON, `Esc` back to the findings.
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="where")
-        yield Static(id="problems")
+        yield Static(id="where", markup=False)
+        yield Static(id="problems", markup=False)
         with VerticalScroll(id="conversation"):
             pass
         with VerticalScroll(id="raw"):
@@ -94,6 +106,9 @@ JSON, `Esc` back to the findings.
         a = self.analysis
         self.line = line
         self.view = v = example_view(a.path, line, a.encoding, a.line_offset(line), self.findings)
+        changed = _changed_since(a)
+        if changed:
+            v.error = (v.error + ". " if v.error else "") + changed
         index = int(np.searchsorted(self.lines, line))
         where = Text.assemble((f"{os.path.basename(a.path)}:{line}", "bold"),
                               f"   example {index + 1:,} of {self.lines.size:,}", ("   ", ""),

@@ -9,10 +9,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from .base import FtuiScreen
 from .jobs_screen import ts
+from .widgets.tables import set_columns, sync_rows
 
 
 def size(n: int | None) -> str:
@@ -25,7 +26,7 @@ def size(n: int | None) -> str:
     return str(n)
 
 
-class FilesScreen(Screen):
+class FilesScreen(FtuiScreen):
     HELP = """\
 # Files & models
 The backend's files and models. **d** deletes the selected file or fine-tuned model (asks first);
@@ -40,7 +41,7 @@ The backend's files and models. **d** deletes the selected file or fine-tuned mo
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical():
-            yield Static("", id="files-status")
+            yield Static("", id="files-status", markup=False)
             files = DataTable(id="files", cursor_type="row", zebra_stripes=True)
             files.border_title = "Files"
             yield files
@@ -50,14 +51,10 @@ The backend's files and models. **d** deletes the selected file or fine-tuned mo
         yield Footer()
 
     def on_mount(self) -> None:
-        f = self.query_one("#files", DataTable)
-        for key, label in (("id", "file"), ("name", "filename"), ("purpose", "purpose"), ("bytes", "size"),
-                           ("created", "created")):
-            f.add_column(label, key=key)
-        m = self.query_one("#models", DataTable)
-        for key, label in (("id", "model"), ("owner", "owned by"), ("created", "created"),
-                           ("shutdown", "shutdown date")):
-            m.add_column(label, key=key)
+        set_columns(self.query_one("#files", DataTable), [("id", "file"), ("name", "filename"), ("purpose", "purpose"),
+                                                         ("bytes", "size"), ("created", "created")])
+        set_columns(self.query_one("#models", DataTable), [("id", "model"), ("owner", "owned by"),
+                                                          ("created", "created"), ("shutdown", "shutdown date")])
 
     def backend_ready(self) -> None:
         self.action_refresh()
@@ -91,20 +88,12 @@ The backend's files and models. **d** deletes the selected file or fine-tuned mo
     def show(self, files: list[dict], models: list[dict]) -> None:
         self.query_one("#files-status", Static).update(f"{len(files)} files · {len(models)} models")
         today = date.today().isoformat()
-        for table_id, rows in (("#files", [(f["id"], (f["id"], f.get("filename") or "", f.get("purpose") or "",
-                                                       size(f.get("bytes")), ts(f.get("created_at")))) for f in files]),
-                               ("#models", [(m["id"], (m["id"], m.get("owned_by") or "", ts(m.get("created")),
-                                                       _shutdown(m.get("shutdown_date"), today))) for m in models])):
-            table = self.query_one(table_id, DataTable)
-            keep = {k for k, _ in rows}
-            for key in [k.value for k in table.rows if k.value not in keep]:
-                table.remove_row(key)
-            for key, cells in rows:  # keyed: existing rows are updated in place, the cursor stays
-                if key in table.rows:
-                    for col, value in zip(("id", *[c.key.value for c in list(table.columns.values())[1:]]), cells):
-                        table.update_cell(key, col, value, update_width=True)
-                else:
-                    table.add_row(*cells, key=key)
+        sync_rows(self.query_one("#files", DataTable),
+                  [(f["id"], {"id": f["id"], "name": f.get("filename") or "", "purpose": f.get("purpose") or "",
+                              "bytes": size(f.get("bytes")), "created": ts(f.get("created_at"))}) for f in files])
+        sync_rows(self.query_one("#models", DataTable),
+                  [(m["id"], {"id": m["id"], "owner": m.get("owned_by") or "", "created": ts(m.get("created")),
+                              "shutdown": _shutdown(m.get("shutdown_date"), today)}) for m in models])
 
     def _selected(self) -> tuple[str, str] | None:
         table = self.focused if isinstance(self.focused, DataTable) else self.query_one("#files", DataTable)

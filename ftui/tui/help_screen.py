@@ -5,9 +5,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Markdown
+
+from .base import FtuiModal
 
 
 def _keys_table(screen, widget: Widget | None) -> str:
@@ -26,7 +27,7 @@ def _keys_table(screen, widget: Widget | None) -> str:
             + "\n".join(rows) + "\n")
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(FtuiModal[None]):
     BINDINGS = [Binding("escape,f1,q", "dismiss", "Close", id="help.close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }

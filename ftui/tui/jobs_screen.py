@@ -9,6 +9,7 @@ pane is hidden only the live jobs' status is read (4× slower), so the toast and
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,14 +19,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
-from ftui.service.jobs import JobTrack, is_terminal
+from ftui.service.jobs import LIST_EVERY, JobPoller, JobTrack, Tick
 
+from .base import FtuiScreen
+from .errors import guarded
 from .messages import JobsPolled, PollProblem
-
-LIST_EVERY = 60.0
+from .widgets.tables import set_columns, sync_rows
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "paused": "magenta",
                 "queued": "blue", "validating_files": "blue"}
 
@@ -52,7 +53,7 @@ def method_of(job: dict) -> tuple[str, dict]:
     return kind, {k: v for k, v in hp.items() if v is not None}
 
 
-class JobsScreen(Screen):
+class JobsScreen(FtuiScreen):
     HELP = """\
 # Jobs workspace
 The backend's fine-tuning jobs, live. Pick one in the list: its **detail**, **event log** (follows live),
@@ -75,26 +76,36 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
 
     def __init__(self) -> None:
         super().__init__()
-        self.tracks: dict[str, JobTrack] = {}
+        self.poller: JobPoller | None = None  # made when the backend is ready (its interval depends on it)
         self.selected: str | None = None
-        self.list_every = LIST_EVERY
         self.hidden = False
-        self.failures = 0
         self._timer = None
-        self._listed_at = 0.0
-        self._list_now = True
+        self._in_flight = False  # a tick is running: an early tick asked now waits for it (never cancels it)
+        self._early = False
         self._shown_events = 0  # how many of the selected track's events are in the log
         self._problem_shown = False
+
+    @property
+    def tracks(self) -> dict[str, JobTrack]:
+        return self.poller.tracks if self.poller is not None else {}
+
+    @property
+    def list_every(self) -> float:
+        return self.poller.list_every if self.poller is not None else LIST_EVERY
+
+    @list_every.setter
+    def list_every(self, seconds: float) -> None:
+        self.poller.list_every = seconds
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="jobs-main"):
-            yield Static("", id="jobs-status")
+            yield Static("", id="jobs-status", markup=False)
             table = DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
             yield table
             with Horizontal(id="jobs-bottom"):
                 with Vertical(id="job-left"):
-                    yield Static("Select a job.", id="job-detail")
+                    yield Static("Select a job.", id="job-detail", markup=False)
                     yield Log(id="events", max_lines=5000)
                 with Vertical(id="job-right"):
                     from .widgets.plots import ACCURACY, LOSS, MetricsChart
@@ -106,14 +117,12 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         yield Footer()
 
     def on_mount(self) -> None:
-        t = self.query_one("#jobs", DataTable)
-        for key, label in (("id", "job"), ("model", "base model"), ("method", "method"), ("status", "status"),
-                           ("step", "step"), ("created", "created"), ("ft", "fine-tuned model")):
-            t.add_column(label, key=key)
+        set_columns(self.query_one("#jobs", DataTable),
+                    [("id", "job"), ("model", "base model"), ("method", "method"), ("status", "status"),
+                     ("step", "step"), ("created", "created"), ("ft", "fine-tuned model")])
         c = self.query_one("#checkpoints", DataTable)
-        for key, label in (("step", "step"), ("model", "checkpoint model"), ("train", "train loss"),
-                           ("valid", "valid loss"), ("acc", "accuracy")):
-            c.add_column(label, key=key)
+        set_columns(c, [("step", "step"), ("model", "checkpoint model"), ("train", "train loss"),
+                        ("valid", "valid loss"), ("acc", "accuracy")])
         c.border_title = "Checkpoints (Enter: chat with it)"
         self.query_one("#events", Log).border_title = "Events"
         self.backend_ready()
@@ -123,8 +132,10 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             msg = "No backend (config: backend = \"off\")." if self.app.profile.kind == "off" else "Connecting…"
             self.query_one("#jobs-status", Static).update(msg)
             return
-        self.query_one("#jobs-status", Static).update("")
-        self._schedule(0)
+        if self.poller is None:
+            self.poller = JobPoller(self.app.profile.interval)
+        self.query_one("#jobs-status", Static).update("Reading the jobs…")
+        self.request_tick()
 
     # -- polling ---------------------------------------------------------------------------------------------
     @property
@@ -137,94 +148,59 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         # never 0: a zero-interval Timer that fires late divides by zero (textual 8.2.8 timer.py)
         self._timer = self.set_timer(max(delay, 0.01), self._tick)
 
+    def request_tick(self) -> None:
+        """A tick as soon as possible. One already running is never cancelled (it may have read a job's new state):
+        the early tick is coalesced and runs right after it."""
+        if self._in_flight:
+            self._early = True
+        else:
+            self._schedule(0)
+
     def _tick(self) -> None:
         self._timer = None
-        if self.app.service is None or not self.is_attached:
+        if self.app.service is None or self.poller is None or not self.is_attached:
             return
-        list_now = self._list_now or time.monotonic() - self._listed_at >= self.list_every
-        self._list_now = False
-        self.poll(list_now and not self.hidden, self.hidden, self.selected)
+        if self._in_flight:
+            self._early = True
+            return
+        self._in_flight = True
+        self.poll(self.hidden, self.selected)
 
-    @work(exclusive=True, group="jobs-poll", exit_on_error=False, description="Polling jobs")
-    async def poll(self, list_jobs: bool, hidden: bool, selected: str | None) -> None:
-        from ftui.service.errors import ServiceError
+    @work(group="jobs-poll", exit_on_error=False, description="Polling jobs")
+    async def poll(self, hidden: bool, selected: str | None) -> None:
+        """One tick. Whatever happens in it, what it read is rendered and the next tick is scheduled."""
+        from ftui.service.errors import Problem, ServiceError
 
-        svc = self.app.service
-        changed, new_events, finished, extra = [], {}, [], {}
+        tick, problem = Tick(), None
         try:
-            if list_jobs:
-                for job in await svc.jobs():
-                    track = self.tracks.get(job["id"])
-                    if track is None:
-                        self.tracks[job["id"]] = JobTrack(job)
-                        changed.append(job["id"])
-                    elif track.job != job:
-                        if not track.terminal and is_terminal(job["status"]):
-                            finished.append(job["id"])
-                        track.job = job
-                        changed.append(job["id"])
-                self._listed_at = time.monotonic()
-            live = [t for t in self.tracks.values() if not t.terminal and t.id not in changed]
-            for track in live:
-                job = await svc.job(track.id)
-                if job != track.job:
-                    if is_terminal(job["status"]):
-                        finished.append(job["id"])
-                    track.job = job
-                    changed.append(job["id"])
-            if not hidden:
-                for track in self.tracks.values():
-                    # live jobs follow their events; a terminal job loads its backlog once (if never loaded)
-                    if not track.terminal or track.id in finished or (track.id == selected
-                                                                       and not track.events_complete):
-                        fresh = await svc.new_events(track)
-                        if fresh:
-                            new_events[track.id] = fresh
-                        if track.terminal:
-                            track.events_complete = True
-                if selected in self.tracks:
-                    track = self.tracks[selected]
-                    status = track.job["status"]
-                    ckpt_event = any("heckpoint" in e.get("message", "") for e in new_events.get(selected, ()))
-                    if track.checkpoints_loaded_at != status or ckpt_event:
-                        if status in ("running", "paused", "succeeded", "cancelled", "failed"):
-                            track.checkpoints = await svc.checkpoints(selected)
-                            for c in track.checkpoints:
-                                self.app.checkpoints[c["fine_tuned_model_checkpoint"]] = c
-                        track.checkpoints_loaded_at = status
-                        extra[selected] = "checkpoints"
-                    if status == "succeeded" and not track.results_loaded:
-                        from ftui.service.results import ResultsError
-
-                        try:
-                            await svc.load_results(track)
-                        except ResultsError as e:
-                            track.results_loaded = True
-                            self.notify(f"Results file of {selected}: {e}", severity="warning")
-                        extra[selected] = "results"
+            await self.poller.tick(self.app.service, tick, now=time.monotonic(), hidden=hidden, selected=selected)
+        except asyncio.CancelledError:
+            self._in_flight = False
+            raise
         except ServiceError as e:
-            self.failures += 1
-            p = e.problem
-            if p.retry_after is not None:
-                delay = p.retry_after
-            elif p.transient:
-                delay = min(30.0, self.interval * 2 ** min(self.failures, 5))
-            else:
-                delay = max(self.interval, 10.0)
-            self.post_message(PollProblem(p, delay))
+            problem = e.problem
+        except Exception as e:  # noqa: BLE001 — nobody foresaw it: logged and explained, polling goes on
+            from .errors import report
+
+            problem = Problem("bug", f"Polling jobs failed: {report('Polling jobs', e)}")
+        self._in_flight = False
+        self.post_message(JobsPolled(tick.changed, tick.new_events, tick.finished, listed=tick.listed,
+                                     extra=tick.extra, notes=tick.notes, ok=problem is None))
+        delay = self.poller.next_delay(problem, hidden)
+        if problem is not None:
+            self.post_message(PollProblem(problem, delay))
+        if self._early:
+            self._early, delay = False, 0
+        if self.is_attached:
             self._schedule(delay)
-            return
-        self.failures = 0
-        self.post_message(JobsPolled(changed, new_events, finished, listed=list_jobs, extra=extra))
-        self._schedule(self.interval * (4 if hidden else 1))
 
     def on_screen_suspend(self) -> None:
         self.hidden = True
 
     def on_screen_resume(self) -> None:
         was, self.hidden = self.hidden, False
-        if was and self.app.service is not None and self._timer is not None:
-            self._schedule(0)  # catch up at once
+        if was and self.poller is not None:
+            self.request_tick()  # catch up at once
 
     # -- rendering -------------------------------------------------------------------------------------------
     @on(PollProblem)
@@ -235,27 +211,26 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             Text(f"{message.problem.message}  (next try in {message.retry_in:.0f} s)", style="yellow"))
 
     @on(JobsPolled)
+    @guarded("Showing the jobs")
     def _polled(self, message: JobsPolled) -> None:
-        self.app.set_online(None)
-        status = self.query_one("#jobs-status", Static)
-        if message.listed or self._problem_shown:
+        if message.ok:
+            self.app.set_online(None)
             self._problem_shown = False
+        if not self._problem_shown:
             n_live = sum(1 for t in self.tracks.values() if not t.terminal)
-            status.update(f"{len(self.tracks)} jobs · {n_live} live · polling every {self.interval:g} s")
+            self.query_one("#jobs-status", Static).update(
+                f"{len(self.tracks)} jobs · {n_live} live · polling every {self.interval:g} s")
         table = self.query_one("#jobs", DataTable)
         ids = set(message.changed) | set(message.new_events)
         order = sorted(self.tracks.values(), key=lambda t: t.job.get("created_at") or 0, reverse=True)
-        new_rows = [t for t in order if t.id not in table.rows]
-        for track in order:
-            if track.id in ids and track.id in table.rows:
-                for col, value in self._row(track).items():
-                    table.update_cell(track.id, col, value, update_width=True)
-        for track in new_rows:  # newest first at the top would move the cursor: new rows go at the end
-            table.add_row(*self._row(track).values(), key=track.id)
+        sync_rows(table, [(t.id, self._row(t)) for t in order if t.id in ids or t.id not in table.rows],
+                  remove_missing=False)
         if self.selected is None and table.row_count:
             self._select(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
         elif self.selected in ids or (message.extra or {}).get(self.selected):
-            self._render_detail(new_events=message.new_events.get(self.selected, []))
+            self._render_detail()
+        for note in message.notes or ():
+            self.notify(note, severity="warning")
         for job_id in message.finished:
             job = self.tracks[job_id].job
             sev = "information" if job["status"] == "succeeded" else "warning"
@@ -281,12 +256,13 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         self.selected = job_id
         self._shown_events = 0
         self.query_one("#events", Log).clear()
+        self.query_one("#checkpoints", DataTable).clear()  # another job's checkpoints
         self._render_detail()
         track = self.tracks.get(job_id)
         if track and (not track.events_complete or not track.results_loaded) and self.app.service is not None:
-            self._schedule(0)  # load what the detail needs now
+            self.request_tick()  # load what the detail needs now
 
-    def _render_detail(self, new_events=()) -> None:
+    def _render_detail(self) -> None:
         track = self.tracks.get(self.selected or "")
         if track is None:
             return
@@ -298,16 +274,20 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
                              for e in fresh])
             self._shown_events = len(track.events)
         metrics = {name: track.series(name) for name in track.metrics}
+        dpo = method_of(track.job)[0] == "dpo"
         self.query_one("#chart-loss").show(metrics, track.total_steps)
-        self.query_one("#chart-acc").show(metrics, track.total_steps)
-        c = self.query_one("#checkpoints", DataTable)
-        c.clear()
+        acc = self.query_one("#chart-acc")
+        acc.set_title("Reward accuracy" if dpo else "Token accuracy")
+        acc.show(metrics, track.total_steps)
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "—"  # noqa: E731
+        rows = []
         for ck in track.checkpoints:
             m = ck.get("metrics") or {}
-            fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "—"  # noqa: E731
-            c.add_row(str(ck.get("step_number")), ck["fine_tuned_model_checkpoint"], fmt(m.get("train_loss")),
-                      fmt(m.get("valid_loss")), fmt(m.get("train_mean_token_accuracy")),
-                      key=ck["fine_tuned_model_checkpoint"])
+            rows.append((ck["fine_tuned_model_checkpoint"],
+                         {"step": str(ck.get("step_number")), "model": ck["fine_tuned_model_checkpoint"],
+                          "train": fmt(m.get("train_loss")), "valid": fmt(m.get("valid_loss")),
+                          "acc": fmt(m.get("train_mean_token_accuracy"))}))
+        sync_rows(self.query_one("#checkpoints", DataTable), rows)
 
     def detail_text(self, track: JobTrack) -> Text:
         job = track.job
@@ -349,9 +329,9 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         return track
 
     def action_refresh(self) -> None:
-        if self.app.service is not None:
-            self._list_now = True
-            self._schedule(0)
+        if self.poller is not None:
+            self.poller.list_asked = True
+            self.request_tick()
 
     def action_new_job(self) -> None:
         from .create_job import CreateJobScreen
@@ -365,11 +345,16 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         self.app.push_screen(CreateJobScreen(path, report), self._created)
 
     def _created(self, job: dict | None) -> None:
-        if job:
-            self.tracks[job["id"]] = JobTrack(job)
-            self.post_message(JobsPolled([job["id"]], {}, []))
+        if job and self.poller is not None:
+            self._observed(job)
             self.call_after_refresh(self._focus_job, job["id"])
-            self._schedule(0)
+            self.request_tick()
+
+    def _observed(self, job: dict) -> None:
+        """A job an action returned goes through the poller like a polled one (so its end is announced once)."""
+        tick = Tick()
+        self.poller.observe(job, tick)
+        self.post_message(JobsPolled(tick.changed, {}, tick.finished))
 
     def _focus_job(self, job_id: str) -> None:
         table = self.query_one("#jobs", DataTable)
@@ -408,11 +393,9 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         except ServiceError as e:
             self.notify(e.problem.message, title=f"Could not {verb} {job_id}", severity="error", timeout=8)
             return
-        track = self.tracks[job_id]
-        was_terminal, track.job = track.terminal, job
-        self.post_message(JobsPolled([job_id], {}, [job_id] if track.terminal and not was_terminal else []))
+        self._observed(job)
         self.notify(f"{job_id}: {job['status']}", timeout=3)
-        self._schedule(0)
+        self.request_tick()
 
     def action_delete_model(self) -> None:
         track = self._track()

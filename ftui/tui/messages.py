@@ -56,6 +56,8 @@ class JobsPolled(Message, bubble=False):
     finished: list
     listed: bool = False
     extra: dict | None = None  # job id -> what was loaded for the detail ("checkpoints", "results")
+    notes: list | None = None  # warnings worth a toast that did not stop the tick
+    ok: bool = True  # False: the tick stopped on a problem (a PollProblem follows); what it read is here all the same
 
 
 @dataclass

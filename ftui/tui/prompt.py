@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from .base import FtuiModal
 
-class PathPrompt(ModalScreen[str | None]):
+
+class PathPrompt(FtuiModal[str | None]):
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="prompt.cancel")]
     DEFAULT_CSS = """
     PathPrompt { align: center middle; }
@@ -25,7 +26,7 @@ class PathPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text)
+            yield Label(self.title_text, markup=False)
             field = Input(self.value, placeholder=self.placeholder, restrict=self.restrict, id="prompt-input")
             field.cursor_blink = getattr(getattr(self.app, "config", None), "cursor_blink", True)
             yield field

@@ -9,7 +9,6 @@ from jsonschema import Draft202012Validator
 
 from tests.backend import Server, wait_for  # noqa: F401 — re-exported for the server tests
 
-pytest.importorskip("torch")
 SCHEMAS = json.loads((Path(__file__).resolve().parent.parent / "data" / "openapi_schemas.json").read_text())
 def _to_2020(node):
     """The spec keeps a few OpenAPI 3.0-isms (boolean exclusiveMinimum); turn them into JSON Schema 2020-12."""

@@ -10,7 +10,6 @@ from ftui.service.profiles import Profile
 from tests.backend import wait_for
 from tests.conftest import SAMPLES
 
-pytest.importorskip("torch")
 
 
 @pytest.fixture
@@ -79,7 +78,7 @@ async def test_a_stream_that_breaks_midway(svc, server):
 
 
 async def test_nobody_listening_is_offline():
-    from ftui.server.serve import free_port
+    from ftui.serveinfo import free_port
     from ftui.service.client import Service
 
     s = Service(Profile("local", "local"), base_url=f"http://127.0.0.1:{free_port()}/v1")

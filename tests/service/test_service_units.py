@@ -107,3 +107,12 @@ def test_429_retry_after_ms_and_quota():
     assert p.retry_after == 2.5 and p.transient
     q = explain(_status_error(429, {"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}}))
     assert q.retry_after is None and "billing" in q.message
+
+
+def test_header_shows_host_only_never_credentials_in_the_url():
+    from ftui.service.profiles import Profile
+
+    p = Profile("box", "compatible", base_url="http://alice:s3cret@gpu-box:8000/v1")
+    assert p.host() == "gpu-box:8000" and "s3cret" not in p.label() and "alice" not in p.label()
+    assert Profile("o", "openai").host() == "api.openai.com"
+    assert Profile("v6", "compatible", base_url="http://u:p@[::1]:9/v1").host() == "[::1]:9"

@@ -19,7 +19,6 @@ from tests.backend import start_job, wait_for
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, settle, test_config
 
-pytest.importorskip("torch")
 pytestmark = pytest.mark.slow
 BASE = "smollm2-135m-instruct"
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
+from textual.message import Message
 from textual.widgets import DirectoryTree
 
 DATASET_SUFFIXES = (".jsonl", ".json", ".jsonl.txt", ".ndjson")
@@ -20,6 +22,23 @@ class DatasetTree(DirectoryTree):
 Directories and dataset files (`.jsonl`, `.json`, `.ndjson`). **Enter** or a click opens a file and analyses it;
 hidden entries are not shown. `ctrl+o` (or the palette's *Open file*) takes a path typed by hand.
 """
+
+    @dataclass
+    class Unreadable(Message):
+        """A directory could not be listed (permission denied, gone): the screen says so."""
+        path: str
+        error: str
+
+    def _directory_content(self, location: Path, worker) -> Iterator[Path]:
+        """Textual's, but a directory that cannot be listed is reported instead of shown silently empty (this runs
+        in the tree's loader thread: ``post_message`` is thread-safe)."""
+        try:
+            for entry in location.iterdir():
+                if worker.is_cancelled:
+                    break
+                yield entry
+        except OSError as e:
+            self.post_message(self.Unreadable(str(location), e.strerror or str(e)))
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         out = []

@@ -102,6 +102,12 @@ class MetricsChart(PlotextPlot):
         self.total_steps: int | None = None
         self._pending = False
 
+    def set_title(self, title: str) -> None:
+        """Name what is drawn by what it is (a DPO job's accuracy is the reward accuracy, not token accuracy)."""
+        if title != self.plot_title:
+            self.plot_title = title
+            self.show(self.data, self.total_steps)
+
     @property
     def points(self) -> int:
         return sum(len(self.data.get(name, ())) for name, _, _ in self.lines)

@@ -1,0 +1,24 @@
+"""What every ftui screen shares: worker state changes go to the app's one error funnel (``Worker.StateChanged``
+does not bubble, so each screen forwards its own; harlequin's pattern)."""
+
+from __future__ import annotations
+
+from textual import on
+from typing import Generic
+
+from textual.screen import ModalScreen, Screen, ScreenResultType
+from textual.worker import Worker
+
+
+class Funnel:
+    @on(Worker.StateChanged)
+    def _to_funnel(self, event: Worker.StateChanged) -> None:
+        self.app.worker_failed(event)
+
+
+class FtuiScreen(Funnel, Screen):
+    """A workspace screen."""
+
+
+class FtuiModal(Funnel, ModalScreen[ScreenResultType], Generic[ScreenResultType]):
+    """A dialog (a form, a question, help)."""
