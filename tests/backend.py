@@ -74,9 +74,14 @@ class Server:
             return json.loads(r.read())
 
     def fault(self, path: str = "/v1", status: int = 500, times: int = 1, retry_after: float | None = None,
-              message: str | None = None) -> None:
-        self._hook("POST", "/_test/faults", {"path": path, "status": status, "times": times,
-                                             "retry_after": retry_after, "message": message})
+              message: str | None = None, method: str | None = None, body: str | None = None,
+              content_type: str | None = None, after: bool = False) -> None:
+        """Arm a real failure for the next ``times`` requests under ``path`` (and ``method``): an error status with
+        Retry-After, or a raw ``body`` (HTML, broken JSON, a job without a status); ``after``: the request is carried
+        out first and then its answer replaced (a dropped response)."""
+        self._hook("POST", "/_test/faults", {"path": path, "status": status, "times": times, "method": method,
+                                             "retry_after": retry_after, "message": message, "body": body,
+                                             "content_type": content_type, "after": after})
 
     def stream_fault(self, after_chunks: int) -> None:
         self._hook("POST", "/_test/faults", {"stream_error_after": after_chunks})

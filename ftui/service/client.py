@@ -56,8 +56,13 @@ class _ProgressReader(io.RawIOBase):
         super().close()
 
 
-def _dump(obj) -> dict:
-    return obj.model_dump(mode="json") if hasattr(obj, "model_dump") else dict(obj)
+def _dump(obj, action: str = "a request") -> dict:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, dict):
+        return dict(obj)
+    # the SDK hands back the text of a body that is not JSON (a proxy's HTML page, a login form)
+    raise bad_response(action, "is not an API response (not JSON: is the base URL right?)")
 
 
 def _idempotent() -> dict:
@@ -66,8 +71,16 @@ def _idempotent() -> dict:
     return {"Idempotency-Key": f"ftui-{uuid.uuid4()}"}
 
 
+def _items(page, action: str) -> list[dict]:
+    """The objects of a list page, each a dict; anything else is a bad response, explained."""
+    data = getattr(page, "data", None)
+    if not isinstance(data, list):
+        raise bad_response(action, "has no list of objects (is the base URL right?)")
+    return [_dump(x, action) for x in data]
+
+
 def _job(obj, action: str) -> dict:
-    job = _dump(obj)
+    job = _dump(obj, action)
     if not isinstance(job.get("id"), str) or not isinstance(job.get("status"), str):
         missing = "an id" if not isinstance(job.get("id"), str) else "a status"
         raise bad_response(action, f"is a job without {missing}")
@@ -110,11 +123,11 @@ class Service:
     # -- models and files --------------------------------------------------------------------------------------
     async def models(self) -> list[dict]:
         page = await self._call(self.client.models.list(), "list models")
-        return [_dump(m) for m in page.data]
+        return _items(page, "list models")
 
     async def files(self) -> list[dict]:
         page = await self._call(self.client.files.list(), "list files")
-        return [_dump(f) for f in page.data]
+        return _items(page, "list files")
 
     async def upload(self, path: str | Path, progress: Progress | None = None) -> dict:
         path = Path(path)
@@ -125,7 +138,7 @@ class Service:
                                  "upload")
         finally:
             reader.close()
-        return _dump(f)
+        return _dump(f, "upload")
 
     async def delete_file(self, file_id: str) -> None:
         await self._call(self.retrying.files.delete(file_id), "delete file")
@@ -151,10 +164,7 @@ class Service:
 
     async def jobs(self, limit: int = 100) -> list[dict]:
         page = await self._call(self.client.fine_tuning.jobs.list(limit=limit), "list jobs")
-        data = getattr(page, "data", None)
-        if not isinstance(data, list):
-            raise bad_response("list jobs", "has no list of jobs")
-        return [_job(j, "list jobs") for j in data]
+        return [_job(j, "list jobs") for j in _items(page, "list jobs")]
 
     async def job(self, job_id: str) -> dict:
         return _job(await self._call(self.client.fine_tuning.jobs.retrieve(job_id), "get job"), "get job")
@@ -182,7 +192,7 @@ class Service:
             if after:
                 kw["after"] = after
             page = await self._call(self.client.fine_tuning.jobs.list_events(track.id, **kw), "list events")
-            data = [_dump(e) for e in page.data]
+            data = _items(page, "list events")
             if not all(isinstance(e.get("id"), str) for e in data):
                 raise bad_response("list events", "holds an event without an id")
             known = any(e["id"] in track.seen for e in data)
@@ -194,7 +204,7 @@ class Service:
 
     async def checkpoints(self, job_id: str) -> list[dict]:
         page = await self._call(self.client.fine_tuning.jobs.checkpoints.list(job_id, limit=100), "checkpoints")
-        return [_dump(c) for c in page.data]
+        return _items(page, "list checkpoints")
 
     async def results_raw(self, job: dict) -> bytes | None:
         files = job.get("result_files") or []

@@ -35,6 +35,9 @@ class FtuiApp(App):
     SUB_TITLE = "fine-tuning workbench"
     CSS_PATH = Path(__file__).resolve().parent / "ftui.tcss"  # absolute: subclasses may live elsewhere
     COMMANDS = App.COMMANDS | {_model_commands}
+    # every screen gets these classes by the terminal's size (ftui.tcss lays 80x24 and 200x60 out from them)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (150, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("f1", "help", "Help", id="ftui.help", tooltip="Help for what has focus, with its keys"),
         Binding("ctrl+q", "quit", "Quit", id="ftui.quit", priority=True),
@@ -91,8 +94,31 @@ class FtuiApp(App):
         self.add_mode("files", self._files_screen)
         self.switch_mode("data")
         self.show_backend()
+        self._on_hangup()
         if self.config_error:
             self.notify(self.config_error.strip(), title="Config", severity="warning", timeout=8)
+
+    def _on_hangup(self) -> None:
+        """Over SSH the terminal can go without ctrl+q (a dropped connection, a killed tmux window): SIGHUP and
+        SIGTERM end the app the clean way, so the backend it started is released like on a normal quit."""
+        if self.is_headless:
+            return
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._hang_up, sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+                pass
+
+    def _hang_up(self, sig) -> None:
+        from .errors import logger
+
+        logger().info("signal %s: exiting", int(sig))
+        self._quitting.set()
+        self.exit(return_code=128 + int(sig))
 
     @on(events.Ready)
     def _after_first_paint(self) -> None:
@@ -210,7 +236,7 @@ class FtuiApp(App):
             mark = "…"
         else:
             mark = "●" if self.online else "○"
-        state = self.backend_note or ("online" if self.online else "")
+        state = self.backend_note or ("online" if self.online and self.profile.kind != "off" else "")
         self.sub_title = f"{mark} {label}" + (f" · {state}" if state else "")
 
     async def on_unmount(self) -> None:
@@ -221,7 +247,11 @@ class FtuiApp(App):
             except Exception:  # noqa: BLE001 — closing a client must never block the exit
                 pass
         if self.local is not None and self.local.owned:
-            self.local.stop()
+            # a job in training keeps its server (the next ftui reconnects; it stops itself once idle)
+            if not self.local.release():
+                from .errors import logger
+
+                logger().info("left the local backend on port %s running: a job is live", self.local.port)
 
     def data_screen(self):
         """The Data workspace's screen (its open file and report feed the create-job form)."""
@@ -244,6 +274,10 @@ class FtuiApp(App):
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
+        from .errors import log_path
+
+        yield SystemCommand("Show the log file", f"Where unexpected errors are recorded: {log_path()}",
+                            lambda: self.notify(str(log_path()), title="Log file", timeout=10))
         for mode, title in WORKSPACES.items():
             yield SystemCommand(f"Workspace: {title}", f"Switch to the {title} workspace",
                                 lambda m=mode: self.action_workspace(m))

@@ -3,7 +3,6 @@ does not bubble, so each screen forwards its own; harlequin's pattern)."""
 
 from __future__ import annotations
 
-from textual import on
 from typing import Generic
 
 from textual.screen import ModalScreen, Screen, ScreenResultType
@@ -11,8 +10,9 @@ from textual.worker import Worker
 
 
 class Funnel:
-    @on(Worker.StateChanged)
-    def _to_funnel(self, event: Worker.StateChanged) -> None:
+    # a named handler (not @on): Textual finds it through the MRO, mixins included, and runs it besides any
+    # @on(Worker.StateChanged) handler a screen has of its own
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.app.worker_failed(event)
 
 

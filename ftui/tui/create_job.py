@@ -231,8 +231,13 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
 
     # -- submit ----------------------------------------------------------------------------------------------
     def action_close(self) -> None:
-        if not self.submitting:
-            self.dismiss(None)
+        """Esc always closes the form. While a submission runs it is stopped first (an upload or a create already
+        received by the backend may still show up in the job list)."""
+        if self.submitting:
+            self.workers.cancel_group(self, "create-job")
+            self.app.notify("Stopped creating the job; if the backend had already received it, it shows up in the "
+                            "list.", title="Job", severity="warning", timeout=8)
+        self.dismiss(None)
 
     @on(Button.Pressed, "#close")
     def _close(self) -> None:
@@ -304,6 +309,11 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         except (ServiceError, OSError) as e:
             msg = e.problem.message if isinstance(e, ServiceError) else f"{e.filename}: {e.strerror}"
             self.call_later(self._failed, msg)
+            return
+        except Exception as e:  # noqa: BLE001 — nobody foresaw it: logged, explained, and the form stays usable
+            from .errors import report
+
+            self.call_later(self._failed, report("Creating the job", e))
             return
         self.app.notify(f"Created {job['id']} ({job['status']})", title="Job created", timeout=5)
         self.dismiss(job)

@@ -49,6 +49,8 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         Binding("l", "toggle_log", "Log scale", id="ftui.histogram_log", tooltip="Histograms: log / linear x"),
         Binding("f", "focus_findings", "Findings", id="ftui.findings", tooltip="Go to the findings"),
         Binding("t", "focus_tree", "Files", id="ftui.files", tooltip="Go to the file browser"),
+        Binding("b", "toggle_tree", "Browser", id="ftui.toggle_files",
+                tooltip="Show or hide the file browser (hidden at first below 100 columns)"),
         Binding("ctrl+o", "open_path", "Open", id="ftui.open", tooltip="Open a file by path"),
         Binding("j", "new_job", "New job", id="ftui.new_job", tooltip="Fine-tune on this file (Jobs workspace)"),
     ]
@@ -267,6 +269,8 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
 
     @on(DatasetTree.FileSelected)
     def _file_selected(self, event: DatasetTree.FileSelected) -> None:
+        if self.has_class("-narrow"):  # a small terminal: the browser makes room for the findings again
+            self.remove_class("-tree-shown")
         self.open(event.path)
 
     @on(Select.Changed, "#model")
@@ -325,7 +329,18 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         self.query_one(FindingsList).focus()
 
     def action_focus_tree(self) -> None:
+        if not self.query_one("#sidebar").display:
+            self.action_toggle_tree()
         self.query_one(DatasetTree).focus()
+
+    def action_toggle_tree(self) -> None:
+        shown = self.query_one("#sidebar").display
+        self.set_class(shown, "-tree-hidden")
+        self.set_class(not shown, "-tree-shown")
+        if not shown:
+            self.query_one(DatasetTree).focus()
+        elif self.report is not None:
+            self.query_one(FindingsList).focus()
 
     def action_new_job(self) -> None:
         if self.app.service is None:

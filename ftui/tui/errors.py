@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 _logger: logging.Logger | None = None
+_logger_path: Path | None = None
 
 
 def log_path() -> Path:
@@ -22,12 +23,15 @@ def log_path() -> Path:
 
 def logger() -> logging.Logger:
     """The app's logger, writing to the rotated log file (set up on first use: nothing is opened at start-up)."""
-    global _logger
-    if _logger is None:
+    global _logger, _logger_path
+    path = log_path()
+    if _logger is None or path != _logger_path:  # set up once, again only if $XDG_STATE_HOME moved (tests)
         log = logging.getLogger("ftui.app")
         log.propagate = False
         log.setLevel(logging.INFO)
-        path = log_path()
+        for old in list(log.handlers):
+            log.removeHandler(old)
+            old.close()
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))  # created 0600, never wider
@@ -37,7 +41,7 @@ def logger() -> logging.Logger:
             handler = logging.NullHandler()  # an unwritable state dir must not take the app down
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
-        _logger = log
+        _logger, _logger_path = log, path
     return _logger
 
 

@@ -48,8 +48,12 @@ class HelpScreen(FtuiModal[None]):
         if screen_help and screen_help not in parts:
             parts.append(screen_help)
         parts.append(_keys_table(under, widget))
+        from .config import config_path
+        from .errors import log_path
+
         parts.append("\n`ctrl+p` opens the command palette (open file, model, re-analyse, histogram scale, copy a "
-                     "finding, themes). The config file is described in the README.")
+                     "finding, themes). The config file is described in the README.\n\n"
+                     f"Config: `{config_path()}` · log of unexpected errors (with tracebacks): `{log_path()}`")
         self.text = "\n".join(parts)
 
     def compose(self) -> ComposeResult:

@@ -72,6 +72,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         Binding("y", "copy_model", "Copy id", id="jobs.copy_model", tooltip="Copy the fine-tuned model id"),
         Binding("t", "chat", "Chat", id="jobs.chat", tooltip="Chat with the fine-tuned model (or checkpoint)"),
         Binding("ctrl+r", "refresh", "Refresh", id="jobs.refresh", tooltip="Read the job list again now"),
+        Binding("g", "toggle_chart", "Loss/accuracy", id="jobs.chart",
+                tooltip="Below 100 columns one chart fits: switch between loss and accuracy"),
     ]
 
     def __init__(self) -> None:
@@ -273,6 +275,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             log.write_lines([f"{ts(e.get('created_at'), False)} {e.get('level', 'info'):5} {e.get('message', '')}"
                              for e in fresh])
             self._shown_events = len(track.events)
+            if log.auto_scroll:  # also when the lines came before the log had its size (a job just selected)
+                self.call_after_refresh(log.scroll_end, animate=False)
         metrics = {name: track.series(name) for name in track.metrics}
         dpo = method_of(track.job)[0] == "dpo"
         self.query_one("#chart-loss").show(metrics, track.total_steps)
@@ -327,6 +331,9 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         if track is None:
             self.notify("No job selected", severity="warning")
         return track
+
+    def action_toggle_chart(self) -> None:
+        self.toggle_class("-show-acc")
 
     def action_refresh(self) -> None:
         if self.poller is not None:

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def isolated_config(tmp_path, monkeypatch):
     """Never read the developer's own config; freeze the cursor blink (harlequin's fixture)."""
     monkeypatch.setenv("FTUI_CONFIG_FILE", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the app's log file
     from textual.widgets import Input
 
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)

@@ -29,7 +29,26 @@ would pick, the billing tokens (each example capped at the model's training cont
 Change the model (`m`, or the command palette) and every figure follows.
 """
 
+    COMPACT_BELOW = (100, 32)  # the summary's width, the terminal's height: below either, three lines instead of a grid
+
+    _report = None
+    _compact: bool | None = None
+
+    def on_resize(self) -> None:
+        if self._report is not None and self._want_compact() != self._compact:
+            self.show_report(self._report)
+
+    def _want_compact(self) -> bool:
+        width = self.size.width or self.app.size.width
+        return width < self.COMPACT_BELOW[0] or self.app.size.height < self.COMPACT_BELOW[1]
+
     def show_report(self, report) -> None:
+        self._report = report
+        self._compact = self._want_compact()
+        if self._compact:
+            self._shown = compact(report)
+            self.update(self._shown)
+            return
         a, est, model = report.analysis, report.estimate, report.model
         grid = Table.grid(padding=(0, 2))
         for _ in range(4):
@@ -62,6 +81,7 @@ Change the model (`m`, or the command palette) and every figure follows.
         self.update(grid)
 
     def show_message(self, text: str, error: bool = False) -> None:
+        self._report = None
         self._shown = text
         self.update(Text(text, style="bold red" if error else "dim"))
 
@@ -71,6 +91,26 @@ Change the model (`m`, or the command palette) and every figure follows.
     def plain(self) -> str:
         """What the summary says, as plain text (rendered only when asked)."""
         return self._shown if isinstance(self._shown, str) else _plain(self._shown)
+
+
+def compact(report) -> Text:
+    """The same figures in three short lines (80-column terminals): file and problems; tokens; model and cost."""
+    a, est, model = report.analysis, report.estimate, report.model
+    tok = report.stats()["tokens_per_example"]
+    t = Text(no_wrap=False, overflow="ellipsis")
+    t.append(os.path.basename(a.path), style="bold").append(f" · {a.format or 'unknown'} · {_n(a.examples)} examples · ")
+    t.append(f"{_n(report.n_errors)} errors", style="bold red" if report.n_errors else "green").append(" · ")
+    t.append(f"{_n(report.n_warnings)} warnings", style="bold yellow" if report.n_warnings else "green")
+    t.append(f"\n{_n(int(report.tokens.sum()))} tokens ({_n(int(report.trainable.sum()))} trainable)")
+    if tok is not None:
+        t.append(f" · per example {_n(tok.min)}–{_n(tok.max)}, median {_n(tok.median)}", style="dim")
+    cost = f"${est.usd:,.2f}" if est.usd is not None else (est.note or "price unknown")
+    t.append("\n").append(model.id, style="bold cyan")
+    t.append(f" · {est.n_epochs} epochs{' (auto)' if est.n_epochs_auto else ''} · {_n(est.billed_tokens)} billed · ")
+    t.append(cost, style="bold")
+    if est.over_context:
+        t.append(f" · {est.over_context:,} over context", style="yellow")
+    return t
 
 
 def _plain(renderable) -> str:

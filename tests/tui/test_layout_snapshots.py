@@ -1,0 +1,115 @@
+"""Every workspace at 80x24 (what many SSH sessions open with) and 160x48: SVG snapshots guard the layout rules —
+the file tree collapses and the summary turns compact on small terminals, the findings and the event log always get
+rows. The Jobs workspace is shown with one job, its events, metrics and checkpoints (the shapes the API returns),
+fed through the screen's own poll policy and rendering; no backend runs.
+
+Update after an intended layout change: pytest tests/tui/test_layout_snapshots.py --snapshot-update
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ftui.service.jobs import JobPoller, Tick
+from ftui.tui.app import FtuiApp
+from ftui.tui.messages import JobsPolled
+from ftui.tui.widgets.plots import MetricsChart
+from tests.tui.conftest import ROOT, settle, test_config
+
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+T0 = 1_767_225_600  # 2026-01-01 00:00 UTC
+
+
+@pytest.fixture(autouse=True)
+def fixed_place_and_time(monkeypatch):
+    monkeypatch.chdir(ROOT)  # relative paths in the header, the same on every machine
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def app() -> FtuiApp:
+    return FtuiApp("ftui/data/samples/broken.jsonl", config=test_config())
+
+
+def finished_job() -> tuple[dict, list[dict], list[dict]]:
+    job = {"id": "ftjob-local-7f3a", "object": "fine_tuning.job", "model": "smollm2-135m-instruct",
+           "status": "succeeded", "created_at": T0, "finished_at": T0 + 41, "training_file": "file-abc",
+           "validation_file": "file-def", "trained_tokens": 9_216, "fine_tuned_model": "ft:smollm2:local::7f3a",
+           "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3, "batch_size": 4,
+                                                                              "learning_rate_multiplier": 2.0}}},
+           "result_files": ["file-res"]}
+    events = [{"id": f"ev-{i}", "created_at": T0 + i, "level": "info", "message": f"Step {i}/12: training loss="
+               f"{2.5 - i * 0.15:.2f}", "type": "metrics",
+               "data": {"step": i, "total_steps": 12, "train_loss": 2.5 - i * 0.15,
+                        "train_mean_token_accuracy": 0.4 + i * 0.03, "valid_loss": 2.6 - i * 0.12}}
+              for i in range(1, 13)]
+    events.append({"id": "ev-done", "created_at": T0 + 41, "level": "info", "type": "message",
+                   "message": "The job has successfully completed"})
+    checkpoints = [{"id": f"ftckpt-{s}", "step_number": s, "fine_tuned_model_checkpoint": f"ft:smollm2:local::7f3a:"
+                    f"ckpt-step-{s}", "metrics": {"train_loss": 2.5 - s * 0.15, "valid_loss": 2.6 - s * 0.12,
+                                                  "train_mean_token_accuracy": 0.4 + s * 0.03}} for s in (4, 8)]
+    return job, events, checkpoints
+
+
+def show_job(screen) -> None:
+    job, events, checkpoints = finished_job()
+    screen.poller = JobPoller(1.0)
+    tick = Tick()
+    screen.poller.observe(job, tick)
+    track = screen.poller.tracks[job["id"]]
+    track.add_events(list(reversed(events)))
+    track.checkpoints = checkpoints
+    track.events_complete = track.results_loaded = True
+    screen.post_message(JobsPolled(tick.changed, {job["id"]: track.events}, [], listed=True))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_data(snap_compare, size):
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_jobs(snap_compare, size):
+    async def jobs(pilot):
+        await settle(pilot)
+        await pilot.press("f3")
+        show_job(pilot.app.screen)
+        await settle(pilot)
+        for chart in pilot.app.screen.query(MetricsChart):  # drawn now, not at the next coalesced redraw
+            chart.draw()
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=jobs)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_chat(snap_compare, size):
+    async def chat(pilot):
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=chat)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_files(snap_compare, size):
+    async def files(pilot):
+        await settle(pilot)
+        await pilot.press("f5")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=files)
+
+
+def test_example_at_80x24(snap_compare):
+    async def example(pilot):
+        await settle(pilot)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES["80x24"], run_before=example)
