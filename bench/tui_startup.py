@@ -6,7 +6,9 @@
 
 First paint: wall time from spawning `python` to the app's Ready event (the first screen drawn, headless),
 best and median of N fresh processes, opening the bundled samples directory and a sample file. Whether openai or
-torch got imported is printed too (they must not be).
+torch got imported is printed too (they must not be). The peer: a minimal Textual app (Header + DataTable + Footer)
+spawned the same way, its runs interleaved with ftui's in the same minute; the ratio is ftui's median over its
+median (target ≤ 1.3).
 
 Stall: the real app (headless, 120×36) opens the generated file; a 5 ms timer on the UI's event loop records the
 largest gap between its ticks from the moment the file is opened until the findings are on screen. The stall is
@@ -41,19 +43,42 @@ class Bench(FtuiApp):
 Bench(sys.argv[1]).run(headless=True)
 """
 
+MINIMAL = """
+import sys, time
+from textual.app import App
+from textual.widgets import DataTable, Footer, Header
+class Minimal(App):
+    def compose(self):
+        yield Header()
+        yield DataTable()
+        yield Footer()
+    def on_ready(self):
+        with open(sys.argv[2], "w") as f:
+            f.write(f"READY {time.time()} -")
+        self.exit()
+Minimal().run(headless=True)
+"""
 
-def first_paint(path: Path, repeat: int) -> tuple[float, float, str]:
-    times, heavy = [], "-"
+
+def _spawn(code: str, path: Path) -> tuple[float, str]:
     env = {**os.environ, "FTUI_CONFIG_FILE": os.devnull}
+    t0 = time.time()
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
+        subprocess.run([sys.executable, "-c", code, str(path), out.name], capture_output=True, env=env,
+                       cwd=ROOT, timeout=60, check=True)
+        line = Path(out.name).read_text()
+    _, ready, heavy = line.split()
+    return float(ready) - t0, heavy
+
+
+def first_paint(path: Path, repeat: int) -> tuple[list[float], list[float], str]:
+    """ftui's and the minimal app's first paints, interleaved (same minute, same machine load)."""
+    ours, peer, heavy = [], [], "-"
     for _ in range(repeat):
-        t0 = time.time()
-        with tempfile.NamedTemporaryFile("r", suffix=".txt") as out:
-            subprocess.run([sys.executable, "-c", CHILD, str(path), out.name], capture_output=True, env=env,
-                           cwd=ROOT, timeout=60, check=True)
-            line = Path(out.name).read_text()
-        _, ready, heavy = line.split()
-        times.append(float(ready) - t0)
-    return min(times), statistics.median(times), heavy
+        t, heavy = _spawn(CHILD, path)
+        ours.append(t)
+        peer.append(_spawn(MINIMAL, path)[0])
+    return ours, peer, heavy
 
 
 async def stall(path: Path) -> tuple[float, float, int]:
@@ -107,11 +132,21 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=100)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--paint-only", action="store_true", help="only the first-paint comparison")
     a = ap.parse_args()
+    # ftui's own modules compiled once, as pip does for any installed package (this machine sets
+    # PYTHONDONTWRITEBYTECODE, so an editable checkout would otherwise recompile them on every start)
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "ftui"), quiet=1)
     for label, p in (("samples directory", SAMPLES), ("broken.jsonl", SAMPLES / "broken.jsonl")):
-        best, med, heavy = first_paint(p, a.repeat)
-        print(f"first paint, {label:<18}: best {best * 1000:4.0f} ms, median {med * 1000:4.0f} ms "
-              f"(×{a.repeat}; heavy modules loaded: {heavy})")
+        ours, peer, heavy = first_paint(p, a.repeat)
+        med, pmed = statistics.median(ours), statistics.median(peer)
+        print(f"first paint, {label:<18}: best {min(ours) * 1000:4.0f} ms, median {med * 1000:4.0f} ms; minimal "
+              f"Textual app best {min(peer) * 1000:4.0f} ms, median {pmed * 1000:4.0f} ms → ratio {med / pmed:.2f} "
+              f"(×{a.repeat} each, interleaved; heavy modules loaded: {heavy})")
+    if a.paint_only:
+        return
     gen = a.shared / "bench" / "gen_dataset.py"
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "big.jsonl"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render the real app on the bundled samples to SVG in screenshots/ (fixed size; the README shows them).
+"""Render the real app on the bundled samples to SVG in screenshots/ (130x40 and 80x24; the README shows them).
 
 Starts a real local backend (`ftui serve`) in a temporary data dir, fine-tunes SmolLM2 on the Marv sample through
 the SDK (about a minute on 2 cores), then shoots the Data, Jobs and Chat (compare mode) workspaces.
@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "screenshots"
 SAMPLES = ROOT / "ftui" / "data" / "samples"
 SIZE = (130, 40)
+SMALL = (80, 24)
 
 
 async def until(pilot, predicate, timeout: float = 600, why=lambda: "") -> None:
@@ -112,6 +113,22 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle) -> None:  # noqa: N80
                     why=lambda: f"{[c.busy for c in chat.columns]} {chat.query_one('#chat-status').render()}")
         await settle(pilot)
         app.save_screenshot("chat-compare.svg", str(OUT))
+    # the same app in an 80x24 terminal (many SSH sessions open with it): the tree collapses, the summary is
+    # compact, the findings and the event log keep their rows
+    app = FtuiApp(SAMPLES.relative_to(ROOT) / "broken.jsonl", config=Config(cursor_blink=False), profile=profile())
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        app.save_screenshot("data-80x24.svg", str(OUT))
+        await until(pilot, lambda: app.service is not None)
+        await pilot.press("f3")
+        jobs = app.screen
+        await until(pilot, lambda: job_id in jobs.tracks)
+        table = jobs.query_one("#jobs")
+        table.move_cursor(row=table.get_row_index(job_id))
+        await until(pilot, lambda: jobs.tracks[job_id].results_loaded and jobs.tracks[job_id].checkpoints)
+        await pilot.pause(0.5)  # the chart's coalesced redraw
+        await settle(pilot)
+        app.save_screenshot("jobs-80x24.svg", str(OUT))
 
 
 if __name__ == "__main__":

@@ -60,11 +60,16 @@ class Report:
         return sum(v for k, v in self.counts.items() if CODES[k][0] == WARNING)
 
     def stats(self) -> dict[str, Distribution | None]:
-        return {
-            "messages_per_example": describe(self.messages),
-            "tokens_per_example": describe(self.tokens),
-            "trainable_tokens_per_example": describe(self.trainable),
-        }
+        """Per-example distributions (computed once: the app builds the report, and these, off the UI thread)."""
+        if self._stats is None:
+            self._stats = {
+                "messages_per_example": describe(self.messages),
+                "tokens_per_example": describe(self.tokens),
+                "trainable_tokens_per_example": describe(self.trainable),
+            }
+        return self._stats
+
+    _stats: dict | None = None
 
     def to_dict(self) -> dict:
         a = self.analysis

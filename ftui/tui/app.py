@@ -35,6 +35,7 @@ class FtuiApp(App):
     SUB_TITLE = "fine-tuning workbench"
     CSS_PATH = Path(__file__).resolve().parent / "ftui.tcss"  # absolute: subclasses may live elsewhere
     COMMANDS = App.COMMANDS | {_model_commands}
+    DEFAULT_MODE = "data"
     # every screen gets these classes by the terminal's size (ftui.tcss lays 80x24 and 200x60 out from them)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (150, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
@@ -63,6 +64,8 @@ class FtuiApp(App):
                 profile = _profiles.Profile("off", "off")
         self.profile = profile
         self._quitting = threading.Event()
+        self._painted = False
+        self._after_paint: list = []
         self.service = None  # ftui.service.client.Service once connected
         self.local = None  # ftui.service.local.LocalBackend when this app started or reuses one
         self.online: bool | None = None  # None: not known yet
@@ -75,24 +78,26 @@ class FtuiApp(App):
         self.analyses: dict = {}  # (realpath, size, mtime_ns, encoding) -> Analysis: re-opening is instant
         p = Path(path).expanduser() if path else Path.cwd()
         self.start_path = p
-        if config.theme in self.available_themes:
-            self.theme = config.theme
-        elif config.theme:
-            self.config_error = (self.config_error or "") + f" Unknown theme {config.theme!r}; using the default."
-
-    def on_mount(self) -> None:
-        from .data_screen import DataScreen
-
-        self.set_keymap(self.config.keymap)
-        p = self.start_path
-        if p.is_dir():
-            self.add_mode("data", lambda: DataScreen(p))
-        else:
-            self.add_mode("data", lambda: DataScreen(p.parent, open_file=p))
+        # Data is the mode the app starts in (DEFAULT_MODE): no blank default screen to switch away from, which
+        # would restyle everything twice before the first paint
+        self.add_mode("data", self._data_screen)
         self.add_mode("jobs", self._jobs_screen)
         self.add_mode("chat", self._chat_screen)
         self.add_mode("files", self._files_screen)
-        self.switch_mode("data")
+        if config.theme in self.available_themes:
+            if config.theme != self.theme:  # setting it re-parses every stylesheet: only when it changes
+                self.theme = config.theme
+        elif config.theme:
+            self.config_error = (self.config_error or "") + f" Unknown theme {config.theme!r}; using the default."
+
+    def _data_screen(self):
+        from .data_screen import DataScreen
+
+        p = self.start_path
+        return DataScreen(p) if p.is_dir() else DataScreen(p.parent, open_file=p)
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.config.keymap)
         self.show_backend()
         self._on_hangup()
         if self.config_error:
@@ -120,8 +125,19 @@ class FtuiApp(App):
         self._quitting.set()
         self.exit(return_code=128 + int(sig))
 
+    def after_first_paint(self, callback) -> None:
+        """Run ``callback`` once the first screen is drawn (at once if it already is): heavy work waits for it."""
+        if self._painted:
+            self.call_later(callback)
+        else:
+            self._after_paint.append(callback)
+
     @on(events.Ready)
-    def _after_first_paint(self) -> None:
+    def _first_paint_done(self) -> None:
+        self._painted = True
+        for callback in self._after_paint:
+            self.call_later(callback)
+        self._after_paint.clear()
         if self.profile.kind != "off":
             self._connect()  # openai and the local server load only now, after the first screen is drawn
 

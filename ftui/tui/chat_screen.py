@@ -11,10 +11,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, Input, Label, Markdown, Select, Static, TextArea
+from textual.widgets import Header, Input, Label, Markdown, Select, Static, TextArea
 
 from .base import FtuiScreen
 from .messages import ChatDelta, ChatDone, ChatFailed
+from .widgets.footer import Footer
 
 
 class Column:

@@ -13,12 +13,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from ftui.core.example import ExampleView, example_view
 from ftui.core.findings import ERROR
 
 from .base import FtuiScreen
+from .widgets.footer import Footer
 
 MAX_SHOWN_CHARS = 20_000  # per message; the raw view (r) has everything
 

@@ -9,10 +9,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from .base import FtuiScreen
 from .jobs_screen import ts
+from .widgets.footer import Footer
 from .widgets.tables import set_columns, sync_rows
 
 

@@ -19,13 +19,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Header, Log, Static
 
 from ftui.service.jobs import LIST_EVERY, JobPoller, JobTrack, Tick
 
 from .base import FtuiScreen
 from .errors import guarded
 from .messages import JobsPolled, PollProblem
+from .widgets.footer import Footer
 from .widgets.tables import set_columns, sync_rows
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "paused": "magenta",
                 "queued": "blue", "validating_files": "blue"}

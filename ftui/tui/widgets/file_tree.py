@@ -23,6 +23,11 @@ Directories and dataset files (`.jsonl`, `.json`, `.ndjson`). **Enter** or a cli
 hidden entries are not shown. `ctrl+o` (or the palette's *Open file*) takes a path typed by hand.
 """
 
+    def on_mount(self) -> None:
+        # mounted just after the first paint (Lazy): take the focus unless something already has it
+        if self.screen.focused is None:
+            self.focus()
+
     @dataclass
     class Unreadable(Message):
         """A directory could not be listed (permission denied, gone): the screen says so."""

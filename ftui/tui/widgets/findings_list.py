@@ -32,6 +32,7 @@ Every problem in the file, one row each: **line**, **severity**, **code**, **mes
 """
 
     BINDINGS = [
+        # e/w/a/c are on screen in the filter line above the list; the footer keeps room for the workspace keys
         Binding("up", "move(-1)", "Up", show=False, id="findings.up"),
         Binding("down", "move(1)", "Down", show=False, id="findings.down"),
         Binding("pageup", "page(-1)", "Page up", show=False, id="findings.pageup"),
@@ -39,11 +40,11 @@ Every problem in the file, one row each: **line**, **severity**, **code**, **mes
         Binding("home", "jump(0)", "First", show=False, id="findings.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="findings.last"),
         Binding("enter", "open", "Open example", id="findings.open", tooltip="Open the example as a conversation"),
-        Binding("e", "severity('error')", "Errors", id="findings.errors", tooltip="Show errors only"),
-        Binding("w", "severity('warning')", "Warnings", id="findings.warnings", tooltip="Show warnings only"),
-        Binding("a", "severity(None)", "All", id="findings.all", tooltip="Show every finding"),
-        Binding("c", "cycle_code", "Code", id="findings.code", tooltip="Filter by the next code present"),
-        Binding("y", "copy", "Copy", id="findings.copy", tooltip="Copy the finding to the clipboard"),
+        Binding("e", "severity('error')", "Errors", id="findings.errors", tooltip="Show errors only", show=False),
+        Binding("w", "severity('warning')", "Warnings", id="findings.warnings", tooltip="Show warnings only", show=False),
+        Binding("a", "severity(None)", "All", id="findings.all", tooltip="Show every finding", show=False),
+        Binding("c", "cycle_code", "Code", id="findings.code", tooltip="Filter by the next code present", show=False),
+        Binding("y", "copy", "Copy", id="findings.copy", tooltip="Copy the finding to the clipboard", show=False),
     ]
 
     COMPONENT_CLASSES = {"findings--cursor", "findings--error", "findings--warning", "findings--dim",

@@ -29,7 +29,7 @@ would pick, the billing tokens (each example capped at the model's training cont
 Change the model (`m`, or the command palette) and every figure follows.
 """
 
-    COMPACT_BELOW = (100, 32)  # the summary's width, the terminal's height: below either, three lines instead of a grid
+    COMPACT_BELOW = (80, 30)  # the summary's width, the terminal's height: below either, three lines, not a grid
 
     _report = None
     _compact: bool | None = None
