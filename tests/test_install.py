@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["torch", "transformers", "peft", "gguf", "safetensors", "fastapi", "uvicorn",
-                                    "multipart", "openai", "textual", "tomlkit", "jsonschema", "hypothesis",
+                                    "python_multipart", "openai", "textual", "tomlkit", "jsonschema", "hypothesis",
                                     "psutil"])
 def test_dependency_imports(module):
     importlib.import_module(module)

@@ -41,12 +41,12 @@ class FtuiApp(App):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("f1", "help", "Help", id="ftui.help", tooltip="Help for what has focus, with its keys"),
-        Binding("ctrl+q", "quit", "Quit", id="ftui.quit", priority=True),
         Binding("f2", "workspace('data')", "Data", id="ftui.data", tooltip="The Data workspace"),
         Binding("f3", "workspace('jobs')", "Jobs", id="ftui.jobs", tooltip="The Jobs workspace"),
         Binding("f4", "workspace('chat')", "Chat", id="ftui.chat", tooltip="The Chat workspace"),
         Binding("f5", "workspace('files')", "Files", id="ftui.files_models",
                 tooltip="The backend's files and fine-tuned models"),
+        Binding("ctrl+q", "quit", "Quit", id="ftui.quit", priority=True),  # last: the footer shows F1–F5 first
     ]
 
     def __init__(self, path: str | Path | None = None, *, config: _config.Config | None = None,
@@ -193,6 +193,12 @@ class FtuiApp(App):
         self.backend_note = ""
         self.show_backend()
         self.refresh_models()
+        if self.local is not None:
+            # the local server stops itself after its idle time: while the app is open it is not idle (and the
+            # models list stays fresh)
+            from ftui.service.local import IDLE_EXIT
+
+            self.set_interval(max(5.0, IDLE_EXIT / 3), self.refresh_models)
         for screen in self._all_screens():
             hook = getattr(screen, "backend_ready", None)
             if hook:

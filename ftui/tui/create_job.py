@@ -52,6 +52,10 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
     CreateJobScreen #buttons { height: auto; margin: 1 0; }
     CreateJobScreen #buttons Button { margin-right: 2; }
     CreateJobScreen #upload { height: 1; }
+    CreateJobScreen.-short-form .row { margin-bottom: 1; }
+    CreateJobScreen.-short-form .row > Label { padding: 0; }
+    CreateJobScreen.-short-form #estimate { padding: 0; }
+    CreateJobScreen.-short-form #buttons { margin: 0; }
     """
 
     def __init__(self, path: str | None, report=None) -> None:
@@ -134,6 +138,10 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
     def on_mount(self) -> None:
         for w in self.query(Input):
             w.cursor_blink = self.app.config.cursor_blink
+        if self.app.size.height < 32:  # an 80x24 terminal: borderless fields, so the whole form fits
+            self.add_class("-short-form")
+            for w in [*self.query(Input), *self.query(Select)]:
+                w.compact = True
         self.query_one("#upload").display = False
         self.query_one("#insist").display = False
         base = self.query_one("#base", Select)

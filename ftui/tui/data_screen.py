@@ -45,7 +45,8 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="ftui.cancel", tooltip="Cancel the running analysis", show=False),
-        Binding("m", "choose_model", "Model", id="ftui.model", tooltip="Choose the model for limits and cost"),
+        Binding("m", "choose_model", "Model", id="ftui.model", tooltip="Choose the model for limits and cost",
+                show=False),  # the model box is on screen
         Binding("ctrl+r", "reanalyse", "Re-analyse", id="ftui.reanalyse", tooltip="Analyse the file again", show=False),
         Binding("l", "toggle_log", "Log scale", id="ftui.histogram_log", tooltip="Histograms: log / linear x",
                 show=False),
@@ -53,7 +54,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         Binding("t", "focus_tree", "Files", id="ftui.files", tooltip="Go to the file browser", show=False),
         Binding("b", "toggle_tree", "Browser", id="ftui.toggle_files",
                 tooltip="Show or hide the file browser (hidden at first below 100 columns)"),
-        Binding("ctrl+o", "open_path", "Open", id="ftui.open", tooltip="Open a file by path"),
+        Binding("ctrl+o", "open_path", "Open", id="ftui.open", tooltip="Open a file by path", show=False),
         Binding("j", "new_job", "New job", id="ftui.new_job", tooltip="Fine-tune on this file (Jobs workspace)"),
     ]
 

@@ -62,17 +62,18 @@ The backend's fine-tuning jobs, live. Pick one in the list: its **detail**, **ev
 Press **n** to create a job from the Data workspace's file. Enter on a checkpoint chats with it.
 """
 
+    # the footer shows the everyday keys; F1 lists them all (pause, resume, delete, save CSV, copy, refresh)
     BINDINGS = [
         Binding("n", "new_job", "New job", id="jobs.new", tooltip="Create a job from the open dataset"),
         Binding("c", "cancel_job", "Cancel", id="jobs.cancel", tooltip="Cancel the selected job (asks first)"),
-        Binding("p", "pause_job", "Pause", id="jobs.pause", tooltip="Pause the selected running job"),
-        Binding("u", "resume_job", "Resume", id="jobs.resume", tooltip="Resume the selected paused job"),
+        Binding("p", "pause_job", "Pause", id="jobs.pause", tooltip="Pause the selected running job", show=False),
+        Binding("u", "resume_job", "Resume", id="jobs.resume", tooltip="Resume the selected paused job", show=False),
         Binding("d", "delete_model", "Delete model", id="jobs.delete_model",
-                tooltip="Delete the job's fine-tuned model (asks first)"),
-        Binding("s", "save_results", "Save CSV", id="jobs.save_results", tooltip="Download the results CSV"),
-        Binding("y", "copy_model", "Copy id", id="jobs.copy_model", tooltip="Copy the fine-tuned model id"),
+                tooltip="Delete the job's fine-tuned model (asks first)", show=False),
+        Binding("s", "save_results", "Save CSV", id="jobs.save_results", tooltip="Download the results CSV", show=False),
+        Binding("y", "copy_model", "Copy id", id="jobs.copy_model", tooltip="Copy the fine-tuned model id", show=False),
         Binding("t", "chat", "Chat", id="jobs.chat", tooltip="Chat with the fine-tuned model (or checkpoint)"),
-        Binding("ctrl+r", "refresh", "Refresh", id="jobs.refresh", tooltip="Read the job list again now"),
+        Binding("ctrl+r", "refresh", "Refresh", id="jobs.refresh", tooltip="Read the job list again now", show=False),
         Binding("g", "toggle_chart", "Loss/accuracy", id="jobs.chart",
                 tooltip="Below 100 columns one chart fits: switch between loss and accuracy"),
     ]

@@ -13,6 +13,9 @@ class Footer(_Footer):
     _pending = False
     _shown: tuple | None = None
 
+    def on_resize(self) -> None:
+        self.compact = self.size.width < 120  # tighter keys where 80 columns must show the workspace keys
+
     def bindings_changed(self, screen) -> None:
         self._bindings_ready = True
         if not screen.app.app_focus:
