@@ -11,7 +11,7 @@ from ftui.service.profiles import Profile
 from ftui.tui.app import FtuiApp
 from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.messages import BackendReady, JobsPolled, PollProblem
-from tests.backend import start_job, wait_for
+from tests.backend import start_job
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, settle, test_config
 from tests.tui.test_trust import toasts

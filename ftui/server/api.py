@@ -1,0 +1,87 @@
+"""What every route module shares: OpenAI's error shape, the objects the API returns, the request context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+ORG = "org-local"
+PURPOSES = ("fine-tune", "assistants", "batch", "vision", "user_data", "evals")
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+
+def _err(status, message, type="invalid_request_error", param=None, code=None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}}, status)
+
+
+def not_found(what: str, ident: str, param: str | None = None) -> APIError:
+    return APIError(404, f"No such {what}: {ident}", param=param, code=f"{what}_not_found" if what != "model"
+                    else "model_not_found")
+
+
+def file_obj(f: dict) -> dict:
+    return {"id": f["id"], "object": "file", "bytes": f["bytes"], "created_at": f["created_at"],
+            "filename": f["filename"], "purpose": f["purpose"], "status": "processed"}
+
+
+def job_obj(j: dict) -> dict:
+    kind = j["method"]["type"]
+    hp = dict(j["method"].get(kind, {}).get("hyperparameters", {}))
+    for k in ("n_epochs", "batch_size", "learning_rate_multiplier"):
+        hp.setdefault(k, "auto")
+    if kind == "dpo":
+        hp.setdefault("beta", "auto")
+    method = {"type": kind, kind: {"hyperparameters": hp}}
+    return {
+        "id": j["id"], "object": "fine_tuning.job", "created_at": j["created_at"], "error": j["error"],
+        "fine_tuned_model": j["fine_tuned_model"], "finished_at": j["finished_at"],
+        "hyperparameters": {k: hp[k] for k in ("n_epochs", "batch_size", "learning_rate_multiplier")},
+        "model": j["model"], "organization_id": ORG, "result_files": j["result_files"], "seed": j["seed"],
+        "status": j["status"], "trained_tokens": j["trained_tokens"], "training_file": j["training_file"],
+        "validation_file": j["validation_file"], "integrations": None, "metadata": j["metadata"],
+        "method": method, "estimated_finish": j["estimated_finish"] if j["status"] == "running" else None,
+        "user_provided_suffix": j["suffix"],
+    }
+
+
+def event_obj(e: dict) -> dict:
+    return {"object": "fine_tuning.job.event", "id": e["id"], "created_at": e["created_at"], "level": e["level"],
+            "message": e["message"], "type": e["type"], "data": e["data"]}
+
+
+def model_obj(mid: str, created: int, owned_by: str) -> dict:
+    return {"id": mid, "object": "model", "created": created, "owned_by": owned_by, "shutdown_date": None}
+
+
+@dataclass
+class Context:
+    """The server's state, on ``app.state.ctx``: every router reads it from the request."""
+    data_dir: Path
+    store: object  # ftui.server.store.Store
+    cache: object  # ftui.server.inference.ModelCache
+    started: int  # the base models' `created` (the server's start)
+    stream_fault: dict = field(default_factory=lambda: {"after": None})  # test hooks: break a chat stream
+
+
+def ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+async def body(request: Request) -> dict:
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise APIError(400, "We could not parse the JSON body of your request.") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "The request body must be a JSON object.")
+    return data
