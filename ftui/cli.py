@@ -51,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--data-dir", default=None, help="state and models (default: XDG data dir)/ftui/server")
     serve.add_argument("--api-key", default=None,
-                       help="require 'Authorization: Bearer KEY' (also $FTUI_SERVE_API_KEY)")
+                       help="require 'Authorization: Bearer KEY' (also $FTUI_SERVE_API_KEY; prefer --api-key-file: "
+                       "a command line is visible to every local user)")
+    serve.add_argument("--api-key-file", default=None, metavar="PATH",
+                       help="read the key from this file (keep it 0600)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="also answer to this Host name (default: the bound loopback address only)")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="accept browser requests from this origin (default: none)")
     serve.add_argument("--base-model", action="append", default=[], metavar="NAME=FOLDER",
                        help="add a local Hugging Face causal-LM folder as a base model")
     serve.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
@@ -184,9 +191,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"ftui serve needs the 'local' extra (pip install 'ftui[local]'): {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            print(f"ftui serve: --api-key-file {args.api_key_file}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if key is None:
+            print(f"ftui serve: --api-key-file {args.api_key_file} is empty", file=sys.stderr)
+            return EXIT_UNREADABLE
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
-                 idle_exit=args.idle_exit)
+                 idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,17 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ftui serve exited with {self.proc.returncode}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
+                req = urllib.request.Request(f"http://127.0.0.1:{self.port}/health", headers=self._auth())
+                with urllib.request.urlopen(req, timeout=1) as r:
                     if r.status == 200:
                         return self
             except OSError:
                 pass
             time.sleep(0.1)
         raise RuntimeError("ftui serve did not come up")
+
+    def _auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def client(self, **kw):
         from openai import OpenAI
@@ -69,7 +73,7 @@ class Server:
     def _hook(self, method: str, path: str, body: dict | None = None):
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json", **self._auth()})
         with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import orjson
@@ -12,7 +13,7 @@ import orjson
 
 def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory (fsync, rename). The file keeps its
-    permissions, or gets ``mode`` when given (0600 for anything secrets-adjacent), else 0644 when new."""
+    permissions, or gets ``mode`` when given (0600 for anything secrets-adjacent), else what the umask gives."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -26,11 +27,21 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
             try:
                 os.chmod(tmp, path.stat().st_mode & 0o777)
             except FileNotFoundError:
-                os.chmod(tmp, 0o644)
+                os.chmod(tmp, 0o666 & ~_umask())  # what open() would have made (ftui serve runs with umask 077)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    with _umask_lock:  # there is no getter: set and restore it at once
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
 
 
 def append_jsonl(path: Path, obj) -> tuple[Path, int]:

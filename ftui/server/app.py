@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import basemodels
+from . import basemodels, guard
 from .api import APIError, Context, _err, body
 from .inference import ModelCache
 from .routes import chat, files, jobs, models
@@ -58,7 +58,8 @@ class Idempotency:
 
 
 def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False,
-               on_request=None) -> FastAPI:
+               on_request=None, bind: str = "127.0.0.1", allow_hosts: list[str] | None = None,
+               allow_origins: list[str] | None = None) -> FastAPI:
     """``test_hooks`` (``ftui serve --test-hooks``, hidden) adds ``/_test/faults`` and ``/_test/requests``: the test
     suite arms real failures (an HTTP status with Retry-After for the next N requests under a path, a raw body such
     as HTML or broken JSON, a failure *after* the request was carried out, an error after N streamed chunks) and
@@ -85,11 +86,18 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
             return await call_next(request)
         return await idempotent.run((key, request.url.path), lambda: call_next(request))
 
+    hosts = guard.allowed_hosts(bind, allow_hosts)
+    origins = {o.rstrip("/").lower() for o in allow_origins or []}
+
     @app.middleware("http")
     async def auth(request: Request, call_next):
+        """The guard (Host, Origin, Content-Type: see guard.py), then the key, for every path."""
         if on_request is not None:
             on_request()
-        if api_key and request.url.path.startswith("/v1"):
+        refused = guard.refusal(request.method, request.url.path, request.headers, hosts, origins)
+        if refused is not None:
+            return _err(refused[0], refused[1], code="request_refused")
+        if api_key:
             given = request.headers.get("authorization", "")
             if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
                 return _err(401, "Incorrect API key provided." if given else

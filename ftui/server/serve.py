@@ -105,7 +105,8 @@ class IdleWatch:
 
 
 def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
-          test_hooks: bool = False, idle_exit: float | None = None) -> int:
+          test_hooks: bool = False, idle_exit: float | None = None, allow_hosts: list[str] | None = None,
+          allow_origins: list[str] | None = None) -> int:
     import uvicorn
 
     from .app import create_app
@@ -115,6 +116,9 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
               file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.umask(0o077)  # the datasets, models and keys it writes (and its runner writes) are the user's alone
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     try:
         lock = lock_data_dir(data_dir)  # noqa: F841 — held until this process ends: one server per data dir
     except DataDirBusy as e:
@@ -131,7 +135,8 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
         atomic_write(data_dir / "base_models.json", json.dumps(extra, indent=2).encode())
     port = port or free_port(host)
     idle = IdleWatch(data_dir, idle_exit) if idle_exit else None
-    app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None)
+    app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None, bind=host,
+                     allow_hosts=allow_hosts, allow_origins=allow_origins)
     sup = Supervisor(data_dir)
     sup.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)

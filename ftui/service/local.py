@@ -25,9 +25,17 @@ class LocalBackendError(RuntimeError):
     pass
 
 
-def _healthy(port: int, timeout: float = 1.0) -> bool:
+KEY_FILE = "serve.key"
+
+
+def _get(url: str, key: str | None, timeout: float):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+def _healthy(port: int, key: str | None = None, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as r:
+        with _get(f"http://127.0.0.1:{port}/health", key, timeout) as r:
             return r.status == 200
     except OSError:
         return False
@@ -41,17 +49,28 @@ class LocalBackend:
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.owned = False
+        self.api_key: str | None = None  # the key the server requires (made here, handed over in a 0600 file)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def _running(self) -> int | None:
+        """The port of a healthy server already on this data dir, with its key (from the key file) if it has one."""
         info = running_server(self.data_dir)
-        if not info or info.get("auth") or info.get("host") not in ("127.0.0.1", "localhost"):
+        if not info or info.get("host") not in ("127.0.0.1", "localhost"):
             return None
+        key = None
+        if info.get("auth"):
+            try:
+                key = (self.data_dir / KEY_FILE).read_text().strip()
+            except OSError:
+                return None  # somebody else's key: not ours to use
         port = int(info["port"])
-        return port if _healthy(port) else None
+        if not _healthy(port, key):
+            return None
+        self.api_key = key
+        return port
 
     def start(self, timeout: float = 120.0, cancel=None) -> str:
         """Reuse or start the server; ``cancel`` (a threading.Event) aborts the wait and stops what was started."""
@@ -59,11 +78,20 @@ class LocalBackend:
         if port:
             self.port, self.owned = port, False
             return self.base_url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.port = free_port()
+        # a fresh random key, handed over in a 0600 file: never on the command line, where `ps` shows it to all
+        import secrets
+
+        self.api_key = secrets.token_urlsafe(32)
+        key_file = self.data_dir / KEY_FILE
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.api_key)
+        os.chmod(key_file, 0o600)
         log = open(self.data_dir / "serve.log", "ab")
         cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--idle-exit", f"{IDLE_EXIT:g}"]
+               "--data-dir", str(self.data_dir), "--idle-exit", f"{IDLE_EXIT:g}", "--api-key-file", str(key_file)]
         env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
         self.proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True, env=env)
@@ -84,7 +112,7 @@ class LocalBackend:
                 continue
             if code is not None:
                 raise LocalBackendError(f"ftui serve exited with code {code}: {self._log_tail()}")
-            if _healthy(self.port, 0.5):
+            if _healthy(self.port, self.api_key, 0.5):
                 return self.base_url
             time.sleep(0.1)
         self.stop()
@@ -102,7 +130,7 @@ class LocalBackend:
         import json
 
         try:
-            with urllib.request.urlopen(f"{self.base_url}/fine_tuning/jobs?limit=100", timeout=2) as r:
+            with _get(f"{self.base_url}/fine_tuning/jobs?limit=100", self.api_key, 2) as r:
                 jobs = json.loads(r.read()).get("data") or []
         except (OSError, ValueError):
             return None

@@ -184,6 +184,7 @@ class FtuiApp(App):
                     self.local.stop()
                     return
                 self.profile.base_url = base_url
+                self.profile.api_key = self.local.api_key  # the random key it made (never shown, never logged)
             self.post_message(BackendReady(Service(self.profile, base_url=base_url)))
         except ImportError as e:
             self.post_message(BackendFailed(f"Cannot load the OpenAI SDK: {e}"))

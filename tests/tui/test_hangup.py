@@ -106,7 +106,7 @@ def test_a_live_job_keeps_its_server_after_the_app_is_gone_then_it_idles_out(tmp
     proc, term, data_dir = start_app(tmp_path, idle_exit="3")
     try:
         info = server_of(data_dir)
-        server = Server(data_dir)
+        server = Server(data_dir, api_key=(data_dir / "serve.key").read_text().strip())  # the app's random key
         server.port = int(info["port"])
         _wait(lambda: _healthy(server), 60, "the server to answer")
         client = server.client()
@@ -128,7 +128,8 @@ def _healthy(server: Server) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/health", timeout=1) as r:
+        req = urllib.request.Request(f"http://127.0.0.1:{server.port}/health", headers=server._auth())
+        with urllib.request.urlopen(req, timeout=1) as r:
             return r.status == 200
     except OSError:
         return False
