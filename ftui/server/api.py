@@ -15,9 +15,10 @@ PURPOSES = ("fine-tune", "assistants", "batch", "vision", "user_data", "evals")
 
 class APIError(Exception):
     def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None) -> None:
+                 code: str | None = None, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.headers = headers or {}
 
 
 def _err(status, message, type="invalid_request_error", param=None, code=None) -> JSONResponse:
@@ -70,11 +71,36 @@ class Context:
     store: object  # ftui.server.store.Store
     cache: object  # ftui.server.inference.ModelCache
     started: int  # the base models' `created` (the server's start)
-    stream_fault: dict = field(default_factory=lambda: {"after": None})  # test hooks: break a chat stream
+    stream_fault: dict = field(default_factory=lambda: {"after": None, "generation": 0})  # test hooks
+    generating: int = 0  # chat requests running or waiting for their model (bounded: 429 past the limit)
 
 
 def ctx(request: Request) -> Context:
     return request.app.state.ctx
+
+
+def validated(model_cls, data: dict):
+    """``model_cls.model_validate(data)``, with pydantic's first complaint as OpenAI's 400 naming the parameter
+    (``messages[1].role``), never a 500."""
+    from pydantic import ValidationError
+
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        param = ""
+        for part in err.get("loc", ()):
+            if isinstance(part, int):
+                param += f"[{part}]"
+            elif part not in ("str", "list[str]", "int", "float", "bool", "dict[any,any]") and not str(part).startswith(
+                    ("list[", "function-", "literal[")):
+                param += f".{part}" if param else str(part)
+        what = err.get("msg", "invalid value")
+        if err.get("type") == "extra_forbidden":
+            raise APIError(400, f"Unrecognized request argument supplied: {param}", param=param) from None
+        if err.get("type") == "missing":
+            raise APIError(400, f"Missing required parameter: '{param}'.", param=param) from None
+        raise APIError(400, f"Invalid value for '{param}': {what}.", param=param or None) from None
 
 
 async def body(request: Request) -> dict:

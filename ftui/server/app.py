@@ -133,6 +133,8 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
             req = await body(request)
             if "stream_error_after" in req:
                 stream_fault["after"] = int(req["stream_error_after"])
+            elif "generation_errors" in req:
+                stream_fault["generation"] = int(req["generation_errors"])
             else:
                 faults.append({"path": req.get("path", "/v1"), "status": int(req.get("status", 500)),
                                "times": int(req.get("times", 1)), "retry_after": req.get("retry_after"),
@@ -152,7 +154,9 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
 
     @app.exception_handler(APIError)
     async def api_error(_, exc: APIError):
-        return _err(exc.status, exc.message, exc.type, exc.param, exc.code)
+        resp = _err(exc.status, exc.message, exc.type, exc.param, exc.code)
+        resp.headers.update(exc.headers)
+        return resp
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_, exc: StarletteHTTPException):

@@ -37,6 +37,17 @@ class ModelCache:
             return self._models[key]
 
 
+class GenerationFailed(RuntimeError):
+    """Generation raised in its thread; the request ends with this instead of waiting for ever."""
+
+
+def prompt_length(entry, messages: list[dict]) -> tuple[int, int]:
+    """(tokens of the prompt, the model's context length)."""
+    model, tok, _ = entry
+    limit = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    return int(_prompt_ids(tok, messages).shape[1]), limit
+
+
 def _prompt_ids(tok, messages: list[dict]):
     plain = []
     for m in messages:
@@ -49,7 +60,7 @@ def _prompt_ids(tok, messages: list[dict]):
 
 
 def generate(entry, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
-             seed: int | None, stop: list[str], halt: threading.Event | None = None
+             seed: int | None, stop: list[str], halt: threading.Event | None = None, fail: bool = False
              ) -> Iterator[tuple[str, dict]]:
     """Yields text pieces; the last item is ("", info) with finish_reason and token counts. Setting ``halt`` (or
     closing the generator) stops generation at the next token."""
@@ -68,19 +79,29 @@ def generate(entry, messages: list[dict], *, max_tokens: int, temperature: float
     kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
                   streamer=streamer, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                   stopping_criteria=StoppingCriteriaList([_Halt()]))
-    if temperature and temperature > 0:
+    if temperature > 1e-4 and top_p > 0:  # below that sampling is greedy decoding (and would divide by ~0)
         kwargs.update(do_sample=True, temperature=float(temperature), top_p=float(top_p))
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     result: dict = {}
 
     def work() -> None:
-        with lock:
-            if seed is not None:
-                torch.manual_seed(seed)
-            with torch.inference_mode():
-                out = model.generate(**kwargs)
-            result["completion_tokens"] = int(out.shape[1] - ids.shape[1])
+        try:
+            with lock:
+                if halt.is_set():  # the client went while this waited for the model
+                    result["completion_tokens"] = 0
+                    return
+                if fail:  # `ftui serve --test-hooks`: a failure inside generation, as a bug or an OOM would be
+                    raise RuntimeError("injected generation failure")
+                if seed is not None:
+                    torch.manual_seed(seed)
+                with torch.inference_mode():
+                    out = model.generate(**kwargs)
+                result["completion_tokens"] = int(out.shape[1] - ids.shape[1])
+        except BaseException as exc:  # noqa: BLE001 — reported to the request, which must not wait for ever
+            result["error"] = exc
+        finally:
+            streamer.end()  # wakes the reader whatever happened (generate() ends it too on success: harmless)
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
@@ -116,6 +137,9 @@ def _pieces(streamer, stop, halt, result, ids, max_tokens, thread):
         if len(text) > sent:
             yield text[sent:], {}
     thread.join()
+    if "error" in result:
+        exc = result["error"]
+        raise GenerationFailed(f"{type(exc).__name__}: {exc}")
     n = result.get("completion_tokens", 0)
     if finish is None:
         finish = "length" if n >= max_tokens else "stop"

@@ -6,54 +6,151 @@ import asyncio
 import secrets
 import threading
 import time
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..api import APIError, body, ctx
-from ..inference import generate
+from ..api import APIError, body, ctx, validated
+from ..inference import GenerationFailed, generate, prompt_length
 from .models import resolve_model
 
 router = APIRouter()
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: str
+    text: str | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
+
+
+class ChatRequest(BaseModel):
+    """What the local backend accepts, typed (strict: a string is not a number). What it cannot honour is refused
+    by name below, never silently dropped."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    n: int | None = Field(None, ge=1, le=128)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = Field(None)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict | None = None
+    tools: list | None = None
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict | None = None
+    user: str | None = None
+    metadata: dict | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    reasoning_effort: str | None = None
+    modalities: list | None = None
+
+
+MAX_WAITING = 4  # generations running or waiting for the model; past that a request gets 429 + Retry-After
+
+
+def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
+    if r.n not in (None, 1):
+        raise APIError(400, "Only n=1 is supported by the local backend.", param="n")
+    if r.logprobs or r.top_logprobs:
+        raise APIError(400, "logprobs are not supported by the local backend.", param="logprobs")
+    if r.tools:
+        raise APIError(400, "The local backend's models have no tool-calling template: 'tools' is not supported.",
+                       param="tools")
+    if r.tool_choice not in (None, "none"):
+        raise APIError(400, "tool_choice needs tools, which the local backend does not support.",
+                       param="tool_choice")
+    if r.response_format not in (None, {"type": "text"}):
+        raise APIError(400, "Only response_format {\"type\": \"text\"} is supported by the local backend.",
+                       param="response_format")
+    if r.frequency_penalty or r.presence_penalty or r.logit_bias:
+        param = "frequency_penalty" if r.frequency_penalty else ("presence_penalty" if r.presence_penalty
+                                                                 else "logit_bias")
+        raise APIError(400, f"{param} is not supported by the local backend.", param=param)
+    if isinstance(r.stop, list) and len(r.stop) > 4:
+        raise APIError(400, "stop holds at most 4 sequences.", param="stop")
 
 
 @router.post("/v1/chat/completions")
 async def chat(request: Request):
     c = ctx(request)
     cache, stream_fault = c.cache, c.stream_fault
-    req = await body(request)
-    messages = req.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise APIError(400, "'messages' must be a non-empty array of message objects.", param="messages")
-    mid = req.get("model")
-    if not isinstance(mid, str):
-        raise APIError(400, "Missing required parameter: 'model'.", param="model")
+    r = validated(ChatRequest, await body(request))
+    _refuse_what_cannot_be_honoured(r)
+    mid = r.model
     base, adapter, _ = resolve_model(request, mid)
-    if req.get("n", 1) != 1:
-        raise APIError(400, "Only n=1 is supported by the local backend.", param="n")
-    max_tokens = req.get("max_completion_tokens") or req.get("max_tokens") or 256
-    if not isinstance(max_tokens, int) or max_tokens < 1:
-        raise APIError(400, "max_tokens must be a positive integer.", param="max_tokens")
-    temperature = req.get("temperature", 1.0)
-    top_p = req.get("top_p", 1.0)
-    if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
-        raise APIError(400, "temperature must be between 0 and 2.", param="temperature")
-    stop = req.get("stop") or []
-    stop = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str)][:4]
-    entry = await asyncio.to_thread(cache.get, mid, base, adapter)
+    messages = [m.model_dump(exclude_none=True) for m in r.messages]
+    max_tokens = r.max_completion_tokens or r.max_tokens or 256
+    temperature = 1.0 if r.temperature is None else r.temperature
+    top_p = 1.0 if r.top_p is None else r.top_p
+    stop = [r.stop] if isinstance(r.stop, str) else list(r.stop or [])
+    if c.generating >= MAX_WAITING:
+        raise APIError(429, f"The local backend is busy with {c.generating} chat requests; try again shortly.",
+                       type="requests", code="rate_limit_exceeded", headers={"retry-after": "2"})
+    c.generating += 1
+    try:
+        entry = await asyncio.to_thread(cache.get, mid, base, adapter)
+        prompt, limit = await asyncio.to_thread(prompt_length, entry, messages)
+    except BaseException:
+        c.generating -= 1
+        raise
+    if prompt >= limit:
+        c.generating -= 1
+        raise APIError(400, f"This model's maximum context length is {limit} tokens. However, your messages "
+                       f"resulted in {prompt} tokens. Please reduce the length of the messages.",
+                       param="messages", code="context_length_exceeded")
+    max_tokens = min(max_tokens, limit - prompt, 4096)
     cid = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
     halt = threading.Event()
-    gen = generate(entry, messages, max_tokens=min(max_tokens, 4096), temperature=float(temperature),
-                   top_p=float(top_p), seed=req.get("seed"), stop=stop, halt=halt)
+    fail = stream_fault["generation"] > 0
+    stream_fault["generation"] -= fail
+    gen = generate(entry, messages, max_tokens=max_tokens, temperature=float(temperature),
+                   top_p=float(top_p), seed=None if r.seed is None else r.seed % 2**32, stop=stop, halt=halt,
+                   fail=fail)
     next_piece = lambda: next(gen, None)  # noqa: E731
+    req = {"stream": r.stream, "stream_options": r.stream_options.model_dump() if r.stream_options else None}
 
     if not req.get("stream"):
         text, info = "", {}
-        while (item := await asyncio.to_thread(next_piece)) is not None:
-            text += item[0]
-            info = item[1] or info
+        try:
+            while (item := await asyncio.to_thread(next_piece)) is not None:
+                text += item[0]
+                info = item[1] or info
+                if await request.is_disconnected():  # the client went away: stop generating for nobody
+                    halt.set()
+                    raise APIError(499, "The client closed the request.", type="server_error")
+        except GenerationFailed as exc:
+            raise APIError(500, f"Generation failed: {exc}", type="server_error") from None
+        finally:
+            halt.set()
+            await asyncio.to_thread(gen.close)
+            c.generating -= 1
         usage = {"prompt_tokens": info["prompt_tokens"], "completion_tokens": info["completion_tokens"],
                  "total_tokens": info["prompt_tokens"] + info["completion_tokens"]}
         return {"id": cid, "object": "chat.completion", "created": created, "model": mid,
@@ -94,8 +191,9 @@ async def chat(request: Request):
             err = {"error": {"message": f"Generation failed: {type(exc).__name__}: {exc}", "type": "server_error",
                              "param": None, "code": None}}
             yield b"data: " + orjson.dumps(err) + b"\n\n"
-        finally:
+        finally:  # also when the client disconnects (Starlette cancels the stream): generation stops
             halt.set()
             await asyncio.to_thread(gen.close)
+            c.generating -= 1
 
     return StreamingResponse(stream(), media_type="text/event-stream")

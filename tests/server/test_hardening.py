@@ -1,0 +1,95 @@
+"""Bad input gets OpenAI's 400 naming the parameter (never a 500), what the server cannot honour is refused by name,
+a generation that fails ends its request instead of hanging it (and the server stays usable), a prompt over the
+model's context is `context_length_exceeded`, and a busy server says 429 with Retry-After."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+
+import pytest
+
+BASE = "smollm2-135m-instruct"
+HELLO = [{"role": "user", "content": "Say hi"}]
+
+
+def post(server, path: str, doc, timeout: float = 60):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    conn.request("POST", path, body=json.dumps(doc).encode(),
+                 headers={"Content-Type": "application/json", **server._auth()})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data, resp.headers
+
+
+def chat(server, **kw):
+    status, data, headers = post(server, "/v1/chat/completions", {"model": BASE, "messages": HELLO,
+                                                                  "max_tokens": 3, **kw})
+    return status, json.loads(data) if data.startswith(b"{") else data, headers
+
+
+@pytest.mark.parametrize("bad, param", [
+    ({"top_p": -1}, "top_p"), ({"top_p": 2}, "top_p"), ({"seed": "abc"}, "seed"), ({"seed": 1e30}, "seed"),
+    ({"stop": 5}, "stop"), ({"max_tokens": 0}, "max_tokens"), ({"temperature": "hot"}, "temperature"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"messages": [{"role": 5, "content": "hi"}]}, "messages[0].role"),
+    ({"messages": []}, "messages"), ({"n": 2}, "n"), ({"logprobs": True}, "logprobs"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"response_format": {"type": "json_object"}}, "response_format"), ({"bogus": 1}, "bogus"),
+])
+def test_bad_chat_input_is_a_400_naming_the_parameter(server, bad, param):
+    status, doc, _ = chat(server, **bad)
+    assert status == 400, doc
+    assert doc["error"]["type"] == "invalid_request_error" and doc["error"]["param"] == param
+
+
+@pytest.mark.parametrize("fine", [{"top_p": None}, {"temperature": None}, {"n": None}, {"n": 1}, {"seed": 7},
+                                  {"temperature": 0}, {"top_p": 0}, {"stop": ["\n"]}])
+def test_valid_chat_input_is_accepted(server, fine):
+    status, doc, _ = chat(server, **fine)
+    assert status == 200, doc
+    assert doc["choices"][0]["message"]["role"] == "assistant"
+
+
+def test_a_failed_generation_ends_the_request_and_the_server_stays_usable(server):
+    server._hook("POST", "/_test/faults", {"generation_errors": 8})
+    for _ in range(6):  # six used to exhaust the thread pool and hang every later request
+        status, doc, _ = chat(server)
+        assert status == 500 and "Generation failed" in doc["error"]["message"]
+    server._hook("POST", "/_test/faults", {"generation_errors": 1})
+    status, data, _ = post(server, "/v1/chat/completions", {"model": BASE, "messages": HELLO, "stream": True})
+    assert status == 200 and b"Generation failed" in data and b'"error"' in data
+    server._hook("POST", "/_test/faults", {"generation_errors": 0})
+    assert chat(server)[0] == 200
+
+
+def test_a_prompt_over_the_context_is_refused(server):
+    long = [{"role": "user", "content": "word " * 12000}]
+    status, doc, _ = chat(server, messages=long)
+    assert status == 400 and doc["error"]["code"] == "context_length_exceeded" and doc["error"]["param"] == "messages"
+
+
+def test_a_busy_server_says_429_with_retry_after(server):
+    results = []
+
+    def slow():
+        results.append(chat(server, max_tokens=60, temperature=0)[0])
+
+    threads = [threading.Thread(target=slow) for _ in range(4)]
+    for t in threads:
+        t.start()
+    import time
+
+    deadline = time.time() + 30
+    busy = None
+    while time.time() < deadline and busy is None:
+        status, doc, headers = chat(server)
+        if status == 429:
+            busy = (doc, headers)
+    for t in threads:
+        t.join()
+    assert busy is not None, "five requests at once never found the server full"
+    doc, headers = busy
+    assert doc["error"]["code"] == "rate_limit_exceeded" and float(headers["retry-after"]) > 0
+    assert results == [200] * 4
