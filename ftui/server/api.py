@@ -26,8 +26,8 @@ def _err(status, message, type="invalid_request_error", param=None, code=None) -
 
 
 def not_found(what: str, ident: str, param: str | None = None) -> APIError:
-    return APIError(404, f"No such {what}: {ident}", param=param, code=f"{what}_not_found" if what != "model"
-                    else "model_not_found")
+    code = "model_not_found" if what == "model" else what.replace("-", "_").replace(" ", "_") + "_not_found"
+    return APIError(404, f"No such {what}: {ident}", param=param, code=code)
 
 
 def file_obj(f: dict) -> dict:

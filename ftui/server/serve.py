@@ -120,7 +120,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     try:
-        lock = lock_data_dir(data_dir)  # noqa: F841 — held until this process ends: one server per data dir
+        lock = lock_data_dir(data_dir)  # held until this process ends: one server per data dir
     except DataDirBusy as e:
         print(f"ftui serve: {e}", file=sys.stderr)
         return 3
@@ -151,6 +151,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
         server.run()
     finally:
         sup.stop()
+        lock.close()
         if (running_server(data_dir) or {}).get("pid") == os.getpid():
             marker.unlink(missing_ok=True)
     return 0

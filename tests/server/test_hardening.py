@@ -93,3 +93,72 @@ def test_a_busy_server_says_429_with_retry_after(server):
     doc, headers = busy
     assert doc["error"]["code"] == "rate_limit_exceeded" and float(headers["retry-after"]) > 0
     assert results == [200] * 4
+
+
+# -- jobs: typed validation, conflicts and unsupported features refused, lists page like OpenAI's ----------------
+def _training_file(server) -> str:
+    from tests.conftest import SAMPLES
+
+    with open(SAMPLES / "marv.jsonl", "rb") as fh:
+        return server.client().files.create(file=fh, purpose="fine-tune").id
+
+
+@pytest.mark.parametrize("bad, param", [
+    ({"hyperparameters": 5}, "hyperparameters"),
+    ({"hyperparameters": {"n_epochs": "many"}}, "hyperparameters.n_epochs"),
+    ({"method": {"type": "supervised", "supervised": 3}}, "method.supervised"),
+    ({"method": {"type": "supervised", "supervised": {"hyperparameters": []}}}, "method.supervised.hyperparameters"),
+    ({"method": {"type": "reinforcement"}}, "method.type"),
+    ({"method": {"type": "sft"}}, "method.type"),
+    ({"integrations": [{"type": "bogus"}]}, "integrations"),
+    ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),
+    ({"hyperparameters": {"n_epochs": 2}, "method": {"type": "supervised",
+                                                      "supervised": {"hyperparameters": {"n_epochs": 3}}}},
+     "hyperparameters"),
+    ({"seed": -1}, "seed"), ({"suffix": "no spaces"}, "suffix"), ({"metadata": {"k": 5}}, "metadata.k"),
+    ({"training_file": 7}, "training_file"), ({"model": ""}, "model"), ({"unknown": True}, "unknown"),
+])
+def test_bad_job_input_is_a_400_naming_the_parameter(server, bad, param):
+    doc = {"model": BASE, "training_file": _training_file(server), **bad}
+    status, data, _ = post(server, "/v1/fine_tuning/jobs", doc)
+    err = json.loads(data)["error"]
+    assert status == 400 and err["param"] == param, err
+
+
+def test_a_missing_job_has_a_code_without_spaces(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/v1/fine_tuning/jobs/ftjob-nope", headers=server._auth())
+    resp = conn.getresponse()
+    err = json.loads(resp.read())["error"]
+    assert resp.status == 404 and err["code"] == "fine_tuning_job_not_found"
+
+
+def test_lists_page_like_openai(server):
+    client = server.client()
+    ids = {_training_file(server) for _ in range(3)}
+    seen = [f.id for f in client.files.list(limit=1)]  # the SDK follows has_more / after page by page
+    assert ids <= set(seen) and len(seen) == len(set(seen))
+    page = client.files.list(limit=1)
+    assert page.has_more and len(page.data) == 1
+    for bad in ("0", "-1", "101"):
+        status, _, _ = get(server, f"/v1/fine_tuning/jobs?limit={bad}")
+        assert status == 400
+    status, doc, _ = get(server, "/v1/files?limit=0")
+    assert status == 400 and json.loads(doc)["error"]["param"] == "limit"
+    status, doc, _ = get(server, "/v1/fine_tuning/jobs?limit=1000")
+    assert status == 400
+    tagged = client.fine_tuning.jobs.create(model=BASE, training_file=_training_file(server),
+                                            metadata={"run": "paged"}, suffix="meta")
+    client.fine_tuning.jobs.cancel(tagged.id)
+    found = client.fine_tuning.jobs.list(metadata={"run": "paged"})
+    assert [j.id for j in found.data] == [tagged.id]
+    assert client.fine_tuning.jobs.list(metadata={"run": "other"}).data == []
+
+
+def get(server, path: str):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", path, headers=server._auth())
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data, resp.headers

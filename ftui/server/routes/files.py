@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 import orjson
-from fastapi import APIRouter, Request
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from ..api import PURPOSES, APIError, ctx, file_obj, not_found
@@ -15,6 +17,7 @@ router = APIRouter()
 
 
 @router.post("/v1/files")
+
 async def upload(request: Request):
     store = ctx(request).store
     form = await request.form()
@@ -47,13 +50,17 @@ async def upload(request: Request):
     f = await asyncio.to_thread(store.add_file, name, purpose, data)
     return file_obj(f)
 
+
 @router.get("/v1/files")
-async def list_files(request: Request, purpose: str | None = None, limit: int = 10000, order: str = "desc",
-                     after: str | None = None):
-    rows = ctx(request).store.list_files(purpose, max(1, min(limit, 10000)), "asc" if order == "asc" else "desc", after)
-    data = [file_obj(f) for f in rows]
-    return {"object": "list", "data": data, "has_more": False,
-            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+async def list_files(request: Request, purpose: str | None = None, limit: int = Query(10000, ge=1, le=10000),
+                     order: Literal["asc", "desc"] = "desc", after: str | None = None):
+    rows = ctx(request).store.list_files(purpose, limit + 1, order, after)
+    data = [file_obj(f) for f in rows[:limit]]
+    # the spec makes first_id/last_id required strings: an empty page has "" (no id), never null
+    return {"object": "list", "data": data, "has_more": len(rows) > limit,
+            "first_id": data[0]["id"] if data else "", "last_id": data[-1]["id"] if data else ""}
+
 
 def get_file(request: Request, file_id: str) -> dict:
     f = ctx(request).store.get_file(file_id)
@@ -61,17 +68,23 @@ def get_file(request: Request, file_id: str) -> dict:
         raise not_found("file", file_id)
     return f
 
+
 @router.get("/v1/files/{file_id}")
+
 async def retrieve_file(request: Request, file_id: str):
     return file_obj(get_file(request, file_id))
 
+
 @router.get("/v1/files/{file_id}/content")
+
 async def file_content(request: Request, file_id: str):
     get_file(request, file_id)
     data = await asyncio.to_thread(ctx(request).store.file_path(file_id).read_bytes)
     return Response(data, media_type="application/octet-stream")
 
+
 @router.delete("/v1/files/{file_id}")
+
 async def delete_file(request: Request, file_id: str):
     get_file(request, file_id)
     ctx(request).store.delete_file(file_id)

@@ -2,26 +2,88 @@
 
 from __future__ import annotations
 
-import re
 import secrets
+from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import basemodels
-from ..api import APIError, body, ctx, event_obj, job_obj, not_found
+from ..api import APIError, body, ctx, event_obj, job_obj, not_found, validated
 from ..store import TERMINAL, new_id, now
 
 router = APIRouter()
 
 
+AUTO = Literal["auto"]
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    n_epochs: AUTO | int | None = None
+    batch_size: AUTO | int | None = None
+    learning_rate_multiplier: AUTO | float | None = None
+    beta: AUTO | float | None = None
+
+
+class MethodBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    hyperparameters: Hyperparameters | None = None
+
+
+class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: MethodBody | None = None
+    dpo: MethodBody | None = None
+    reinforcement: dict | None = None
+
+
+class JobCreate(BaseModel):
+    """POST /v1/fine_tuning/jobs, typed and strict (OpenAI's CreateFineTuningJobRequest)."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model: str = Field(min_length=1)
+    training_file: str
+    validation_file: str | None = None
+    hyperparameters: Hyperparameters | None = None  # deprecated by OpenAI in favour of method.<type>
+    method: Method | None = None
+    suffix: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int | None = Field(None, ge=0, le=2147483647)
+    metadata: dict[str, str] | None = None
+    integrations: list | None = None
+
+
+def _method(r: JobCreate) -> tuple[str, dict]:
+    """(type, hyperparameters set) from `method`, or from the deprecated top-level field; a conflict is refused."""
+    top = r.hyperparameters.model_dump(exclude_none=True) if r.hyperparameters else {}
+    if r.method is None:
+        return "supervised", top
+    kind = r.method.type
+    if kind == "reinforcement":
+        raise APIError(400, "method.type 'reinforcement' is not supported by the local backend (supervised, dpo).",
+                       param="method.type")
+    inner = getattr(r.method, kind)
+    hp = inner.hyperparameters.model_dump(exclude_none=True) if inner and inner.hyperparameters else {}
+    if top and hp and top != hp:
+        raise APIError(400, "Give hyperparameters in method.<type>.hyperparameters only: the top-level "
+                       "'hyperparameters' is deprecated and differs from them.", param="hyperparameters")
+    return kind, hp or top
+
+
 @router.post("/v1/fine_tuning/jobs")
+
 async def create_job(request: Request):
     c = ctx(request)
     store, data_dir = c.store, c.data_dir
-    req = await body(request)
-    model = req.get("model")
-    if not isinstance(model, str) or not model:
-        raise APIError(400, "Missing required parameter: 'model'.", param="model")
+    r = validated(JobCreate, await body(request))
+    if r.integrations:
+        raise APIError(400, "integrations (Weights & Biases) are not supported by the local backend: it never "
+                       "sends data off this machine.", param="integrations")
+    if r.metadata is not None and (len(r.metadata) > 16 or any(len(k) > 64 or len(v) > 512
+                                                               for k, v in r.metadata.items())):
+        raise APIError(400, "metadata: at most 16 string pairs, keys ≤ 64 and values ≤ 512 characters.",
+                       param="metadata")
+    model = r.model
     bases = basemodels.names(data_dir)
     base = model
     if model not in bases:
@@ -32,48 +94,27 @@ async def create_job(request: Request):
         raise APIError(400, "Fine-tuning a fine-tuned model is not supported by the local backend yet.",
                        param="model", code="model_not_available")
     for param in ("training_file", "validation_file"):
-        fid = req.get(param)
-        if fid is None and param == "validation_file":
+        fid = getattr(r, param)
+        if fid is None:
             continue
-        if not isinstance(fid, str):
-            raise APIError(400, f"Missing required parameter: '{param}'.", param=param)
         f = store.get_file(fid)
         if f is None:
             raise APIError(400, f"Invalid file ID: {fid}. No such file.", param=param, code="invalid_file_id")
         if f["purpose"] != "fine-tune":
             raise APIError(400, f"File {fid} has purpose {f['purpose']!r}; fine-tuning needs 'fine-tune'.",
                            param=param)
-    suffix = req.get("suffix")
-    if suffix is not None and (not isinstance(suffix, str) or not 1 <= len(suffix) <= 64):
-        raise APIError(400, "suffix must be a string of 1 to 64 characters.", param="suffix")
-    if suffix is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", suffix):
-        raise APIError(400, "suffix may only hold letters, digits, '-', '_' and '.'.", param="suffix")
-    seed = req.get("seed")
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-    elif not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2147483647:
-        raise APIError(400, "seed must be an integer from 0 to 2147483647.", param="seed")
-    metadata = req.get("metadata")
-    if metadata is not None and (not isinstance(metadata, dict) or len(metadata) > 16 or any(
-            not isinstance(k, str) or len(k) > 64 or not isinstance(v, str) or len(v) > 512
-            for k, v in metadata.items())):
-        raise APIError(400, "metadata: at most 16 string pairs, keys ≤ 64 and values ≤ 512 characters.",
-                       param="metadata")
-    method = req.get("method") or {"type": "supervised",
-                                   "supervised": {"hyperparameters": req.get("hyperparameters") or {}}}
-    kind = method.get("type") if isinstance(method, dict) else None
-    if kind not in ("supervised", "dpo"):
-        raise APIError(400, f"method.type {kind!r} is not supported by the local backend (supervised, dpo).",
-                       param="method.type")
-    hp = dict(((method.get(kind) or {}).get("hyperparameters") or {}))
+    suffix, metadata = r.suffix, r.metadata
+    seed = secrets.randbelow(2**31) if r.seed is None else r.seed
+    kind, hp = _method(r)
     _check_hyperparameters(hp, kind)
     job_id = new_id("ftjob")
-    store.add_job(id=job_id, created_at=now(), model=base, training_file=req["training_file"],
-                  validation_file=req.get("validation_file"), status="validating_files",
+    store.add_job(id=job_id, created_at=now(), model=base, training_file=r.training_file,
+                  validation_file=r.validation_file, status="validating_files",
                   method={"type": kind, kind: {"hyperparameters": hp}}, suffix=suffix, seed=seed,
                   metadata=metadata)
     store.add_event(job_id, f"Created fine-tuning job: {job_id}")
     return job_obj(store.get_job(job_id))
+
 
 def get_job(request: Request, job_id: str) -> dict:
     j = ctx(request).store.get_job(job_id)
@@ -81,16 +122,26 @@ def get_job(request: Request, job_id: str) -> dict:
         raise not_found("fine-tuning job", job_id)
     return j
 
+
 @router.get("/v1/fine_tuning/jobs")
-async def list_jobs(request: Request, limit: int = 20, after: str | None = None):
-    rows = ctx(request).store.list_jobs(max(1, min(limit, 100)) + 1, after)
+
+async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100), after: str | None = None):
+    """Newest first; ``metadata[KEY]=VALUE`` query parameters keep the jobs whose metadata has each pair."""
+    wanted = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
+    rows = ctx(request).store.list_jobs(10_000 if wanted else limit + 1, after)
+    if wanted:
+        rows = [j for j in rows if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())][:limit + 1]
     return {"object": "list", "data": [job_obj(j) for j in rows[:limit]], "has_more": len(rows) > limit}
 
+
 @router.get("/v1/fine_tuning/jobs/{job_id}")
+
 async def retrieve_job(request: Request, job_id: str):
     return job_obj(get_job(request, job_id))
 
+
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
+
 async def cancel_job(request: Request, job_id: str):
     store = ctx(request).store
     j = get_job(request, job_id)
@@ -101,7 +152,9 @@ async def cancel_job(request: Request, job_id: str):
         store.add_event(job_id, "Fine-tuning job cancelled")
     return job_obj(get_job(request, job_id))
 
+
 @router.post("/v1/fine_tuning/jobs/{job_id}/pause")
+
 async def pause_job(request: Request, job_id: str):
     store = ctx(request).store
     j = get_job(request, job_id)
@@ -110,7 +163,9 @@ async def pause_job(request: Request, job_id: str):
     store.add_event(job_id, "Pause requested")
     return job_obj(get_job(request, job_id))
 
+
 @router.post("/v1/fine_tuning/jobs/{job_id}/resume")
+
 async def resume_job(request: Request, job_id: str):
     store = ctx(request).store
     j = get_job(request, job_id)
@@ -119,14 +174,20 @@ async def resume_job(request: Request, job_id: str):
     store.add_event(job_id, "Fine-tuning job resumed; queued")
     return job_obj(get_job(request, job_id))
 
+
 @router.get("/v1/fine_tuning/jobs/{job_id}/events")
-async def list_events(request: Request, job_id: str, limit: int = 20, after: str | None = None):
+
+async def list_events(request: Request, job_id: str, limit: int = Query(20, ge=1, le=100),
+                      after: str | None = None):
     get_job(request, job_id)
-    rows, more = ctx(request).store.list_events(job_id, max(1, min(limit, 1000)), after)
+    rows, more = ctx(request).store.list_events(job_id, limit, after)
     return {"object": "list", "data": [event_obj(e) for e in rows], "has_more": more}
 
+
 @router.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
-async def list_checkpoints(request: Request, job_id: str, limit: int = 10, after: str | None = None):
+
+async def list_checkpoints(request: Request, job_id: str, limit: int = Query(10, ge=1, le=100),
+                           after: str | None = None):
     get_job(request, job_id)
     rows = ctx(request).store.list_checkpoints(job_id)
     if after:

@@ -11,11 +11,13 @@ router = APIRouter()
 
 
 @router.get("/v1/models")
+
 async def list_models(request: Request):
     c = ctx(request)
     data = [model_obj(b, c.started, "ftui") for b in basemodels.names(c.data_dir)]
     data += [model_obj(m["id"], m["created_at"], ORG) for m in c.store.list_models()]
     return {"object": "list", "data": data}
+
 
 def resolve_model(request: Request, mid: str) -> tuple[str, str | None, dict]:
     """-> (base, adapter folder or None, model object)."""
@@ -33,11 +35,15 @@ def resolve_model(request: Request, mid: str) -> tuple[str, str | None, dict]:
     raise APIError(404, f"The model '{mid}' does not exist or you do not have access to it.", param="model",
                    code="model_not_found")
 
+
 @router.get("/v1/models/{model_id:path}")
+
 async def retrieve_model(request: Request, model_id: str):
     return resolve_model(request, model_id)[2]
 
+
 @router.delete("/v1/models/{model_id:path}")
+
 async def delete_model(request: Request, model_id: str):
     resolve_model(request, model_id)
     if not ctx(request).store.delete_model(model_id):
