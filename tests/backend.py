@@ -15,7 +15,9 @@ from ftui.serveinfo import free_port
 
 
 class Server:
-    def __init__(self, data_dir: Path, api_key: str | None = None, test_hooks: bool = False) -> None:
+    def __init__(self, data_dir: Path, api_key: str | None = None, test_hooks: bool = False,
+                 env: dict | None = None) -> None:
+        self.env = env
         self.data_dir = data_dir
         self.api_key = api_key
         self.test_hooks = test_hooks
@@ -33,7 +35,8 @@ class Server:
         if self.test_hooks:
             cmd += ["--test-hooks"]
         log = open(self.data_dir.parent / f"serve-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, **self.env} if self.env else None)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -8,6 +8,7 @@ unchanged. Errors always use ``{"error": {"message", "type", "param", "code"}}``
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 import time
@@ -76,7 +77,6 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     counts: dict[str, int] = {}
 
     idempotent = Idempotency()
-
     @app.middleware("http")
     async def replay(request: Request, call_next):
         """``Idempotency-Key`` on a creating POST: a retry of a request already carried out gets the first answer
@@ -104,6 +104,23 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
                             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                             code="invalid_api_key")
         return await call_next(request)
+
+    access = logging.getLogger("ftui.server.http")
+
+    @app.middleware("http")
+    async def request_log(request: Request, call_next):
+        """One line per request with an x-request-id the response carries too (as OpenAI's do)."""
+        rid = f"req_{secrets.token_hex(12)}"
+        t0 = time.perf_counter()
+        try:
+            resp = await call_next(request)
+        except Exception:
+            access.exception("%s %s failed [%s]", request.method, request.url.path, rid)
+            raise
+        resp.headers["x-request-id"] = rid
+        access.info("%s %s %s %.0f ms [%s]", request.method, request.url.path, resp.status_code,
+                    1000 * (time.perf_counter() - t0), rid)
+        return resp
 
     # the test hooks go outermost (added last): a fault armed 'after' drops an answer the server already gave
     if test_hooks:
@@ -169,7 +186,9 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
         return _err(400, f"Invalid request: {first.get('msg', 'bad input')}", param=".".join(loc) or None)
 
     @app.exception_handler(Exception)
-    async def server_error(_, exc: Exception):
+    async def server_error(request: Request, exc: Exception):
+        logging.getLogger("ftui.server").error("%s %s: unexpected error", request.method, request.url.path,
+                                               exc_info=exc)
         return _err(500, f"The server had an error while processing your request: {type(exc).__name__}",
                     type="server_error")
 

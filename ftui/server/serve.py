@@ -75,6 +75,16 @@ class Supervisor:
                 self.proc.kill()
 
 
+def _log_to(path: Path) -> None:
+    """Requests, errors (with tracebacks) and the runner's story go to <data dir>/serve.log too, rotated (1 MB × 3).
+    Never a key or a body: request lines carry method, path, status, duration and the request id."""
+    from logging.handlers import RotatingFileHandler
+
+    handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
 class IdleWatch:
     """``--idle-exit N``: stop the server once no job is live and no request came for N seconds (the app starts its
     backend this way, so a dropped SSH session never leaves a server behind for ever, while training survives it)."""
@@ -119,6 +129,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     os.umask(0o077)  # the datasets, models and keys it writes (and its runner writes) are the user's alone
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
+    _log_to(data_dir / "serve.log")
     try:
         lock = lock_data_dir(data_dir)  # held until this process ends: one server per data dir
     except DataDirBusy as e:
@@ -144,6 +155,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     if idle:
         threading.Thread(target=idle.watch, args=(server,), name="ftui-idle-exit", daemon=True).start()
     print(f"ftui serve: listening on http://{host}:{port}/v1 (data in {data_dir})", flush=True)
+    log.info("listening on http://%s:%s/v1 (data in %s)", host, port, data_dir)
     marker = data_dir / "serve.json"  # lets the TUI reuse a server already running on this data dir
     atomic_write(marker, json.dumps({"pid": os.getpid(), "host": host, "port": port,
                                      "auth": bool(api_key)}).encode())

@@ -71,8 +71,27 @@ class Store:
     def add_file(self, filename: str, purpose: str, data: bytes) -> dict:
         fid = new_id("file")
         atomic_write(self.file_path(fid), data)
+        return self._register_file(fid, filename, purpose, len(data))
+
+    def incoming(self) -> Path:
+        """A temp file in the files dir for an upload streamed to disk (then ``adopt_file`` renames it in place)."""
+        import tempfile
+
+        d = self.dir / "files"
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".incoming-")
+        os.close(fd)
+        return Path(tmp)
+
+    def adopt_file(self, tmp: Path, filename: str, purpose: str) -> dict:
+        fid = new_id("file")
+        size = tmp.stat().st_size
+        os.replace(tmp, self.file_path(fid))
+        return self._register_file(fid, filename, purpose, size)
+
+    def _register_file(self, fid: str, filename: str, purpose: str, size: int) -> dict:
         seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0]
-        self.db.execute("INSERT INTO files VALUES (?,?,?,?,?,?)", (fid, filename, purpose, len(data), now(), seq))
+        self.db.execute("INSERT INTO files VALUES (?,?,?,?,?,?)", (fid, filename, purpose, size, now(), seq))
         return self.get_file(fid)
 
     def get_file(self, file_id: str) -> dict | None:

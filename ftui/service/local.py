@@ -89,7 +89,7 @@ class LocalBackend:
         with os.fdopen(fd, "w") as fh:
             fh.write(self.api_key)
         os.chmod(key_file, 0o600)
-        log = open(self.data_dir / "serve.log", "ab")
+        log = open(self.data_dir / "serve.out", "ab")  # what it prints before its own log (serve.log) is set up
         cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), "--idle-exit", f"{IDLE_EXIT:g}", "--api-key-file", str(key_file)]
         env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
@@ -116,11 +116,12 @@ class LocalBackend:
                 return self.base_url
             time.sleep(0.1)
         self.stop()
-        raise LocalBackendError(f"ftui serve did not answer within {timeout:.0f} s (log: {self.data_dir}/serve.log)")
+        raise LocalBackendError(f"ftui serve did not answer within {timeout:.0f} s (see {self.data_dir}/serve.out "
+                                "and serve.log)")
 
     def _log_tail(self) -> str:
         try:
-            lines = (self.data_dir / "serve.log").read_text(errors="replace").strip().splitlines()
+            lines = (self.data_dir / "serve.out").read_text(errors="replace").strip().splitlines()
         except OSError:
             return "no log"
         return lines[-1] if lines else "no output"

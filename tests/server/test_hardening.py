@@ -162,3 +162,71 @@ def get(server, path: str):
     data = resp.read()
     conn.close()
     return resp.status, data, resp.headers
+
+
+# -- uploads: streamed to disk, bounded, checked line by line ------------------------------------------------------
+def _vm_hwm_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+
+def test_uploads_stream_to_disk_and_have_a_limit(tmp_path, model_cache):
+    from tests.backend import Server
+
+    server = Server(tmp_path / "data", env={"FTUI_SERVE_MAX_UPLOAD": str(60 * 2**20)}).start()
+    try:
+        client = server.client()
+        line = json.dumps({"messages": [{"role": "user", "content": "x" * 400},
+                                        {"role": "assistant", "content": "y" * 400}]}).encode() + b"\n"
+        big = tmp_path / "big.jsonl"
+        with open(big, "wb") as fh:
+            for _ in range(50 * 2**20 // len(line)):
+                fh.write(line)
+        before = _vm_hwm_kb(server.proc.pid)
+        with open(big, "rb") as fh:
+            f = client.files.create(file=fh, purpose="fine-tune")
+        grew_mb = (_vm_hwm_kb(server.proc.pid) - before) / 1024
+        assert f.bytes == big.stat().st_size and grew_mb < 25, f"peak memory grew {grew_mb:.0f} MB for 50 MB"
+        too_big = tmp_path / "too_big.jsonl"
+        with open(too_big, "wb") as fh:
+            for _ in range(70 * 2**20 // len(line)):
+                fh.write(line)
+        status, data, _ = post_file(server, too_big)
+        assert status == 413 and json.loads(data)["error"]["code"] == "file_too_large"
+        bad = tmp_path / "bad.jsonl"
+        bad.write_bytes(line * 3000 + b"[1, 2]\n" + line)
+        with open(bad, "rb") as fh:
+            from openai import BadRequestError
+
+            with pytest.raises(BadRequestError, match="Line 3001 is not a dictionary"):
+                client.files.create(file=fh, purpose="fine-tune")
+        assert not [p for p in (tmp_path / "data" / "files").iterdir() if p.name.startswith(".incoming")]
+    finally:
+        server.stop()
+
+
+def post_file(server, path):
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--{boundary}\r\n"
+            f"Content-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            "Content-Type: application/jsonl\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.putrequest("POST", "/v1/files")
+    conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+    conn.putheader("Content-Length", str(len(head) + path.stat().st_size + len(tail)))
+    for k, v in server._auth().items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    try:
+        conn.send(head)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(2**20):
+                conn.send(chunk)
+        conn.send(tail)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused early: the answer is already there
+    resp = conn.getresponse()
+    return resp.status, resp.read(), resp.headers

@@ -84,7 +84,7 @@ def test_sighup_exits_the_app_cleanly_and_releases_its_idle_backend(tmp_path, mo
     proc, term, data_dir = start_app(tmp_path)
     try:
         info = server_of(data_dir)
-        _wait(lambda: (data_dir / "serve.log").exists() and b"listening" in (data_dir / "serve.log").read_bytes(),
+        _wait(lambda: (data_dir / "serve.out").exists() and b"listening" in (data_dir / "serve.out").read_bytes(),
               60, "the server to listen")
         time.sleep(1)  # the app's connect worker sees it answer
         proc.send_signal(signal.SIGHUP)

@@ -97,7 +97,6 @@ def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
 
 
 @router.post("/v1/chat/completions")
-
 async def chat(request: Request):
     c = ctx(request)
     cache, stream_fault = c.cache, c.stream_fault

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
-
-import orjson
 from typing import Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -16,43 +16,86 @@ from ..api import PURPOSES, APIError, ctx, file_obj, not_found
 router = APIRouter()
 
 
-@router.post("/v1/files")
+MAX_UPLOAD = int(os.environ.get("FTUI_SERVE_MAX_UPLOAD", str(512 * 2**20)))  # the Files API's limit
+MAX_LINE = 16 * 2**20  # no training example is near this: a longer line is refused, never held in memory
+CHUNK = 2**20
 
+
+@router.post("/v1/files")
 async def upload(request: Request):
+    """The file is streamed to disk in 1 MB chunks (checked line by line as it goes, like OpenAI's upload check):
+    memory never grows with its size; one over the limit is refused before it is read (413)."""
     store = ctx(request).store
-    form = await request.form()
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_UPLOAD + 2**16:
+        raise APIError(413, f"The file is larger than the Files API's {MAX_UPLOAD:,} bytes.", param="file",
+                       code="file_too_large")
+    form = await request.form(max_files=1, max_fields=8)  # file parts spool to disk past 1 MB
     upload = form.get("file")
     purpose = form.get("purpose")
     if upload is None or not hasattr(upload, "read"):
         raise APIError(400, "Missing required parameter: 'file'.", param="file")
     if purpose not in PURPOSES:
         raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
-    data = await upload.read()
     name = Path(upload.filename or "upload.jsonl").name[:255] or "upload.jsonl"
-    if purpose == "fine-tune":
-        if not name.endswith(".jsonl"):
-            raise APIError(400, "Invalid file format for Fine-Tuning API. Must be .jsonl", param="file")
-        for i, line in enumerate(data.splitlines(), start=1):
-            line = line.strip()
-            if i == 1:
-                line = line.removeprefix(b"\xef\xbb\xbf")
-            if not line:
-                continue
-            try:
-                ok = isinstance(orjson.loads(line), dict)
-            except orjson.JSONDecodeError:
-                ok = False
-            if not ok:
-                hint = line[:4].decode("utf-8", "replace")
-                raise APIError(400, "Expected file to have JSONL format, where every line is a JSON "
-                               f"dictionary. Line {i} is not a dictionary (HINT: line starts with: "
-                               f"\"{hint}...\").", param="file")
-    f = await asyncio.to_thread(store.add_file, name, purpose, data)
+    jsonl = purpose == "fine-tune"
+    if jsonl and not name.endswith(".jsonl"):
+        raise APIError(400, "Invalid file format for Fine-Tuning API. Must be .jsonl", param="file")
+    tmp = store.incoming()
+    try:
+        problem = await asyncio.to_thread(copy_checked, upload.file, tmp, jsonl)
+        if problem is not None:
+            raise APIError(problem[0], problem[1], param="file", code=problem[2])
+        f = await asyncio.to_thread(store.adopt_file, tmp, name, purpose)
+    finally:
+        tmp.unlink(missing_ok=True)
     return file_obj(f)
 
 
-@router.get("/v1/files")
+def copy_checked(src, dst: Path, jsonl: bool) -> tuple[int, str, str | None] | None:
+    """Copy ``src`` to ``dst`` in chunks; for JSONL check every line is a JSON object. (status, message, code) of
+    the first problem, or None. Holds at most one chunk and one line in memory."""
+    total, number, pending = 0, 0, b""
+    with open(dst, "wb") as out:
+        while chunk := src.read(CHUNK):
+            total += len(chunk)
+            if total > MAX_UPLOAD:
+                return 413, f"The file is larger than the Files API's {MAX_UPLOAD:,} bytes.", "file_too_large"
+            out.write(chunk)
+            if not jsonl:
+                continue
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                number += 1
+                if (bad := _bad_line(line, number)) is not None:
+                    return bad
+            if len(pending) > MAX_LINE:
+                return 400, (f"Line {number + 1} is longer than {MAX_LINE // 2**20} MB: no training example is "
+                             "that long."), "line_too_long"
+    if jsonl and pending:
+        return _bad_line(pending, number + 1)
+    return None
 
+
+def _bad_line(line: bytes, number: int) -> tuple[int, str, None] | None:
+    line = line.strip()
+    if number == 1:
+        line = line.removeprefix(b"\xef\xbb\xbf")
+    if not line:
+        return None
+    try:
+        ok = isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        ok = False
+    if ok:
+        return None
+    hint = line[:4].decode("utf-8", "replace")
+    return 400, ("Expected file to have JSONL format, where every line is a JSON dictionary. Line "
+                 f"{number} is not a dictionary (HINT: line starts with: \"{hint}...\")."), None
+
+
+@router.get("/v1/files")
 async def list_files(request: Request, purpose: str | None = None, limit: int = Query(10000, ge=1, le=10000),
                      order: Literal["asc", "desc"] = "desc", after: str | None = None):
     rows = ctx(request).store.list_files(purpose, limit + 1, order, after)
@@ -70,13 +113,11 @@ def get_file(request: Request, file_id: str) -> dict:
 
 
 @router.get("/v1/files/{file_id}")
-
 async def retrieve_file(request: Request, file_id: str):
     return file_obj(get_file(request, file_id))
 
 
 @router.get("/v1/files/{file_id}/content")
-
 async def file_content(request: Request, file_id: str):
     get_file(request, file_id)
     data = await asyncio.to_thread(ctx(request).store.file_path(file_id).read_bytes)
@@ -84,7 +125,6 @@ async def file_content(request: Request, file_id: str):
 
 
 @router.delete("/v1/files/{file_id}")
-
 async def delete_file(request: Request, file_id: str):
     get_file(request, file_id)
     ctx(request).store.delete_file(file_id)

@@ -71,7 +71,6 @@ def _method(r: JobCreate) -> tuple[str, dict]:
 
 
 @router.post("/v1/fine_tuning/jobs")
-
 async def create_job(request: Request):
     c = ctx(request)
     store, data_dir = c.store, c.data_dir
@@ -124,7 +123,6 @@ def get_job(request: Request, job_id: str) -> dict:
 
 
 @router.get("/v1/fine_tuning/jobs")
-
 async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100), after: str | None = None):
     """Newest first; ``metadata[KEY]=VALUE`` query parameters keep the jobs whose metadata has each pair."""
     wanted = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
@@ -135,13 +133,11 @@ async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100), afte
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}")
-
 async def retrieve_job(request: Request, job_id: str):
     return job_obj(get_job(request, job_id))
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
-
 async def cancel_job(request: Request, job_id: str):
     store = ctx(request).store
     j = get_job(request, job_id)
@@ -154,7 +150,6 @@ async def cancel_job(request: Request, job_id: str):
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/pause")
-
 async def pause_job(request: Request, job_id: str):
     store = ctx(request).store
     j = get_job(request, job_id)
@@ -165,7 +160,6 @@ async def pause_job(request: Request, job_id: str):
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/resume")
-
 async def resume_job(request: Request, job_id: str):
     store = ctx(request).store
     j = get_job(request, job_id)
@@ -176,7 +170,6 @@ async def resume_job(request: Request, job_id: str):
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/events")
-
 async def list_events(request: Request, job_id: str, limit: int = Query(20, ge=1, le=100),
                       after: str | None = None):
     get_job(request, job_id)
@@ -185,7 +178,6 @@ async def list_events(request: Request, job_id: str, limit: int = Query(20, ge=1
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
-
 async def list_checkpoints(request: Request, job_id: str, limit: int = Query(10, ge=1, le=100),
                            after: str | None = None):
     get_job(request, job_id)

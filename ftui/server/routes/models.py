@@ -11,7 +11,6 @@ router = APIRouter()
 
 
 @router.get("/v1/models")
-
 async def list_models(request: Request):
     c = ctx(request)
     data = [model_obj(b, c.started, "ftui") for b in basemodels.names(c.data_dir)]
@@ -37,13 +36,11 @@ def resolve_model(request: Request, mid: str) -> tuple[str, str | None, dict]:
 
 
 @router.get("/v1/models/{model_id:path}")
-
 async def retrieve_model(request: Request, model_id: str):
     return resolve_model(request, model_id)[2]
 
 
 @router.delete("/v1/models/{model_id:path}")
-
 async def delete_model(request: Request, model_id: str):
     resolve_model(request, model_id)
     if not ctx(request).store.delete_model(model_id):
