@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                        help="stop once no job is live and no request came for this long (the app starts its "
                        "backend with 300)")
+    serve.add_argument("--gc", action="store_true",
+                       help="free the space no job or model needs any more (state of ended jobs, folders of "
+                       "deleted models), report it, and exit")
     serve.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # fault injection for tests
     return parser
 
@@ -186,7 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serveinfo import API_KEY_ENV, default_data_dir
 
     try:
-        from .server.serve import serve
+        from .server.serve import run_gc, serve
     except ImportError as exc:
         print(f"ftui serve needs the 'local' extra (pip install 'ftui[local]'): {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -201,6 +204,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"ftui serve: --api-key-file {args.api_key_file} is empty", file=sys.stderr)
             return EXIT_UNREADABLE
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if args.gc:
+        return run_gc(data_dir)
     return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
                  idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
 

@@ -19,6 +19,10 @@ class ModelCache:
         self._models: OrderedDict[str, tuple] = OrderedDict()
         self._lock = threading.Lock()
 
+    def evict(self, key: str) -> None:
+        with self._lock:
+            self._models.pop(key, None)
+
     def get(self, key: str, base: str, adapter: str | None):
         with self._lock:
             if key in self._models:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from .store import Store, now
+from .store import CURRENT, TERMINAL, Store, now
 from .trainer import JobTrainer, Stop
 
 log = logging.getLogger("ftui.runner")
@@ -56,6 +57,16 @@ def validate(store: Store, job: dict) -> dict | None:
     return None
 
 
+def _injected_fault() -> None:
+    """`FTUI_TEST_RUNNER_FAULT` (set only by the test suite): fail validation ("raise") or kill the runner there
+    ("die"), the way a bug or the OOM killer would."""
+    fault = os.environ.get("FTUI_TEST_RUNNER_FAULT")
+    if fault == "raise":
+        raise RuntimeError("injected validation fault")
+    if fault == "die":
+        os._exit(17)
+
+
 class Runner:
     def __init__(self, data_dir: Path) -> None:
         self.store = Store(data_dir)
@@ -88,10 +99,28 @@ class Runner:
 
     def run_one(self, job: dict) -> None:
         store = self.store
+        # the supervisor fails this job if the runner dies on it (out of memory, a crash): never a loop on one job
+        (store.dir / CURRENT).write_text(job["id"])
+        try:
+            self._run_one(job)
+        finally:
+            (store.dir / CURRENT).unlink(missing_ok=True)
+            ended = store.get_job(job["id"])
+            if ended is not None and ended["status"] in TERMINAL:  # resumable state is for paused jobs only
+                shutil.rmtree(store.dir / "jobs" / job["id"] / "state", ignore_errors=True)
+
+    def _run_one(self, job: dict) -> None:
+        store = self.store
         if job["status"] == "validating_files":
             store.add_event(job["id"], "Validating training file: " + job["training_file"] + (
                 f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
-            error = validate(store, job)
+            try:
+                _injected_fault()
+                error = validate(store, job)
+            except Exception as exc:  # noqa: BLE001 — an unexpected failure fails the job, never the runner
+                log.error("validating job %s failed:\n%s", job["id"], traceback.format_exc())
+                error = {"code": "validation_error", "param": None,
+                         "message": f"The files could not be validated: {type(exc).__name__}: {exc}"}
             if error is not None:
                 if store.set_status_if(job["id"], ("validating_files",), "failed", error=error, finished_at=now()):
                     store.add_event(job["id"], error["message"], level="error")

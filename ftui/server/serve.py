@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ftui.serveinfo import API_KEY_ENV, LIVE, DataDirBusy, default_data_dir, free_port, lock_data_dir, running_server
 
-from .store import Store, atomic_write, now
+from .store import CURRENT, Store, atomic_write, now
 
 log = logging.getLogger("ftui.server")
 __all__ = ["API_KEY_ENV", "default_data_dir", "free_port", "running_server", "serve"]
@@ -28,6 +28,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 class Supervisor:
@@ -47,22 +54,30 @@ class Supervisor:
         self.proc = subprocess.Popen([sys.executable, "-m", "ftui.server.runner", str(self.data_dir)])
 
     def _watch(self) -> None:
+        """A runner that dies fails the job it was on (validating or training) and is replaced after a delay that
+        doubles while runners keep dying young (0.5 s … 30 s): a crash loop never spins."""
         store = Store(self.data_dir)
+        delay = 0.5
         while not self.stopping.is_set():
+            started = time.monotonic()
             code = self.proc.wait()
             if self.stopping.is_set():
                 break
             why = f"signal {-code}" if code < 0 else f"exit code {code}"
             hint = " (out of memory?)" if code in (-9, 137) else ""
-            log.error("the trainer process died (%s)%s; starting a new one", why, hint)
+            current = _read(self.data_dir / CURRENT)
+            log.error("the trainer process died (%s)%s on job %s; starting a new one", why, hint, current or "—")
             for job in store.list_jobs(1000, None):
-                if job["status"] == "running":
+                if job["status"] == "running" or (job["id"] == current and job["status"] == "validating_files"):
                     msg = f"The trainer process died ({why}){hint}"
-                    if store.set_status_if(job["id"], ("running",), "failed", finished_at=now(),
+                    if store.set_status_if(job["id"], ("running", "validating_files"), "failed", finished_at=now(),
                                            error={"code": "trainer_crashed", "message": msg, "param": None}):
                         store.add_event(job["id"], msg, level="error")
-            time.sleep(0.5)
-            self._spawn()
+            (self.data_dir / CURRENT).unlink(missing_ok=True)
+            delay = 0.5 if time.monotonic() - started > 60 else min(30.0, delay * 2)
+            self.stopping.wait(delay)
+            if not self.stopping.is_set():
+                self._spawn()
         store.close()
 
     def stop(self) -> None:
@@ -83,6 +98,67 @@ def _log_to(path: Path) -> None:
     handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(handler)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def gc(data_dir: Path) -> list[tuple[Path, int]]:
+    """Free what no job, model or checkpoint needs any more: saved state of ended jobs, folders of deleted models
+    and checkpoints, folders of jobs that no longer exist, interrupted uploads. Returns (path, bytes) removed.
+    Call it with the data dir's lock held (no server running on it)."""
+    import shutil
+
+    store = Store(data_dir)
+    try:
+        jobs = {j["id"]: j for j in store.list_jobs(10**9, None)}
+        models = {m["path"] for m in store.list_models()}
+        ckpts = {c["path"] for jid in jobs for c in store.list_checkpoints(jid)}
+    finally:
+        store.close()
+    doomed: list[Path] = []
+    for d in sorted((data_dir / "jobs").iterdir()) if (data_dir / "jobs").is_dir() else []:
+        job = jobs.get(d.name)
+        if job is None:
+            doomed.append(d)
+            continue
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            doomed += [p for p in d.iterdir() if p.name == "state" or p.name.startswith(".state")]
+        if (d / "checkpoints").is_dir():
+            doomed += [p for p in (d / "checkpoints").iterdir() if str(p) not in ckpts]
+        if (d / "model").exists() and str(d / "model") not in models:
+            doomed.append(d / "model")
+    if (data_dir / "files").is_dir():
+        doomed += list((data_dir / "files").glob(".incoming-*"))
+    freed = []
+    for p in doomed:
+        size = _size(p)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        freed.append((p, size))
+    return freed
+
+
+def run_gc(data_dir: Path) -> int:
+    try:
+        lock = lock_data_dir(data_dir)
+    except DataDirBusy as e:
+        print(f"ftui serve --gc: {e}: stop it first", file=sys.stderr)
+        return 3
+    try:
+        freed = gc(data_dir)
+    finally:
+        lock.close()
+    for path, size in freed:
+        print(f"  {size / 2**20:8.1f} MB  {path.relative_to(data_dir)}")
+    print(f"ftui serve --gc: freed {sum(s for _, s in freed) / 2**20:.1f} MB in {len(freed)} item(s) "
+          f"from {data_dir}")
+    return 0
 
 
 class IdleWatch:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ftui.core.files import atomic_write  # noqa: F401 — also used by serve.py
 
+CURRENT = "runner.current"  # the job the runner is on (the supervisor fails it if the runner dies)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY, filename TEXT NOT NULL, purpose TEXT NOT NULL, bytes INTEGER NOT NULL,
@@ -200,8 +202,11 @@ class Store:
             out.append(d)
         return out
 
-    def delete_checkpoint(self, ckpt_id: str) -> None:
+    def delete_checkpoint(self, ckpt_id: str, files: bool = False) -> None:
+        row = self.db.execute("SELECT path FROM checkpoints WHERE id=?", (ckpt_id,)).fetchone()
         self.db.execute("DELETE FROM checkpoints WHERE id=?", (ckpt_id,))
+        if files and row and row["path"]:
+            _remove_tree(Path(row["path"]))
 
     def find_checkpoint(self, model: str) -> dict | None:
         row = self.db.execute("SELECT * FROM checkpoints WHERE model=?", (model,)).fetchone()
@@ -218,8 +223,24 @@ class Store:
     def list_models(self) -> list[dict]:
         return [dict(r) for r in self.db.execute("SELECT * FROM models ORDER BY created_at")]
 
-    def delete_model(self, model_id: str) -> bool:
-        return self.db.execute("DELETE FROM models WHERE id=?", (model_id,)).rowcount > 0
+    def delete_model(self, model_id: str) -> list[str]:
+        """Delete a fine-tuned model — its folder, its job's checkpoints (rows and folders) and saved state — or a
+        checkpoint model by itself. Returns the model ids that no longer answer ([] when nothing was ours)."""
+        m = self.get_model(model_id)
+        if m is not None:
+            self.db.execute("DELETE FROM models WHERE id=?", (model_id,))
+            gone = [model_id]
+            for c in self.list_checkpoints(m["job_id"]):
+                self.delete_checkpoint(c["id"], files=True)
+                gone.append(c["model"])
+            _remove_tree(Path(m["path"]))
+            _remove_tree(self.dir / "jobs" / m["job_id"] / "state")
+            return gone
+        c = self.find_checkpoint(model_id)
+        if c is not None:
+            self.delete_checkpoint(c["id"], files=True)
+            return [model_id]
+        return []
 
 
 def _encode(fields: dict) -> dict:
@@ -234,3 +255,9 @@ def _job(row: sqlite3.Row) -> dict:
     d["error"] = json.loads(d["error"]) if d["error"] else None
     d["result_files"] = json.loads(d["result_files"] or "[]")
     return d
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

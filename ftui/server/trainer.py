@@ -35,6 +35,7 @@ from .store import Store, now
 
 BASE_LR = 5e-4
 MAX_LEN = 1024
+MAX_CHARS = MAX_LEN * 64  # no token is longer than 64 characters
 KEEP_CHECKPOINTS = 3
 log = logging.getLogger("ftui.trainer")
 
@@ -74,7 +75,9 @@ def _normalize(messages: list) -> list[dict]:
             calls = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
                      for c in m["tool_calls"]]
             content = (content + "\n" if content else "") + orjson.dumps(calls).decode()
-        out.append({"role": m.get("role", "user"), "content": content, "weight": m.get("weight", 1)})
+        # only the first MAX_LEN tokens are trained: text past MAX_CHARS can never reach them, and tokenizing a
+        # 20 MB line whole took gigabytes (what ftui check's `too_long` warning says: the example is truncated)
+        out.append({"role": m.get("role", "user"), "content": content[:MAX_CHARS], "weight": m.get("weight", 1)})
     return out
 
 

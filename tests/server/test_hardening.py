@@ -71,28 +71,23 @@ def test_a_prompt_over_the_context_is_refused(server):
 
 
 def test_a_busy_server_says_429_with_retry_after(server):
+    """Six requests at once: four get the model (one generates, three wait), the others a clear 429."""
     results = []
+    barrier = threading.Barrier(6)
 
-    def slow():
-        results.append(chat(server, max_tokens=60, temperature=0)[0])
+    def one():
+        barrier.wait()
+        results.append(chat(server, max_tokens=40, temperature=0))
 
-    threads = [threading.Thread(target=slow) for _ in range(4)]
+    threads = [threading.Thread(target=one) for _ in range(6)]
     for t in threads:
         t.start()
-    import time
-
-    deadline = time.time() + 30
-    busy = None
-    while time.time() < deadline and busy is None:
-        status, doc, headers = chat(server)
-        if status == 429:
-            busy = (doc, headers)
     for t in threads:
         t.join()
-    assert busy is not None, "five requests at once never found the server full"
-    doc, headers = busy
-    assert doc["error"]["code"] == "rate_limit_exceeded" and float(headers["retry-after"]) > 0
-    assert results == [200] * 4
+    statuses = sorted(r[0] for r in results)
+    assert statuses.count(200) >= 4 and 429 in statuses and set(statuses) <= {200, 429}, statuses
+    busy = next(r for r in results if r[0] == 429)
+    assert busy[1]["error"]["code"] == "rate_limit_exceeded" and float(busy[2]["retry-after"]) > 0
 
 
 # -- jobs: typed validation, conflicts and unsupported features refused, lists page like OpenAI's ----------------

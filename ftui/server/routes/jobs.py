@@ -170,7 +170,7 @@ async def resume_job(request: Request, job_id: str):
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/events")
-async def list_events(request: Request, job_id: str, limit: int = Query(20, ge=1, le=100),
+async def list_events(request: Request, job_id: str, limit: int = Query(20, ge=1, le=1000),
                       after: str | None = None):
     get_job(request, job_id)
     rows, more = ctx(request).store.list_events(job_id, limit, after)

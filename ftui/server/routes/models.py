@@ -42,8 +42,14 @@ async def retrieve_model(request: Request, model_id: str):
 
 @router.delete("/v1/models/{model_id:path}")
 async def delete_model(request: Request, model_id: str):
+    """A fine-tuned model goes with its folder and its checkpoints; a checkpoint can be deleted by itself. Neither
+    answers chat afterwards (evicted from the loaded models too)."""
     resolve_model(request, model_id)
-    if not ctx(request).store.delete_model(model_id):
+    c = ctx(request)
+    gone = c.store.delete_model(model_id)
+    for mid in gone:
+        c.cache.evict(mid)
+    if not gone:
         raise APIError(403, f"Model {model_id} is not a fine-tuned model you own; it cannot be deleted.",
                        param="model")
     return {"id": model_id, "object": "model", "deleted": True}
