@@ -198,6 +198,7 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
 
     for module in (files, jobs, models, chat):
         app.include_router(module.router)
+    app.add_middleware(guard.DisconnectWatch)  # outermost: a client that goes away stops its generation
     return app
 
 

@@ -62,3 +62,47 @@ def _has_body(headers) -> bool:
     if length is not None:
         return length.strip() not in ("", "0")
     return "transfer-encoding" in headers
+
+
+class DisconnectWatch:
+    """Pure ASGI, outermost: once a request's body has been read, listen for the client going away and set
+    ``scope["state"]["disconnected"]`` (an asyncio.Event). Starlette's BaseHTTPMiddleware layers (``@app.middleware``)
+    do not pass the disconnect on, so a long generation would otherwise go on for nobody."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import asyncio
+
+        gone = asyncio.Event()
+        scope.setdefault("state", {})["disconnected"] = gone
+        done = False
+        listener = None
+
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        async def wrapped():
+            nonlocal done, listener
+            if done:  # the body is read: the next thing from the client can only be its going away
+                await gone.wait()
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            elif not message.get("more_body"):
+                done = True
+                listener = asyncio.ensure_future(listen())
+            return message
+
+        try:
+            await self.app(scope, wrapped, send)
+        finally:
+            if listener is not None:
+                listener.cancel()

@@ -225,3 +225,24 @@ def post_file(server, path):
         pass  # refused early: the answer is already there
     resp = conn.getresponse()
     return resp.status, resp.read(), resp.headers
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_goes_away_stops_its_generation(server, stream):
+    """A long answer asked for, the client gone after a second: the model is free again at once (the next request
+    does not wait behind 2,000 tokens generated for nobody)."""
+    import socket
+    import time
+
+    assert chat(server, max_tokens=2)[0] == 200  # the model loaded (the first load converts it: not timed here)
+    doc = json.dumps({"model": BASE, "messages": [{"role": "user", "content": "Count to one thousand."}],
+                      "max_tokens": 2000, "temperature": 0, "stream": stream}).encode()
+    auth = "".join(f"{k}: {v}\r\n" for k, v in server._auth().items())
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: "
+                 f"application/json\r\nContent-Length: {len(doc)}\r\n{auth}\r\n".encode() + doc)
+    time.sleep(1.5)  # it is generating now
+    sock.close()
+    t0 = time.monotonic()
+    status, _, _ = chat(server, max_tokens=2)
+    assert status == 200 and time.monotonic() - t0 < 12, "the abandoned generation kept the model busy"

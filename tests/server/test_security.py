@@ -86,3 +86,39 @@ def test_the_backend_the_app_starts_requires_a_random_key_kept_off_the_command_l
         assert again.start() == url and again.api_key == key and not again.owned
     finally:
         local.stop()
+
+
+def test_every_request_is_logged_with_its_id_and_never_the_key(tmp_path, model_cache):
+    from tests.backend import Server
+
+    server = Server(tmp_path / "data", api_key="sk-local-secret-key-123").start()
+    try:
+        status, doc = raw(server, "GET", "/v1/files")
+        assert status == 200
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/v1/fine_tuning/jobs/ftjob-nope", headers=server._auth())
+        resp = conn.getresponse()
+        resp.read()
+        rid = resp.headers["x-request-id"]
+        assert resp.status == 404 and rid.startswith("req_")
+    finally:
+        server.stop()
+    log = (tmp_path / "data" / "serve.log").read_text()
+    assert "GET /v1/fine_tuning/jobs/ftjob-nope 404" in log and rid in log
+    assert "sk-local-secret-key-123" not in log
+
+
+def test_sigterm_stops_the_server_within_seconds(tmp_path, model_cache):
+    import signal
+    import time
+
+    from tests.backend import Server
+
+    server = Server(tmp_path / "data").start()
+    client = server.client()
+    client.chat.completions.create(model="smollm2-135m-instruct", max_tokens=2,
+                                   messages=[{"role": "user", "content": "Hi"}])  # a model loaded, threads used
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(15)
+    assert time.monotonic() - t0 < 10

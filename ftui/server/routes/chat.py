@@ -135,6 +135,13 @@ async def chat(request: Request):
                    fail=fail)
     next_piece = lambda: next(gen, None)  # noqa: E731
     req = {"stream": r.stream, "stream_options": r.stream_options.model_dump() if r.stream_options else None}
+    gone = request.scope.get("state", {}).get("disconnected") or asyncio.Event()  # set by guard.DisconnectWatch
+
+    async def stop_when_gone() -> None:  # at once, not at the next piece (the streamer may hold text for long)
+        await gone.wait()
+        halt.set()
+
+    watcher = asyncio.ensure_future(stop_when_gone())
 
     if not req.get("stream"):
         text, info = "", {}
@@ -142,12 +149,13 @@ async def chat(request: Request):
             while (item := await asyncio.to_thread(next_piece)) is not None:
                 text += item[0]
                 info = item[1] or info
-                if await request.is_disconnected():  # the client went away: stop generating for nobody
+                if gone.is_set():  # the client went away: stop generating for nobody
                     halt.set()
                     raise APIError(499, "The client closed the request.", type="server_error")
         except GenerationFailed as exc:
             raise APIError(500, f"Generation failed: {exc}", type="server_error") from None
         finally:
+            watcher.cancel()
             halt.set()
             await asyncio.to_thread(gen.close)
             c.generating -= 1
@@ -175,6 +183,8 @@ async def chat(request: Request):
             fail_after, stream_fault["after"] = stream_fault["after"], None
             sent = 0
             while (item := await asyncio.to_thread(next_piece)) is not None:
+                if gone.is_set():  # nobody reads this stream any more
+                    return
                 if fail_after is not None and sent >= fail_after:
                     raise RuntimeError("injected fault: the stream broke")
                 if item[0]:
@@ -191,7 +201,8 @@ async def chat(request: Request):
             err = {"error": {"message": f"Generation failed: {type(exc).__name__}: {exc}", "type": "server_error",
                              "param": None, "code": None}}
             yield b"data: " + orjson.dumps(err) + b"\n\n"
-        finally:  # also when the client disconnects (Starlette cancels the stream): generation stops
+        finally:  # also when the client disconnects: generation stops
+            watcher.cancel()
             halt.set()
             await asyncio.to_thread(gen.close)
             c.generating -= 1
