@@ -232,6 +232,13 @@ class JobTrainer:
                 if b == steps_per_epoch - 1 and valid:
                     data.update(self._evaluate(model, valid, pad, dev, kind, beta, prefix="full_valid"))
                 history.append(data)
+                try:  # cancelled while this step ran: its metrics never follow "Fine-tuning job cancelled"
+                    self.control()
+                except Stop as stop:
+                    if stop.why == "paused":  # this step is done and kept: its event, its state
+                        self.event(_step_message(data), type="metrics", data=data)
+                        self._save_state(model, opt, step, history)
+                    raise
                 self.event(_step_message(data), type="metrics", data=data)
                 elapsed = time.time() - t_start
                 done = step - start_step

@@ -178,6 +178,9 @@ def test_cancel_a_running_job(client):
                                                  "supervised": {"hyperparameters": {"n_epochs": 1}}})
     assert wait_for(client, nxt.id).status == "succeeded"
     assert client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model is None
+    newest_first = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    after_cancel = newest_first[:[e.message for e in newest_first].index("Fine-tuning job cancelled")]
+    assert not [e for e in after_cancel if e.type == "metrics"], "no step is reported after the cancel"
 
 
 def test_pause_and_resume_continue_where_it_stopped(client):
