@@ -8,20 +8,15 @@ from textual.widgets import DataTable
 
 from ftui.service.client import Service
 from ftui.service.profiles import Profile
-from ftui.tui.app import FtuiApp
 from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.messages import BackendReady, JobsPolled, PollProblem
 from tests.backend import start_job
 from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, settle, test_config
+from tests.tui.conftest import Recorder, settle
+from tests.tui.test_backend_faults import app_for
 from tests.tui.test_trust import toasts
 
 pytestmark = pytest.mark.slow
-
-
-def app_for(server, path=SAMPLES) -> FtuiApp:
-    prof = Profile("test", "compatible", base_url=server.base_url, api_key="unused", poll_interval=0.2)
-    return FtuiApp(path, config=test_config(backend="test"), profile=prof)
 
 
 def polls(rec):
@@ -129,7 +124,7 @@ async def test_creating_posts_are_retried_without_a_second_job_or_file(server):
 
 async def test_a_failed_creation_never_leaves_the_form_stuck(server):
     rec = Recorder()
-    app = app_for(server, SAMPLES / "marv.jsonl")
+    app = app_for(server, path=SAMPLES / "marv.jsonl")
     async with app.run_test(size=(120, 36), message_hook=rec) as pilot:
         await rec.wait_for(BackendReady)
         await settle(pilot)
