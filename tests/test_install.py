@@ -9,7 +9,7 @@ import pytest
 
 @pytest.mark.parametrize("module", ["torch", "transformers", "peft", "gguf", "safetensors", "fastapi", "uvicorn",
                                     "python_multipart", "openai", "textual", "tomlkit", "jsonschema", "hypothesis",
-                                    "psutil"])
+                                    "schemathesis", "psutil"])
 def test_dependency_imports(module):
     importlib.import_module(module)
 
