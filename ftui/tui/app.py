@@ -199,7 +199,7 @@ class FtuiApp(App):
             # models list stays fresh)
             from ftui.service.local import IDLE_EXIT
 
-            self.set_interval(max(5.0, IDLE_EXIT / 3), self.refresh_models)
+            self.set_interval(max(1.0, IDLE_EXIT / 3), self.refresh_models)
         for screen in self._all_screens():
             hook = getattr(screen, "backend_ready", None)
             if hook:
