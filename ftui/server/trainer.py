@@ -35,6 +35,19 @@ from .store import Store, now
 
 BASE_LR = 5e-4
 MAX_LEN = 1024
+# the results CSV: OpenAI's SFT columns (train_accuracy is the token accuracy), plus the full-validation ones the
+# metrics events carry; DPO reports its reward metrics under their own names
+RESULT_COLUMNS = {
+    "supervised": [("step", "step"), ("train_loss", "train_loss"), ("train_accuracy", "train_mean_token_accuracy"),
+                   ("valid_loss", "valid_loss"), ("valid_mean_token_accuracy", "valid_mean_token_accuracy"),
+                   ("full_valid_loss", "full_valid_loss"),
+                   ("full_valid_mean_token_accuracy", "full_valid_mean_token_accuracy")],
+    "dpo": [("step", "step"), ("train_loss", "train_loss"),
+            ("train_mean_reward_accuracy", "train_mean_reward_accuracy"),
+            ("train_mean_reward_margin", "train_mean_reward_margin"), ("valid_loss", "valid_loss"),
+            ("valid_mean_reward_accuracy", "valid_mean_reward_accuracy"), ("full_valid_loss", "full_valid_loss"),
+            ("full_valid_mean_reward_accuracy", "full_valid_mean_reward_accuracy")],
+}
 MAX_CHARS = MAX_LEN * 64  # no token is longer than 64 characters
 KEEP_CHECKPOINTS = 3
 log = logging.getLogger("ftui.trainer")
@@ -415,11 +428,10 @@ class JobTrainer:
         os.rename(tmp, target)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"])
-        for h in history:
-            w.writerow([h["step"], h.get("train_loss", ""),
-                        h.get("train_mean_token_accuracy", h.get("train_mean_reward_accuracy", "")),
-                        h.get("valid_loss", ""), h.get("valid_mean_token_accuracy", "")])
+        columns = RESULT_COLUMNS["dpo" if self.job["method"]["type"] == "dpo" else "supervised"]
+        w.writerow([header for header, _ in columns])
+        for h in history:  # full-validation metrics only on the epoch-end steps that have them
+            w.writerow([h.get(key, "") for _, key in columns])
         # OpenAI serves the results CSV base64-encoded; so does this server, so the cookbook's b64decode works
         result = self.store.add_file("step_metrics.csv", "fine-tune-results", base64.b64encode(buf.getvalue().encode()))
         if not self.store.set_status_if(self.job["id"], ("running",), "succeeded", fine_tuned_model=name,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 SERIES = ("train_loss", "valid_loss", "full_valid_loss", "train_mean_token_accuracy", "valid_mean_token_accuracy",
-          "full_valid_mean_token_accuracy")
+          "full_valid_mean_token_accuracy", "train_mean_reward_accuracy", "valid_mean_reward_accuracy",
+          "full_valid_mean_reward_accuracy")
 
 
 def is_terminal(status: str | None) -> bool:

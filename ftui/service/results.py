@@ -12,7 +12,11 @@ import io
 COLUMNS = {"train_loss": "train_loss", "train_accuracy": "train_mean_token_accuracy",
            "train_mean_token_accuracy": "train_mean_token_accuracy", "valid_loss": "valid_loss",
            "valid_mean_token_accuracy": "valid_mean_token_accuracy", "full_valid_loss": "full_valid_loss",
-           "full_valid_mean_token_accuracy": "full_valid_mean_token_accuracy"}
+           "full_valid_mean_token_accuracy": "full_valid_mean_token_accuracy",
+           # DPO: reward accuracy under its own name (never drawn as token accuracy)
+           "train_mean_reward_accuracy": "train_mean_reward_accuracy",
+           "valid_mean_reward_accuracy": "valid_mean_reward_accuracy",
+           "full_valid_mean_reward_accuracy": "full_valid_mean_reward_accuracy"}
 
 
 class ResultsError(ValueError):

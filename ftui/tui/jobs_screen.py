@@ -283,7 +283,9 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         dpo = method_of(track.job)[0] == "dpo"
         self.query_one("#chart-loss").show(metrics, track.total_steps)
         acc = self.query_one("#chart-acc")
-        acc.set_title("Reward accuracy" if dpo else "Token accuracy")
+        from .widgets.plots import ACCURACY, REWARD_ACCURACY
+
+        acc.set_lines(*(("Reward accuracy", REWARD_ACCURACY) if dpo else ("Token accuracy", ACCURACY)))
         acc.show(metrics, track.total_steps)
         fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "—"  # noqa: E731
         rows = []
@@ -292,7 +294,7 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             rows.append((ck["fine_tuned_model_checkpoint"],
                          {"step": str(ck.get("step_number")), "model": ck["fine_tuned_model_checkpoint"],
                           "train": fmt(m.get("train_loss")), "valid": fmt(m.get("valid_loss")),
-                          "acc": fmt(m.get("train_mean_token_accuracy"))}))
+                          "acc": fmt(m.get("train_mean_token_accuracy", m.get("train_mean_reward_accuracy")))}))
         sync_rows(self.query_one("#checkpoints", DataTable), rows)
 
     def detail_text(self, track: JobTrack) -> Text:

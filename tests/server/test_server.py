@@ -99,8 +99,11 @@ def test_checkpoints_and_results_csv(client, sft_job):
     raw = client.files.content(sft_job.result_files[0]).read()
     text = base64.b64decode(raw).decode()  # as OpenAI serves it, and as the cookbook reads it
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                             "full_valid_loss", "full_valid_mean_token_accuracy"]
     assert [int(r["step"]) for r in rows] == list(range(1, 13)) and float(rows[-1]["valid_loss"]) > 0
+    # the full-validation metrics the events carry at each epoch end are in the CSV too
+    assert [int(r["step"]) for r in rows if r["full_valid_loss"]] == [4, 8, 12]
 
 
 def test_models_list_retrieve_and_chat(client, sft_job):
@@ -159,6 +162,10 @@ def test_dpo_job_succeeds(client):
     assert [m["step"] for m in metrics] == [1, 2, 3]
     assert abs(metrics[0]["train_loss"] - 0.6931) < 0.01  # policy == reference at the start (LoRA B is zero)
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    text = base64.b64decode(client.files.content(job.result_files[0]).read()).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert "train_mean_reward_accuracy" in rows[0] and "train_accuracy" not in rows[0], "reward metrics by name"
+    assert float(rows[-1]["train_mean_reward_accuracy"]) >= 0
 
 
 def test_cancel_a_running_job(client):

@@ -116,3 +116,10 @@ def test_header_shows_host_only_never_credentials_in_the_url():
     assert p.host() == "gpu-box:8000" and "s3cret" not in p.label() and "alice" not in p.label()
     assert Profile("o", "openai").host() == "api.openai.com"
     assert Profile("v6", "compatible", base_url="http://u:p@[::1]:9/v1").host() == "[::1]:9"
+
+
+def test_dpo_results_stay_reward_accuracy():
+    dpo = b"step,train_loss,train_mean_reward_accuracy,train_mean_reward_margin\n1,0.69,0.5,0.01\n2,0.6,0.75,0.2\n"
+    series = results.parse(dpo)
+    assert series["train_mean_reward_accuracy"] == [(1, 0.5), (2, 0.75)]
+    assert "train_mean_token_accuracy" not in series

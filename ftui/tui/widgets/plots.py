@@ -85,6 +85,9 @@ LOSS = (("train_loss", "training", "cyan"), ("valid_loss", "validation", "orange
         ("full_valid_loss", "full validation", "red"))
 ACCURACY = (("train_mean_token_accuracy", "training", "cyan"), ("valid_mean_token_accuracy", "validation", "orange"),
             ("full_valid_mean_token_accuracy", "full validation", "red"))
+REWARD_ACCURACY = (("train_mean_reward_accuracy", "training", "cyan"),
+                   ("valid_mean_reward_accuracy", "validation", "orange"),
+                   ("full_valid_mean_reward_accuracy", "full validation", "red"))
 
 
 class MetricsChart(PlotextPlot):
@@ -102,11 +105,10 @@ class MetricsChart(PlotextPlot):
         self.total_steps: int | None = None
         self._pending = False
 
-    def set_title(self, title: str) -> None:
-        """Name what is drawn by what it is (a DPO job's accuracy is the reward accuracy, not token accuracy)."""
-        if title != self.plot_title:
-            self.plot_title = title
-            self.show(self.data, self.total_steps)
+    def set_lines(self, title: str, lines) -> None:
+        """Draw these series under this title (a DPO job's accuracy is its reward accuracy, not token accuracy)."""
+        if title != self.plot_title or lines != self.lines:
+            self.plot_title, self.lines = title, lines
 
     @property
     def points(self) -> int:
