@@ -40,5 +40,25 @@ def test_kill_9_during_training_then_restart_resumes(tmp_path, model_cache):
         steps = sorted({e.data["step"] for e in events if e.type == "metrics"})
         assert steps == list(range(1, 13))
         assert done.fine_tuned_model in [m.id for m in c2.models.list().data]
+        # a true resume, not a re-run: the same seed without the kill gives the same losses step by step (the
+        # weights, the optimizer state and the data order were restored)
+        again = c2.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=5,
+                                           method={"type": "supervised",
+                                                   "supervised": {"hyperparameters": {"n_epochs": 3}}})
+        assert wait_for(c2, again.id).status == "succeeded"
+        resumed, straight = losses(c2, job.id), losses(c2, again.id)
+        assert list(resumed) == list(straight) == list(range(1, 13))
+        for step in resumed:
+            assert resumed[step] == pytest.approx(straight[step], rel=2e-3, abs=2e-3), f"step {step}"
     finally:
         s2.stop()
+
+
+def losses(client, job_id: str) -> dict[int, float]:
+    """The last reported training loss per step (a step re-run after the restart reports again)."""
+    events = client.fine_tuning.jobs.list_events(job_id, limit=200).data
+    out: dict[int, float] = {}
+    for e in reversed(events):  # oldest first: later reports win
+        if e.type == "metrics":
+            out[e.data["step"]] = e.data["train_loss"]
+    return dict(sorted(out.items()))
