@@ -248,11 +248,16 @@ class JobTrainer:
                 try:  # cancelled while this step ran: its metrics never follow "Fine-tuning job cancelled"
                     self.control()
                 except Stop as stop:
-                    if stop.why == "paused":  # this step is done and kept: its event, its state
-                        self.event(_step_message(data), type="metrics", data=data)
+                    if stop.why != "paused":
+                        raise
+                    # paused: this step is done and kept (its event, its state); at an epoch's last step the
+                    # epoch ends first (checkpoint, state) and the pause lands at the next control
+                    self.event(_step_message(data), type="metrics", data=data)
+                    if b != steps_per_epoch - 1:
                         self._save_state(model, opt, step, history)
-                    raise
-                self.event(_step_message(data), type="metrics", data=data)
+                        raise
+                else:
+                    self.event(_step_message(data), type="metrics", data=data)
                 elapsed = time.time() - t_start
                 done = step - start_step
                 eta = int(now() + elapsed / done * (total - step)) if done else None
@@ -262,6 +267,12 @@ class JobTrainer:
                 saved = self._checkpoint(model, step, history[-1] if history else {})
             if step > start_step and epoch < n_epochs - 1:  # the last epoch ends in the finished model
                 self._save_state(model, opt, step, history, adapter=saved)
+        try:  # paused at the very end: keep it all, resume goes straight to the finished model
+            self.control()
+        except Stop as stop:
+            if stop.why == "paused" and step > start_step:
+                self._save_state(model, opt, step, history, adapter=saved)
+            raise
         per_epoch = sum(len(x[0]) + (len(x[1]) + len(x[2]) if kind == "dpo" else 0) for x in train)
         took = time.perf_counter() - t_loop
         log.info("job %s: steps %d-%d of %d in %.2f s (training loop incl. evaluation and saves; bf16=%s)",
@@ -437,6 +448,8 @@ class JobTrainer:
         if not self.store.set_status_if(self.job["id"], ("running",), "succeeded", fine_tuned_model=name,
                                         finished_at=now(), estimated_finish=None,
                                         result_files=[result["id"]], trained_tokens=trained):
+            self.store.delete_file(result["id"])  # paused or cancelled at this very moment: no orphan results file
+            self.control()
             raise Stop("cancelled")
         self.store.add_model(name, "local", self.job["id"], str(target), self.job["model"])
         self.event(f"New fine-tuned model created: {name}")

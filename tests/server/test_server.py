@@ -245,3 +245,33 @@ def test_non_loopback_without_key_is_refused(tmp_path):
     res = subprocess.run([sys.executable, "-m", "ftui.cli", "serve", "--host", "0.0.0.0", "--data-dir",
                           str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "without an API key" in res.stderr
+
+
+def test_pause_at_the_last_step_pauses_and_resumes_to_the_finished_model(client):
+    """Paused while the last step runs: the job is paused (not cancelled), no results file is left behind, and the
+    resume finishes without training the last epoch again."""
+    f = upload(client, "marv.jsonl")
+    files_before = {x.id for x in client.files.list().data}
+    job = client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=4,
+                                         method={"type": "supervised",
+                                                 "supervised": {"hyperparameters": {"n_epochs": 1}}})
+
+    def at_last_step(j):  # metrics of step total-1 are out: the last step is running now
+        data = [e.data for e in client.fine_tuning.jobs.list_events(j.id, limit=3).data if e.type == "metrics"]
+        return j.status == "running" and data and data[0]["step"] >= data[0]["total_steps"] - 1
+
+    wait_for(client, job.id, predicate=at_last_step)
+    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+    wait_for(client, job.id, timeout=60, predicate=lambda j: any(
+        e.message.startswith("Fine-tuning job paused at step")
+        for e in client.fine_tuning.jobs.list_events(j.id, limit=5).data))
+    paused = client.fine_tuning.jobs.retrieve(job.id)
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=50).data]
+    assert paused.status == "paused" and not any("cancelled" in m for m in messages)
+    assert {x.id for x in client.files.list().data} == files_before, "no orphaned results file"
+    assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+    done = wait_for(client, job.id)
+    assert done.status == "succeeded" and len(done.result_files) == 1
+    steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=200).data
+             if e.type == "metrics"]
+    assert sorted(steps) == list(range(1, done.hyperparameters.n_epochs * 4 + 1)), "no step trained twice"
