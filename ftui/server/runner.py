@@ -164,6 +164,8 @@ class Runner:
                 time.sleep(0.25)
                 continue
             self.run_one(job)
+            if "torch" in sys.modules:  # it trained: exit, and the supervisor starts a fresh runner, so the
+                return  # gigabytes a model and its optimizer took go back to the system after every job
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,8 @@ def _read(path: Path) -> str | None:
 
 
 class Supervisor:
-    """Keeps one runner process alive; a runner that dies mid-job fails that job and is replaced."""
+    """Keeps one runner process alive; a runner that dies mid-job fails that job and is replaced. A runner exits
+    (code 0) after each job it trained, and a fresh one takes over: memory is returned after every job."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -63,6 +64,9 @@ class Supervisor:
             code = self.proc.wait()
             if self.stopping.is_set():
                 break
+            if code == 0:  # a runner retires after each job it trained (its memory goes with it): the next one
+                self._spawn()
+                continue
             why = f"signal {-code}" if code < 0 else f"exit code {code}"
             hint = " (out of memory?)" if code in (-9, 137) else ""
             current = _read(self.data_dir / CURRENT)

@@ -78,3 +78,40 @@ def test_delete_really_deletes_and_gc_frees_the_rest(tmp_path, model_cache):
     assert res.returncode == 0, res.stderr
     assert f"jobs/{job.id}/state" in res.stdout and "freed 1.0 MB" in res.stdout
     assert not (job_dir / "state").exists()
+
+
+def test_each_trained_job_gets_a_fresh_trainer_process(tmp_path, model_cache):
+    """The memory a model and its optimizer took goes back after every job: the runner that trained exits and a
+    fresh one (without torch loaded) waits for the next job."""
+    import psutil
+
+    server = Server(tmp_path / "data").start()
+    try:
+        def runner() -> psutil.Process:
+            found = []
+            for p in psutil.Process(server.proc.pid).children():
+                try:
+                    if p.status() != psutil.STATUS_ZOMBIE and "ftui.server.runner" in " ".join(p.cmdline()):
+                        found.append(p)
+                except psutil.Error:  # gone while looking
+                    continue
+            [proc] = found
+            return proc
+
+        before = runner().pid
+        client = server.client()
+        assert wait_for(client, start_job(client, "fresh", n_epochs=1).id).status == "succeeded"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                after = runner()
+                if after.pid != before:
+                    break
+            except ValueError:  # between the two runners
+                pass
+            assert time.monotonic() < deadline, "no fresh runner after the job"
+            time.sleep(0.2)
+        assert after.memory_info().rss < 400 * 2**20, "the new runner holds no model"
+        assert wait_for(client, start_job(client, "again", n_epochs=1).id).status == "succeeded"
+    finally:
+        server.stop()
