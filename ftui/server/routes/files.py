@@ -37,6 +37,11 @@ async def upload(request: Request):
         raise APIError(400, "Missing required parameter: 'file'.", param="file")
     if purpose not in PURPOSES:
         raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
+    unknown = sorted(set(form.keys()) - {"file", "purpose", "expires_after"})
+    if unknown:
+        raise APIError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+    if "expires_after" in form:  # checked like OpenAI, then refused by name: files here live until deleted
+        _check_expiry(form.get("expires_after"))
     name = Path(upload.filename or "upload.jsonl").name[:255] or "upload.jsonl"
     jsonl = purpose == "fine-tune"
     if jsonl and not name.endswith(".jsonl"):
@@ -50,6 +55,21 @@ async def upload(request: Request):
     finally:
         tmp.unlink(missing_ok=True)
     return file_obj(f)
+
+
+def _check_expiry(value) -> None:
+    try:
+        spec = orjson.loads(value) if isinstance(value, str) else None
+    except orjson.JSONDecodeError:
+        spec = None
+    ok = (isinstance(spec, dict) and set(spec) == {"anchor", "seconds"} and spec["anchor"] == "created_at"
+          and isinstance(spec["seconds"], int) and not isinstance(spec["seconds"], bool)
+          and 3600 <= spec["seconds"] <= 2592000)
+    if not ok:
+        raise APIError(400, "expires_after must be {\"anchor\": \"created_at\", \"seconds\": 3600 to 2592000}.",
+                       param="expires_after")
+    raise APIError(400, "expires_after is not supported by the local backend: its files are kept until deleted.",
+                   param="expires_after")
 
 
 def copy_checked(src, dst: Path, jsonl: bool) -> tuple[int, str, str | None] | None:
