@@ -22,6 +22,7 @@ def test_kill_9_during_training_then_restart_resumes(tmp_path, model_cache):
             e.message.startswith("Checkpoint created") for e in c.fine_tuning.jobs.list_events(j.id, limit=5).data)
 
     wait_for(c, job.id, predicate=past_first_epoch)
+    base_created = c.models.retrieve("smollm2-135m-instruct").created
     s.kill9()
     assert not (data / "jobs" / job.id / "model").exists()  # no half-written model
 
@@ -30,6 +31,7 @@ def test_kill_9_during_training_then_restart_resumes(tmp_path, model_cache):
         c2 = s2.client()
         assert job.id in [j.id for j in c2.fine_tuning.jobs.list().data]
         assert all(m.id.startswith("smollm2") for m in c2.models.list().data)  # nothing listed before it is done
+        assert c2.models.retrieve("smollm2-135m-instruct").created == base_created, "stable across restarts"
         done = wait_for(c2, job.id)
         assert done.status == "succeeded", done.error
         events = [e for e in c2.fine_tuning.jobs.list_events(job.id, limit=200).data]
