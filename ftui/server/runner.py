@@ -5,7 +5,7 @@ kill here never takes the API down (the API marks the job failed and starts a ne
 the next runner finds the job still ``running``, and resumes it from its last saved state (epoch ends and pauses), or
 from the start if it had none. A runner whose parent died stops within one training step.
 
-    python -m ftui.server.runner DATA_DIR
+    python -m ftui.server.runner DATA_DIR [PARENT_PID]
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ def _injected_fault() -> None:
 
 
 class Runner:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, parent: int | None = None) -> None:
         self.store = Store(data_dir)
-        self.parent = os.getppid()
+        self.parent = parent or os.getppid()
 
     def orphaned(self) -> bool:
         return os.getppid() != self.parent
@@ -171,7 +171,7 @@ class Runner:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
-    Runner(Path(args[0])).loop()
+    Runner(Path(args[0]), int(args[1]) if len(args) > 1 else None).loop()
     return 0
 
 

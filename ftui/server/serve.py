@@ -45,6 +45,7 @@ class Supervisor:
         self.data_dir = data_dir
         self.proc: subprocess.Popen | None = None
         self.stopping = threading.Event()
+        self.spawning = threading.Lock()
         self.thread = threading.Thread(target=self._watch, name="ftui-runner-supervisor", daemon=True)
 
     def start(self) -> None:
@@ -52,7 +53,12 @@ class Supervisor:
         self.thread.start()
 
     def _spawn(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ftui.server.runner", str(self.data_dir)])
+        """A new runner, told who its parent is (one started as the server goes would otherwise take init for its
+        parent and never notice it is orphaned); never once stopping has begun."""
+        with self.spawning:
+            if not self.stopping.is_set():
+                self.proc = subprocess.Popen([sys.executable, "-m", "ftui.server.runner", str(self.data_dir),
+                                              str(os.getpid())])
 
     def _watch(self) -> None:
         """A runner that dies fails the job it was on (validating or training) and is replaced after a delay that
@@ -85,7 +91,8 @@ class Supervisor:
         store.close()
 
     def stop(self) -> None:
-        self.stopping.set()
+        with self.spawning:
+            self.stopping.set()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -115,3 +115,18 @@ def test_each_trained_job_gets_a_fresh_trainer_process(tmp_path, model_cache):
         assert wait_for(client, start_job(client, "again", n_epochs=1).id).status == "succeeded"
     finally:
         server.stop()
+    # a runner started as the server went knows its parent: none is left behind
+    def left() -> list:
+        out = []
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if str(tmp_path / "data") in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p.pid)
+            except psutil.Error:
+                continue
+        return out
+
+    deadline = time.monotonic() + 10
+    while left():
+        assert time.monotonic() < deadline, "a runner outlived its server"
+        time.sleep(0.2)
