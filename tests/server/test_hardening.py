@@ -246,3 +246,11 @@ def test_a_client_that_goes_away_stops_its_generation(server, stream):
     t0 = time.monotonic()
     status, _, _ = chat(server, max_tokens=2)
     assert status == 200 and time.monotonic() - t0 < 12, "the abandoned generation kept the model busy"
+    for _ in range(5):  # more abandoned requests than there are slots: none may keep its slot (no 429 after)
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: "
+                     f"application/json\r\nContent-Length: {len(doc)}\r\n{auth}\r\n".encode() + doc)
+        time.sleep(0.5)
+        sock.close()
+    time.sleep(1)
+    assert chat(server, max_tokens=2)[0] == 200

@@ -11,6 +11,7 @@ from typing import Literal
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
@@ -113,14 +114,21 @@ async def chat(request: Request):
         raise APIError(429, f"The local backend is busy with {c.generating} chat requests; try again shortly.",
                        type="requests", code="rate_limit_exceeded", headers={"retry-after": "2"})
     c.generating += 1
+    released = []
+
+    def release() -> None:  # exactly once, however the request ends
+        if not released:
+            released.append(True)
+            c.generating -= 1
+
     try:
         entry = await asyncio.to_thread(cache.get, mid, base, adapter)
         prompt, limit = await asyncio.to_thread(prompt_length, entry, messages)
     except BaseException:
-        c.generating -= 1
+        release()
         raise
     if prompt >= limit:
-        c.generating -= 1
+        release()
         raise APIError(400, f"This model's maximum context length is {limit} tokens. However, your messages "
                        f"resulted in {prompt} tokens. Please reduce the length of the messages.",
                        param="messages", code="context_length_exceeded")
@@ -154,11 +162,11 @@ async def chat(request: Request):
                     raise APIError(499, "The client closed the request.", type="server_error")
         except GenerationFailed as exc:
             raise APIError(500, f"Generation failed: {exc}", type="server_error") from None
-        finally:
+        finally:  # the slot first: an await here may be cancelled (a client gone), the slot must not leak
+            release()
             watcher.cancel()
             halt.set()
             await asyncio.to_thread(gen.close)
-            c.generating -= 1
         usage = {"prompt_tokens": info["prompt_tokens"], "completion_tokens": info["completion_tokens"],
                  "total_tokens": info["prompt_tokens"] + info["completion_tokens"]}
         return {"id": cid, "object": "chat.completion", "created": created, "model": mid,
@@ -201,10 +209,11 @@ async def chat(request: Request):
             err = {"error": {"message": f"Generation failed: {type(exc).__name__}: {exc}", "type": "server_error",
                              "param": None, "code": None}}
             yield b"data: " + orjson.dumps(err) + b"\n\n"
-        finally:  # also when the client disconnects: generation stops
+        finally:  # also when the client disconnects: generation stops (the slot first, before any await)
+            release()
             watcher.cancel()
             halt.set()
             await asyncio.to_thread(gen.close)
-            c.generating -= 1
 
-    return StreamingResponse(stream(), media_type="text/event-stream")
+    # the background task frees the slot too if the stream never ran (release is idempotent)
+    return StreamingResponse(stream(), media_type="text/event-stream", background=BackgroundTask(release))

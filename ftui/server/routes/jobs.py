@@ -125,7 +125,12 @@ def get_job(request: Request, job_id: str) -> dict:
 @router.get("/v1/fine_tuning/jobs")
 async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100), after: str | None = None):
     """Newest first; ``metadata[KEY]=VALUE`` query parameters keep the jobs whose metadata has each pair."""
-    wanted = {k[9:-1]: v for k, v in request.query_params.items() if k.startswith("metadata[") and k.endswith("]")}
+    wanted = {}
+    for k, v in request.query_params.items():
+        if k == "metadata" or k.startswith("metadata["):
+            if not (k.startswith("metadata[") and k.endswith("]") and len(k) > 10):
+                raise APIError(400, "metadata filters are given as metadata[KEY]=VALUE.", param="metadata")
+            wanted[k[9:-1]] = v
     rows = ctx(request).store.list_jobs(10_000 if wanted else limit + 1, after)
     if wanted:
         rows = [j for j in rows if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())][:limit + 1]
