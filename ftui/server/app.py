@@ -24,7 +24,7 @@ from . import basemodels, guard
 from .api import APIError, Context, _err, body
 from .inference import ModelCache
 from .routes import chat, files, jobs, models
-from .store import Store
+from .store import Store, atomic_write
 
 IDEMPOTENT = re.compile(r"^/v1/(files|fine_tuning/jobs(/[^/]+/(cancel|pause|resume))?)$")
 
@@ -70,7 +70,6 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     store = Store(data_dir)
     cache = ModelCache(data_dir)
     app = FastAPI(title="ftui local backend", version="1", docs_url=None, redoc_url=None)
-    app.state.store = store
     app.state.ctx = Context(data_dir, store, cache, started=_started(data_dir))
     stream_fault = app.state.ctx.stream_fault  # fail a chat stream after this many content chunks (once)
     faults: list[dict] = []  # armed by /_test/faults: {"path", "status", "times", "retry_after", "message"}
@@ -209,7 +208,5 @@ def _started(data_dir: Path) -> int:
         return int(marker.read_text().strip())
     except (OSError, ValueError):
         stamp = int(time.time())
-        from .store import atomic_write
-
         atomic_write(marker, str(stamp).encode())
         return stamp

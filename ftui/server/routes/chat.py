@@ -142,7 +142,6 @@ async def chat(request: Request):
                    top_p=float(top_p), seed=None if r.seed is None else r.seed % 2**32, stop=stop, halt=halt,
                    fail=fail)
     next_piece = lambda: next(gen, None)  # noqa: E731
-    req = {"stream": r.stream, "stream_options": r.stream_options.model_dump() if r.stream_options else None}
     gone = request.scope.get("state", {}).get("disconnected") or asyncio.Event()  # set by guard.DisconnectWatch
 
     async def stop_when_gone() -> None:  # at once, not at the next piece (the streamer may hold text for long)
@@ -151,7 +150,7 @@ async def chat(request: Request):
 
     watcher = asyncio.ensure_future(stop_when_gone())
 
-    if not req.get("stream"):
+    if not r.stream:
         text, info = "", {}
         try:
             while (item := await asyncio.to_thread(next_piece)) is not None:
@@ -174,7 +173,7 @@ async def chat(request: Request):
                              "logprobs": None, "finish_reason": info["finish_reason"]}],
                 "usage": usage}
 
-    include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+    include_usage = bool(r.stream_options and r.stream_options.include_usage)
 
     def chunk(delta: dict, finish=None, usage=None, choices=True) -> bytes:
         obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": mid,
