@@ -1,4 +1,4 @@
-"""ftui's command line: ``ftui [PATH]`` (the full-screen app), ``ftui check`` and ``ftui serve``.
+"""ftui's command line: ``ftui [PATH]`` (the full-screen app), ``ftui check``, ``ftui prepare`` and ``ftui serve``.
 
 Only the standard library is imported at module level; each command imports what it needs.
 """
@@ -43,6 +43,53 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON document (an array for several files)")
     check.add_argument("--all", action="store_true", help="list every finding, not the first few per code")
     check.add_argument("--workers", type=int, default=None, help="processes to use (default: CPU count)")
+
+    prep = sub.add_parser(
+        "prepare", help="turn raw labelled data into clean train / validation / test JSONL files",
+        description="Read CSV, TSV, JSON, JSON Lines or Parquet; map rows to chat examples; drop examples with "
+        "errors; remove exact and near duplicates; shuffle; split into train / validation / test (stratified by "
+        "the answer when it is a small label set); remove validation and test examples that leak from train; write "
+        "train.jsonl, valid.jsonl, test.jsonl and prepare.json (every step's counts) into --out, then check each. "
+        "The same recipe and seed give byte-identical files. Exit code 0: written; 2: bad input or usage, or an "
+        "output exists (nothing written).")
+    prep.add_argument("inputs", nargs="+", metavar="INPUT")
+    prep.add_argument("--out", "-o", metavar="DIR", help="folder for the outputs (required unless --dry-run)")
+    prep.add_argument("--force", action="store_true", help="overwrite outputs that exist")
+    prep.add_argument("--dry-run", action="store_true", help="run every step and report; write nothing")
+    prep.add_argument("--format", dest="input_format", choices=("csv", "tsv", "json", "jsonl", "parquet"),
+                      help="input format (default: by extension, else sniffed)")
+    g = prep.add_argument_group("mapping (tabular inputs; chat and preference JSONL pass through unchanged)")
+    g.add_argument("--user", metavar="COLUMN|TEMPLATE",
+                   help="the user message: a column, or a template like '{title}\n{review}'")
+    g.add_argument("--assistant", metavar="COLUMN|TEMPLATE", help="the assistant answer: a column or a template")
+    g.add_argument("--system", metavar="TEXT", help="a system prompt for every example (added where none is)")
+    g = prep.add_argument_group("steps")
+    g.add_argument("--keep-errors", action="store_true", help="keep examples with errors (default: dropped)")
+    g.add_argument("--dedup", choices=("prompt", "example", "none"), default="prompt",
+                   help="exact de-duplication key (default: prompt — everything before the answer)")
+    g.add_argument("--exact-case", action="store_true",
+                   help="exact de-duplication minds case and whitespace (default: ignores them)")
+    g.add_argument("--no-near", dest="near", action="store_false", help="keep near duplicates")
+    g.add_argument("--near-threshold", type=float, default=0.7, metavar="J",
+                   help="Jaccard similarity for near duplicates (default 0.7)")
+    g.add_argument("--shingle", type=int, default=3, metavar="WORDS", help="shingle size in words (default 3)")
+    g.add_argument("--seed", type=int, default=0, help="shuffle and split seed (default 0)")
+    g.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="keep the input order")
+    g.add_argument("--split", default="80/10/10", metavar="T/V/T",
+                   help="train/validation/test shares: 80/10/10 (default), 90/10, 0.8,0.2")
+    g.add_argument("--split-counts", metavar="N,N[,N]", help="exact counts instead of shares")
+    g.add_argument("--stratify", choices=("auto", "on", "off"), default="auto",
+                   help="keep the answer's distribution in every split (auto: when at most 50 distinct answers)")
+    g.add_argument("--group-by", metavar="KEY", help="a column or key whose examples must share one split")
+    g.add_argument("--max-per-label", type=int, metavar="N", help="balance: at most N examples per answer")
+    g.add_argument("--max-examples", type=int, metavar="N", help="at most N examples in all")
+    g.add_argument("--no-leakage", dest="leakage", action="store_false",
+                   help="keep validation/test examples that also occur in train")
+    g.add_argument("--sort-train-by-label", action="store_true",
+                   help="write train sorted by the answer (to compare with a shuffled run)")
+    prep.add_argument("--model", "-m", default=None,
+                      help="model for validation, tokens and cost (default: the config's, else gpt-4.1-mini)")
+    prep.add_argument("--json", action="store_true", help="print prepare.json's content instead of the report")
 
     serve = sub.add_parser("serve", help="run the local OpenAI-compatible fine-tuning backend",
                            description="Serve /v1/files, /v1/fine_tuning/jobs, /v1/models and /v1/chat/completions "
@@ -96,7 +143,7 @@ def _config_model() -> str | None:
 def cmd_check(args: argparse.Namespace) -> int:
     import orjson
 
-    from .core.analysis import DatasetError, analyze
+    from .core.analysis import DatasetError, analyze, mark_cross_file_duplicates
     from .core.catalog import CatalogError
     from .core.render import Style, render
     from .core.tokens import EncodingError
@@ -108,21 +155,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     documents = []
     code = EXIT_OK
     progress = None if args.json else _progress_printer()
+    analyses = []
     for path in args.files:
         try:
-            analysis = analyze(path, args.model, workers=args.workers, progress=progress)
-            report = analysis.report(args.model, args.epochs)
+            analyses.append((path, analyze(path, args.model, workers=args.workers, progress=progress), None))
         except (DatasetError, CatalogError, EncodingError) as exc:
-            if progress:
-                sys.stderr.write("\r\x1b[K")
+            analyses.append((path, None, exc))
+        if progress:
+            sys.stderr.write("\r\x1b[K")
+    if len(args.files) > 1:  # validation examples that are also in train (the files in the order given)
+        mark_cross_file_duplicates([a for _, a, _ in analyses if a is not None])
+    for path, analysis, exc in analyses:
+        report = None
+        if exc is None:
+            try:
+                report = analysis.report(args.model, args.epochs)
+            except (CatalogError, EncodingError) as e:
+                exc = e
+        if exc is not None:
             code = EXIT_UNREADABLE
             if args.json:
                 documents.append({"path": str(path), "error": str(exc)})
             else:
                 print(f"ftui check: {exc}", file=sys.stderr)
             continue
-        if progress:
-            sys.stderr.write("\r\x1b[K")
         if report.n_errors and code == EXIT_OK:
             code = EXIT_ERRORS
         if args.json:
@@ -137,7 +193,71 @@ def cmd_check(args: argparse.Namespace) -> int:
     return code
 
 
-COMMANDS = ("check", "serve")
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .core.analysis import DatasetError, analyze
+    from .core.catalog import CatalogError
+    from .core.prepare import PrepareError, Recipe, parse_split, plan, write
+    from .core.render import Style, render, render_plan
+    from .core.tokens import EncodingError
+
+    import orjson
+
+    if not args.out and not args.dry_run:
+        print("ftui prepare: --out DIR is required (or --dry-run)", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.model is None:
+        args.model = _config_model()
+    try:
+        counts = None
+        if args.split_counts:
+            try:
+                counts = tuple(int(x) for x in args.split_counts.replace("/", ",").split(",") if x.strip())
+            except ValueError:
+                raise PrepareError(f"--split-counts {args.split_counts!r}: whole numbers like 1000,100,100") \
+                    from None
+        recipe = Recipe(inputs=list(args.inputs), input_format=args.input_format, user=args.user,
+                        assistant=args.assistant, system=args.system, keep_errors=args.keep_errors,
+                        dedup=args.dedup, normalize=not args.exact_case, near=args.near,
+                        near_threshold=args.near_threshold, shingle=args.shingle, seed=args.seed,
+                        shuffle=args.shuffle, split=parse_split(args.split), split_counts=counts,
+                        stratify=args.stratify, group_by=args.group_by, max_per_label=args.max_per_label,
+                        max_examples=args.max_examples, leakage=args.leakage,
+                        sort_train_by_label=args.sort_train_by_label, model=args.model)
+        progress = None
+        if sys.stderr.isatty() and not args.json:
+            def progress(step: str, done: int) -> None:
+                sys.stderr.write(f"\r\x1b[K  {step}… {done:,} rows" if done else f"\r\x1b[K  {step}…")
+                sys.stderr.flush()
+        p = plan(recipe, progress)
+        if progress:
+            sys.stderr.write("\r\x1b[K")
+        files = {} if args.dry_run else write(p, args.out, force=args.force)
+    except (PrepareError, CatalogError, EncodingError) as exc:
+        if sys.stderr.isatty() and not args.json:
+            sys.stderr.write("\r\x1b[K")
+        print(f"ftui prepare: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.json:
+        sys.stdout.write(orjson.dumps(p.report({k: v.name for k, v in files.items() if k != "report"}),
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
+        return EXIT_OK
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    style = Style(color)
+    print(render_plan(p, style, {k: str(v) for k, v in files.items()}))
+    for name in ("train", "valid", "test"):
+        if name not in files:
+            continue
+        try:
+            report = analyze(files[name], args.model).report(args.model)
+        except (DatasetError, CatalogError, EncodingError) as exc:
+            print(f"ftui prepare: checking {files[name]}: {exc}", file=sys.stderr)
+            continue
+        print()
+        print(render(report, style))
+    return EXIT_OK
+
+
+COMMANDS = ("check", "prepare", "serve")
 
 
 def tui_parser() -> argparse.ArgumentParser:
@@ -176,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         except KeyboardInterrupt:
             print("\nftui check: interrupted", file=sys.stderr)
+            return 130
+    if args.command == "prepare":
+        if hasattr(signal, "SIGPIPE"):
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        try:
+            return cmd_prepare(args)
+        except KeyboardInterrupt:
+            print("\nftui prepare: interrupted (nothing half-written: outputs are written whole or not at all)",
+                  file=sys.stderr)
             return 130
     if args.command == "serve":
         return cmd_serve(args)

@@ -90,3 +90,6 @@ broken = [
 ]
 write("broken.jsonl", broken)
 print("samples written to", OUT)
+
+# ftui/data/samples/reviews.csv (the seed-004 case study, small) comes from the shared generator:
+#   python shared/bench/gen_reviews.py --rows 400 --seed 7 --out ftui/data/samples/reviews.csv

@@ -74,6 +74,7 @@ class _Chunk:
     messages: array = field(default_factory=lambda: array("i"))
     flags: array = field(default_factory=lambda: array("b"))
     hash: array = field(default_factory=lambda: array("Q"))
+    json_objects: int | None = None  # set when the file was read as a JSON document
 
 
 def check_readable(path: str | os.PathLike) -> int:
@@ -325,6 +326,8 @@ class Analysis:
     messages: np.ndarray
     flags: np.ndarray
     seconds: float = 0.0
+    hash: np.ndarray | None = None  # 64-bit digest of each example's JSON (0 where it did not parse)
+    json_document: bool = False  # JSON (an array or pretty-printed objects), analysed object by object
 
     @property
     def examples(self) -> int:
@@ -439,6 +442,7 @@ def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chun
         lines=lines_total, format=fmt_name, format_counts=counts, findings=findings, dropped=dropped, line=line,
         offset=cat("offset", np.int64), kind=kind, tokens=cat("tokens", np.int32),
         trainable=cat("trainable", np.int32), messages=cat("messages", np.int32), flags=flags, seconds=seconds,
+        hash=hashes,
     )
 
 
@@ -464,4 +468,89 @@ def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str 
 
         chunks = [process_range(path, 0, size, enc, report,
                                 (cancel.is_set if cancel is not None else None))]
-    return _merge(str(path), size, mtime, enc, chunks, time.perf_counter() - t0)
+    if size <= MAX_JSON_DOCUMENT and any(f.code in ("invalid_json", "data_type") for ch in chunks[:1]
+                                         for f in ch.findings[:50]):
+        doc = _json_document(path, enc)
+        if doc is not None:
+            chunks = [doc]
+    result = _merge(str(path), size, mtime, enc, chunks, time.perf_counter() - t0)
+    if len(chunks) == 1 and chunks[0].json_objects is not None:
+        result.json_document = True
+        n = chunks[0].json_objects
+        result.findings.insert(0, Finding(None, "json_not_jsonl",
+                                          f"JSON, not JSON Lines: {n:,} object(s) over {chunks[0].lines:,} lines; "
+                                          f"each example must be one line. `ftui prepare {Path(path).name} --out DIR` "
+                                          "converts it (add --split 100 --no-shuffle for one file in the same order); "
+                                          "the examples are analysed as if it were JSON Lines"))
+    return result
+
+
+MAX_JSON_DOCUMENT = 256 << 20  # a JSON document is parsed whole to diagnose it; larger ones keep the line view
+
+
+def _json_document(path, encoding: str) -> _Chunk | None:
+    """When the file is a JSON array or pretty-printed objects: a chunk with one entry per object (at the line it
+    starts on), checked like a JSON line. None when it is not (then the line-by-line findings stand)."""
+    from .sources import _is_json_document, iter_json_values
+
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not _is_json_document(raw[:65536]):
+        return None
+    body = raw[3:] if raw.startswith(BOM) else raw
+    try:
+        text = body.decode("utf-8")
+        values = list(iter_json_values(text))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not values:
+        return None
+    checker = ExampleChecker(counter(encoding), encoding)
+    out = _Chunk()
+    out.json_objects = len(values)
+    lineno = 0
+
+    def emit(code: str, message: str, jpath: str = "") -> None:
+        out.findings.append(Finding(lineno, code, message, jpath))
+
+    shift = len(raw) - len(body)
+    byte_pos, char_pos = shift, 0
+    for lineno, offset, value in values:
+        byte_pos += len(text[char_pos:offset].encode("utf-8"))  # character offset → byte offset, incrementally
+        char_pos = offset
+        kind, tokens, trainable, n_messages, flags = checker.check(value, emit)
+        out.line.append(lineno)
+        out.offset.append(byte_pos)
+        out.kind.append(kind)
+        out.tokens.append(tokens)
+        out.trainable.append(trainable)
+        out.messages.append(n_messages)
+        out.flags.append(flags)
+        digest = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if kind != NONE else b""
+        out.hash.append(int.from_bytes(blake2b(digest, digest_size=8).digest(), "little") if digest else 0)
+    out.lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    out.bytes = len(raw)
+    return out
+
+
+def mark_cross_file_duplicates(analyses: list[Analysis], max_listed: int = MAX_FINDINGS_PER_CODE) -> None:
+    """Add a ``duplicate_across_files`` warning to each example of a later file that is the same (byte for byte,
+    after surrounding whitespace) as an example of an earlier file: ``ftui check train.jsonl valid.jsonl`` shows
+    validation examples that leak from train."""
+    seen: dict[int, tuple[str, int]] = {}
+    for a in analyses:
+        if a.hash is None:
+            continue
+        extra = []
+        h = a.hash
+        ok = np.flatnonzero((a.kind != NONE) & (h != 0))
+        for i in ok.tolist():
+            key = int(h[i])
+            hit = seen.get(key)
+            if hit is not None and hit[0] != a.path and len(extra) < max_listed:
+                extra.append(Finding(int(a.line[i]), "duplicate_across_files",
+                                     f"same example as {Path(hit[0]).name} line {hit[1]}"))
+        for i in ok.tolist():
+            seen.setdefault(int(h[i]), (a.path, int(a.line[i])))
+        if extra:
+            a.findings = list(heapq.merge(a.findings, extra, key=_order))

@@ -50,6 +50,8 @@ class ModelInfo:
             notes.append("shutdown date unconfirmed")
         if d.get("tokens_approximate"):
             notes.append("token counts approximate (different tokenizer)")
+        if d.get("legacy"):
+            notes.append("legacy snapshot" + (f" (source: {d['source']})" if d.get("source") else ""))
         return ModelInfo(
             id=str(d["id"]),
             encoding=str(d.get("encoding") or encoding_for_model(str(d["id"]))),
@@ -115,7 +117,10 @@ def resolve(name: str | None) -> ModelInfo:
     for m in catalog():
         if base == m.id or base in m.aliases:
             return m if base == name else replace(m, id=name)
-    return ModelInfo(id=name, encoding=encoding_for_model(name), known=False, notes=("not in the catalog",))
+    enc = encoding_for_model(name)
+    return ModelInfo(id=name, encoding=enc, known=False, notes=(
+        f"{name!r} is not in ftui's catalog: training context and price unknown, tokens counted with {enc} "
+        f"(a guess from the name); add it to {user_catalog_path()} to know it",))
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,20 @@ def _message(checker: ExampleChecker, m, path: str, section: str) -> MessageView
                        w if isinstance(w, int) else None)
 
 
+def _document_at(path, offset: int, limit: int = 16 << 20):
+    """The JSON object that starts at ``offset`` and spans several lines (a pretty-printed JSON file), or None."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read(limit)
+        obj, _ = json.JSONDecoder().raw_decode(chunk.decode("utf-8", "replace").removeprefix("\ufeff"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def _past_end(path, offset: int) -> bool:
     try:
         return os.path.getsize(path) <= offset
@@ -114,8 +128,11 @@ def example_view(path: str | os.PathLike, line: int, encoding: str, offset: int 
     try:
         obj = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as e:
-        view.error = f"not valid JSON: {e}"
-        return view
+        obj = _document_at(path, offset) if offset is not None else None
+        if obj is None:
+            view.error = f"not valid JSON: {e}"
+            return view
+        view.raw = orjson.dumps(obj).decode()
     if not isinstance(obj, dict):
         view.error = f"not a JSON object but {type(obj).__name__}"
         return view

@@ -19,6 +19,7 @@ CODES: dict[str, tuple[str, str]] = {
     # reading
     "invalid_json": (ERROR, "the line is not valid JSON"),
     "invalid_utf8": (ERROR, "the line is not valid UTF-8"),
+    "json_not_jsonl": (ERROR, "the file is JSON (an array or pretty-printed objects), not JSON Lines"),
     "empty_file": (ERROR, "the file holds no examples"),
     "too_few_examples": (ERROR, "fewer than 10 examples (the service's minimum)"),
     "mixed_format": (ERROR, "the line's format differs from the file's"),
@@ -46,6 +47,8 @@ CODES: dict[str, tuple[str, str]] = {
     "developer_role": (WARNING, "`developer` messages are not in the fine-tuning schema"),
     "no_trainable_tokens": (WARNING, "every assistant message has weight 0: nothing to train on"),
     "invalid_tool_arguments": (WARNING, "tool-call `arguments` is not valid JSON"),
+    "tool_arguments_not_object": (WARNING, "tool-call `arguments` is JSON but not an object (double-encoded?)"),
+    "duplicate_across_files": (WARNING, "the same example is in an earlier file (train ↔ validation leakage)"),
 }
 
 

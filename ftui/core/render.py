@@ -34,6 +34,16 @@ class Style:
         return self._wrap("2", t)
 
 
+def human_size(n: int) -> str:
+    """Bytes for people: ``812 B``, ``15.2 KB``, ``3.4 MB``, ``1.2 GB`` (decimal units, as file managers show)."""
+    if n < 1000:
+        return f"{n} B"
+    for unit, scale in (("KB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if n < scale * 1000 or unit == "GB":
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} B"
+
+
 def _fmt_num(x) -> str:
     if x is None:
         return "-"
@@ -48,7 +58,7 @@ def render(report: Report, style: Style, show_all: bool = False) -> str:
     out: list[str] = []
     fmt = a.format or "unknown format"
     out.append(style.bold(f"{a.path}") + f" — {fmt}, {a.examples:,} examples in {a.lines:,} lines "
-               f"({a.size / 1e6:,.1f} MB, {a.seconds:.2f} s)")
+               f"({human_size(a.size)}, {a.seconds:.2f} s)")
     if len(a.format_counts) > 1:
         out.append("  formats seen: " + ", ".join(f"{k} {v:,}" for k, v in a.format_counts.items()))
     price = (f"${m.price_per_1m_tokens:g} per 1M training tokens" if m.price_per_1m_tokens is not None else
@@ -119,3 +129,59 @@ def render(report: Report, style: Style, show_all: bool = False) -> str:
     if e.note:
         out.append(style.dim(f"  {e.note}"))
     return "\n".join(out)
+
+
+STEP_TITLES = {"read": "read rows", "map": "map to examples", "errors": "drop errors", "exact_dedup": "exact duplicates",
+               "near_dedup": "near duplicates", "shuffle": "shuffle", "balance": "balance", "cap": "cap",
+               "split": "split", "leakage": "leakage"}
+
+
+def render_plan(plan, style: Style, files: dict[str, str] | None = None, pairs: int = 3) -> str:
+    """``ftui prepare``'s report: every step with before → after, notes, sample near-duplicate pairs, the files."""
+    out = [style.bold("Prepare") + f"  {', '.join(plan.recipe.inputs)}  ({plan.seconds:.2f} s)"]
+    for s in plan.steps:
+        removed = s.before - s.after
+        change = style.dim("  —") if not removed else style.yellow(f"−{removed:,}")
+        out.append(f"  {STEP_TITLES.get(s.name, s.name):<18}{s.before:>10,} → {s.after:<10,}{change:>8}  "
+                   + style.dim(s.note))
+        for key in ("issues", "dropped", "examples"):
+            items = s.detail.get(key) or []
+            for item in items[:3]:
+                out.append(style.dim(f"      {item}"))
+            if len(items) > 3:
+                out.append(style.dim(f"      … {len(items) - 3} more listed in prepare.json"))
+    counts = {k: int(v.size) for k, v in plan.splits.items()}
+    out.append("  " + style.bold("→ ") + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    labels = plan.label_counts()
+    if labels:
+        out.append("")
+        out.append(style.bold("Labels") + style.dim("   (the answer, per split)"))
+        names = list(dict.fromkeys(k for d in labels.values() for k in d))
+        width = max(8, min(16, max(len(n) for n in names) + 2))
+        out.append(style.dim(f"  {'':<{width}}" + "".join(f"{k:>10}" for k in labels)))
+        for n in names:
+            short = n if len(n) <= width - 2 else n[: width - 3] + "…"
+            out.append(f"  {short:<{width}}" + "".join(f"{labels[k].get(n, 0):>10,}" for k in labels))
+    if plan.pairs and pairs:
+        out.append("")
+        out.append(style.bold("Near duplicates") + style.dim(f"   (first {min(pairs, len(plan.pairs))} of "
+                                                             f"{len(plan.pairs)} kept in prepare.json)"))
+        for p in plan.pairs[:pairs]:
+            what = "leaked into" if p.step == "leakage" else "removed"
+            out.append(f"  {p.removed} {what}, ~{p.similarity:.2f} like {p.kept}")
+            out.append(style.dim(f"    − {_clip(p.removed_text)}"))
+            out.append(style.dim(f"    + {_clip(p.kept_text)}"))
+    for note in plan.notes:
+        out.append(style.yellow(f"  note: {note}"))
+    if files:
+        out.append("")
+        out.append(style.bold("Wrote") + "  " + ", ".join(files.values()))
+    elif files is not None:
+        out.append("")
+        out.append(style.dim("Nothing written (--dry-run)"))
+    return "\n".join(out)
+
+
+def _clip(text: str, n: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"

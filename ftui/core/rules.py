@@ -259,9 +259,24 @@ class ExampleChecker:
     def _arguments(args: str, p: str, emit: Emit) -> None:
         if args:
             try:
-                orjson.loads(args)
+                value = orjson.loads(args)
             except orjson.JSONDecodeError:
                 emit("invalid_tool_arguments", "tool-call arguments are not valid JSON", p)
+                return
+            if isinstance(value, dict):
+                return
+            if isinstance(value, str):
+                try:
+                    inner = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    inner = None
+                if isinstance(inner, (dict, list)):
+                    emit("tool_arguments_not_object", "tool-call arguments are double-encoded: a JSON string "
+                         f"holding JSON ({_short(value)}); write the object itself", p)
+                    return
+            kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "null" if value is None
+                                                                                else "a number")
+            emit("tool_arguments_not_object", f"tool-call arguments are {kind}, not a JSON object", p)
 
     def _tools(self, obj: dict, emit: Emit) -> int:
         tools = obj.get("tools")
