@@ -113,6 +113,23 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle) -> None:  # noqa: N80
                     why=lambda: f"{[c.busy for c in chat.columns]} {chat.query_one('#chat-status').render()}")
         await settle(pilot)
         app.save_screenshot("chat-compare.svg", str(OUT))
+    # the Prepare workspace on the bundled reviews (seed 004, small): the preview of the default recipe
+    for size, name in ((SIZE, "prepare.svg"), (SMALL, "prepare-80x24.svg")):
+        app = FtuiApp(SAMPLES.relative_to(ROOT) / "broken.jsonl", config=Config(cursor_blink=False),
+                      profile=profile())
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await pilot.press("f6")
+            await until(pilot, lambda: getattr(app.screen, "plan", None) is not None)
+            app.screen.query_one("#in-system").value = "Rate the review from 1 to 5. Answer with the digit only."
+            await pilot.pause()
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: not app.screen.running and app.screen.plan.recipe.system)
+            await settle(pilot)
+            if size == SMALL:
+                app.screen.query_one("#prep-tabs").active = "tab-examples"
+                await settle(pilot)
+            app.save_screenshot(name, str(OUT))
     # the same app in an 80x24 terminal (many SSH sessions open with it): the tree collapses, the summary is
     # compact, the findings and the event log keep their rows
     app = FtuiApp(SAMPLES.relative_to(ROOT) / "broken.jsonl", config=Config(cursor_blink=False), profile=profile())

@@ -136,6 +136,12 @@ def example_view(path: str | os.PathLike, line: int, encoding: str, offset: int 
     if not isinstance(obj, dict):
         view.error = f"not a JSON object but {type(obj).__name__}"
         return view
+    return fill_view(view, obj, encoding)
+
+
+def fill_view(view: ExampleView, obj: dict, encoding: str) -> ExampleView:
+    """Split an example object into messages with their token counts (also for examples that are not in a file
+    yet: the Prepare workspace's preview)."""
     checker = ExampleChecker(counter(encoding), encoding)
     msgs = view.messages
     if isinstance(obj.get("messages"), list):

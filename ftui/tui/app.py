@@ -1,7 +1,7 @@
 """The ftui Textual app: shell, config, themes, F1 help, command palette, one worker-error funnel, and the backend.
 
-Four workspaces are Textual modes (each keeps its own screen stack): Data (F2), Jobs (F3), Chat (F4), Files & models
-(F5). The backend is chosen by ``ftui.service.profiles`` and connected after the first paint (``openai`` and the local
+Five workspaces are Textual modes (each keeps its own screen stack): Data (F2), Jobs (F3), Chat (F4), Files & models
+(F5), Prepare (F6). The backend is chosen by ``ftui.service.profiles`` and connected after the first paint (``openai`` and the local
 server start then); the header's subtitle shows which backend is active and whether it answers, never the key.
 """
 
@@ -21,7 +21,7 @@ from ftui.service import profiles as _profiles
 from . import config as _config
 from .messages import BackendFailed, BackendReady
 
-WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models"}
+WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models", "prepare": "Prepare"}
 
 
 def _model_commands():
@@ -46,6 +46,8 @@ class FtuiApp(App):
         Binding("f4", "workspace('chat')", "Chat", id="ftui.chat", tooltip="The Chat workspace"),
         Binding("f5", "workspace('files')", "Files", id="ftui.files_models",
                 tooltip="The backend's files and fine-tuned models"),
+        Binding("f6", "workspace('prepare')", "Prepare", id="ftui.prepare",
+                tooltip="Raw labelled data → train / validation / test files"),
         Binding("ctrl+q", "quit", "Quit", id="ftui.quit", priority=True),  # last: the footer shows F1–F5 first
     ]
 
@@ -84,6 +86,7 @@ class FtuiApp(App):
         self.add_mode("jobs", self._jobs_screen)
         self.add_mode("chat", self._chat_screen)
         self.add_mode("files", self._files_screen)
+        self.add_mode("prepare", self._prepare_screen)
         if config.theme in self.available_themes:
             if config.theme != self.theme:  # setting it re-parses every stylesheet: only when it changes
                 self.theme = config.theme
@@ -152,6 +155,11 @@ class FtuiApp(App):
         from .chat_screen import ChatScreen
 
         return ChatScreen()
+
+    def _prepare_screen(self):
+        from .prepare_screen import PrepareScreen
+
+        return PrepareScreen(self.start_path)
 
     @staticmethod
     def _files_screen():
@@ -280,6 +288,19 @@ class FtuiApp(App):
         """The Data workspace's screen (its open file and report feed the create-job form)."""
         stack = self._screen_stacks.get("data") or [None]
         return stack[0]
+
+    def open_dataset(self, path: Path) -> None:
+        """Show a dataset in the Data workspace (the browser moves to its folder) and analyse it."""
+        self.switch_mode("data")
+        screen = self.data_screen()
+        if screen is not None:
+            self.call_after_refresh(screen.show_file, Path(path))
+
+    def open_prepare(self, path: Path) -> None:
+        """Start the Prepare workspace from a raw data file (the Data workspace's browser hands CSVs over)."""
+        self.switch_mode("prepare")
+        self.call_after_refresh(lambda: self.screen.set_input(str(path)) if hasattr(self.screen, "set_input")
+                                else None)
 
     def open_chat(self, model: str) -> None:
         """Chat with a model or checkpoint (from the Jobs workspace)."""

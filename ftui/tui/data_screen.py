@@ -19,7 +19,7 @@ from ftui.core import catalog
 
 from .base import FtuiScreen
 from .messages import AnalysisCancelled, AnalysisDone, AnalysisFailed, AnalysisProgress
-from .widgets.file_tree import DatasetTree, is_dataset
+from .widgets.file_tree import DatasetTree, is_dataset, is_raw
 from .widgets.findings_list import FindingsList
 from .widgets.footer import Footer
 from .widgets.summary import Summary, code_counts
@@ -287,7 +287,17 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
     def _file_selected(self, event: DatasetTree.FileSelected) -> None:
         if self.has_class("-narrow"):  # a small terminal: the browser makes room for the findings again
             self.remove_class("-tree-shown")
+        if is_raw(event.path):  # CSV, TSV, Parquet: raw data to prepare, not a training file
+            self.app.open_prepare(event.path)
+            return
         self.open(event.path)
+
+    def show_file(self, path: Path) -> None:
+        """Open ``path`` and move the browser to its folder (the Prepare workspace's outputs)."""
+        for tree in self.query(DatasetTree):
+            if Path(tree.path) != path.parent:
+                tree.path = path.parent
+        self.open(path)
 
     @on(Select.Changed, "#model")
     def _model_changed(self, event: Select.Changed) -> None:

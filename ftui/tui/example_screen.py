@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import orjson
-from rich.markup import escape
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,10 +18,8 @@ from ftui.core.example import ExampleView, example_view
 from ftui.core.findings import ERROR
 
 from .base import FtuiScreen
+from .widgets.conversation import MessageBox, message_boxes  # noqa: F401 (MessageBox: tests query it)
 from .widgets.footer import Footer
-
-MAX_SHOWN_CHARS = 20_000  # per message; the raw view (r) has everything
-
 
 def _changed_since(analysis) -> str:
     """A note when the file on disk is no longer the one analysed (edited, truncated, deleted)."""
@@ -33,18 +30,6 @@ def _changed_since(analysis) -> str:
     if st.st_size != analysis.size or st.st_mtime != analysis.mtime:
         return "The file changed since it was analysed: ctrl+r in the Data workspace analyses it again"
     return ""
-
-
-class MessageBox(Static):
-    DEFAULT_CSS = """
-    MessageBox { border: round $panel-lighten-2; padding: 0 1; margin: 0 0 1 0; height: auto; }
-    MessageBox.role-system { border: round $secondary; }
-    MessageBox.role-user { border: round $primary; }
-    MessageBox.role-assistant { border: round $success; }
-    MessageBox.role-tool, MessageBox.role-function { border: round $warning; }
-    MessageBox.offending { border: heavy $error; background: $error 12%; }
-    MessageBox.untrained { opacity: 70%; }
-    """
 
 
 class ExampleScreen(FtuiScreen):
@@ -129,31 +114,7 @@ JSON, `Esc` back to the findings.
         conv.remove_children()
         offending = {v.message_for(f.path) for f in v.findings if f.path}
         focus = v.message_for(focus_path) if focus_path else None
-        boxes = []
-        for i, m in enumerate(v.messages):
-            classes = f"role-{m.role if m.role in ('system', 'user', 'assistant', 'tool', 'function') else 'x'}"
-            if i in offending:
-                classes += " offending"
-            if m.weight == 0:
-                classes += " untrained"
-            text = m.text if len(m.text) <= MAX_SHOWN_CHARS else (
-                m.text[:MAX_SHOWN_CHARS] + f"\n… {len(m.text) - MAX_SHOWN_CHARS:,} more characters (r shows all)")
-            box = MessageBox(Text(text or "(empty)", style="" if text else "dim italic"), classes=classes)
-            title = f"{escape(m.role)} · {m.tokens:,} tokens · {m.path}"
-            if m.weight == 0:
-                title += " · weight 0 (not trained)"
-            box.border_title = title
-            boxes.append(box)
-        if v.extra:
-            extra = MessageBox(Text(orjson.dumps(v.extra, option=orjson.OPT_INDENT_2).decode()[:MAX_SHOWN_CHARS]))
-            extra.border_title = "other keys: " + ", ".join(map(str, v.extra))
-            boxes.append(extra)
-        if v.error is not None:
-            raw = MessageBox(Text(v.raw[:MAX_SHOWN_CHARS] or "(empty line)"), classes="offending")
-            raw.border_title = "the line as written"
-            boxes.append(raw)
-        elif not v.messages:
-            boxes.append(MessageBox(Text("(no messages found; r shows the raw line)", style="dim")))
+        boxes = message_boxes(v, offending)
         conv.mount_all(boxes)
         if focus is not None and focus < len(boxes):
             self.call_after_refresh(boxes[focus].scroll_visible, animate=False)

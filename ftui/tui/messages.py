@@ -94,3 +94,33 @@ class ChatFailed(Message, bubble=False):
     column: int
     problem: object
     prompt: str
+
+
+# -- prepare -------------------------------------------------------------------------------------------------------
+@dataclass
+class PrepareProgress(Message, bubble=False):
+    step: str
+    done: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PrepareProgress)
+
+
+@dataclass
+class PreparePlanned(Message, bubble=False):
+    plan: object  # ftui.core.prepare.Plan
+    files: dict | None = None  # set when the plan was also written: name -> Path
+
+
+@dataclass
+class PrepareFailed(Message, bubble=False):
+    error: str
+
+
+@dataclass
+class PrepareColumns(Message, bubble=False):
+    """The columns (or keys) of an input, read in a thread for the form's hint."""
+    path: str
+    columns: list
+    format: str = ""
+    error: str = ""

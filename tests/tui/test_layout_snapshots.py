@@ -113,3 +113,27 @@ def test_example_at_80x24(snap_compare):
         await settle(pilot)
 
     assert snap_compare(app(), terminal_size=SIZES["80x24"], run_before=example)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_prepare(snap_compare, size):
+    """The Prepare workspace on the bundled reviews sample, its preview shown (nothing written)."""
+    async def prepare(pilot):
+        await settle(pilot)
+        await pilot.press("f6")
+        while pilot.app.screen.plan is None:  # the preview starts once the screen is drawn
+            await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=prepare)
+
+
+def test_prepare_labels_at_80x24(snap_compare):
+    async def labels(pilot):
+        await settle(pilot)
+        await pilot.press("f6")
+        while pilot.app.screen.plan is None:
+            await settle(pilot)
+        pilot.app.screen.query_one("#prep-tabs").active = "tab-labels"
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES["80x24"], run_before=labels)

@@ -10,16 +10,22 @@ from textual.message import Message
 from textual.widgets import DirectoryTree
 
 DATASET_SUFFIXES = (".jsonl", ".json", ".jsonl.txt", ".ndjson")
+RAW_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")  # raw data: opens the Prepare workspace
 
 
 def is_dataset(path: Path) -> bool:
     return path.name.lower().endswith(DATASET_SUFFIXES)
 
 
+def is_raw(path: Path) -> bool:
+    return path.name.lower().endswith(RAW_SUFFIXES)
+
+
 class DatasetTree(DirectoryTree):
     HELP = """\
 ## Files
-Directories and dataset files (`.jsonl`, `.json`, `.ndjson`). **Enter** or a click opens a file and analyses it;
+Directories, dataset files (`.jsonl`, `.json`, `.ndjson`) and raw data (`.csv`, `.tsv`, `.parquet`). **Enter** or a
+click opens a dataset and analyses it, or a raw file in the Prepare workspace;
 hidden entries are not shown. `ctrl+o` (or the palette's *Open file*) takes a path typed by hand.
 """
 
@@ -51,7 +57,7 @@ hidden entries are not shown. `ctrl+o` (or the palette's *Open file*) takes a pa
             if p.name.startswith("."):
                 continue
             try:
-                if p.is_dir() or (p.is_file() and is_dataset(p)):
+                if p.is_dir() or (p.is_file() and (is_dataset(p) or is_raw(p))):
                     out.append(p)
             except OSError:  # permission denied, broken link: skip, never crash
                 continue

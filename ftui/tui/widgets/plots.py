@@ -141,3 +141,46 @@ class MetricsChart(PlotextPlot):
         plt.title(title)
         plt.xlabel("step")
         self.refresh()
+
+
+class LabelBars(PlotextPlot):
+    """The answer's distribution in each split, as shares (%) side by side: a stratified split shows bars of one
+    height per label."""
+
+    DEFAULT_CSS = """
+    LabelBars { height: 1fr; min-height: 8; }
+    """
+    COLORS = ("cyan", "orange", "magenta")
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.counts: dict[str, dict[str, int]] | None = None
+        self.note = "Labels appear once a preview ran."
+
+    def show(self, counts: dict[str, dict[str, int]] | None, note: str = "") -> None:
+        self.counts = counts
+        self.note = note
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        counts = {k: v for k, v in (self.counts or {}).items() if sum(v.values())}
+        if not counts:
+            plt.title(self.note or "No label set: the answers are free text")
+            self.refresh()
+            return
+        labels = list(dict.fromkeys(lab for d in counts.values() for lab in d))
+        short = [lab if len(lab) <= 10 else lab[:9] + "…" for lab in labels]
+        series = []
+        names = []
+        for split, d in counts.items():
+            total = sum(d.values())
+            series.append([100.0 * d.get(lab, 0) / total for lab in labels])
+            names.append(f"{split} ({total:,})")
+        plt.multiple_bar(short, series, labels=names, color=list(self.COLORS[:len(series)]))
+        plt.title("the answer's share in each split (%)" + (f" — {self.note}" if self.note else ""))
+        self.refresh()

@@ -1,0 +1,118 @@
+"""/v1/ftui/score — an ftui-specific endpoint (not in OpenAI's API): the teacher-forced loss and token accuracy of
+reference answers under a model, without sampling. It is the quantity the training curves show (mean cross-entropy
+over the answer's tokens, end of turn included), measured on held-out examples for ``ftui eval``.
+
+    POST /v1/ftui/score
+    {"model": "ft:smollm2-135m-instruct:local::abc",
+     "examples": [{"messages": [{"role": "user", "content": "…"}, {"role": "assistant", "content": "4"}]}, …]}
+    → {"object": "list", "model": "…", "data": [{"object": "ftui.score", "index": 0, "loss": 0.41,
+       "token_accuracy": 0.88, "tokens": 3}, …], "usage": {"prompt_tokens": …, "total_tokens": …}}
+
+The last assistant message of each example is the answer scored; earlier messages are its prompt. At most 256
+examples per request (OpenAI-style 400 naming the parameter past that); examples are batched by length on the
+model's own lock, so chat requests interleave between batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..api import APIError, body, ctx, validated
+from .chat import Message
+from .models import resolve_model
+
+router = APIRouter()
+MAX_EXAMPLES = 256
+BATCH_TOKENS = 4096  # padded tokens per forward pass
+
+
+class ScoreExample(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)  # tools and other keys of a chat example are ignored
+    messages: list[Message] = Field(min_length=2)
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model: str
+    examples: list[ScoreExample] = Field(min_length=1, max_length=MAX_EXAMPLES)
+
+
+@router.post("/v1/ftui/score")
+async def score(request: Request):
+    c = ctx(request)
+    r = validated(ScoreRequest, await body(request))
+    base, adapter, _ = resolve_model(request, r.model)
+    examples = []
+    for i, ex in enumerate(r.examples):
+        msgs = [m.model_dump(exclude_none=True) for m in ex.messages]
+        last = max((j for j, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
+        if last is None or last == 0:
+            raise APIError(400, f"examples[{i}] needs an assistant answer after at least one message",
+                           param=f"examples[{i}].messages")
+        msgs = msgs[: last + 1]
+        for m in msgs[:last]:  # only the last answer is scored
+            if m["role"] == "assistant":
+                m["weight"] = 0
+        examples.append(msgs)
+    entry = await asyncio.to_thread(c.cache.get, r.model, base, adapter)
+    results = await asyncio.to_thread(_score, entry, examples)
+    data = [{"object": "ftui.score", "index": i, **res} for i, res in enumerate(results)]
+    tokens = sum(x["prompt_tokens"] for x in results)
+    return {"object": "list", "model": r.model, "data": data,
+            "usage": {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}}
+
+
+def _score(entry, examples: list[list[dict]]) -> list[dict]:
+    import torch
+
+    from ..trainer import encode_sft
+
+    model, tok, lock = entry
+    encoded = [encode_sft(tok, msgs) for msgs in examples]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    out: list[dict | None] = [None] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    batches, cur, width = [], [], 0
+    for i in order:
+        w = max(width, len(encoded[i][0]))
+        if cur and w * (len(cur) + 1) > BATCH_TOKENS:
+            batches.append(cur)
+            cur, w = [], len(encoded[i][0])
+        cur.append(i)
+        width = w
+    if cur:
+        batches.append(cur)
+    dev = model.device
+    for batch in batches:
+        width = max(len(encoded[i][0]) for i in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        lab = torch.full((len(batch), width), -100, dtype=torch.long)
+        att = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, i in enumerate(batch):
+            x, y = encoded[i]
+            ids[r, : len(x)] = torch.tensor(x)
+            lab[r, : len(y)] = torch.tensor(y)
+            att[r, : len(x)] = 1
+        ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
+        tgt = lab[:, 1:]
+        keep = tgt != -100
+        with lock, torch.inference_mode():  # the model's own lock: chat requests run between batches
+            inner = getattr(model, "model", None)
+            if inner is not None and hasattr(model, "lm_head"):  # the output layer only where an answer is
+                hidden = inner(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
+                logits = model.lm_head(hidden[keep]).float()
+            else:
+                logits = model(input_ids=ids, attention_mask=att).logits[:, :-1][keep].float()
+            losses = torch.nn.functional.cross_entropy(logits, tgt[keep], reduction="none")
+            right = (logits.argmax(-1) == tgt[keep]).float()
+        rows = keep.nonzero()[:, 0]
+        for r, i in enumerate(batch):
+            sel = rows == r
+            n = int(sel.sum())
+            out[i] = {"loss": round(float(losses[sel].mean()), 6) if n else None,
+                      "token_accuracy": round(float(right[sel].mean()), 6) if n else None,
+                      "tokens": n, "prompt_tokens": len(encoded[i][0])}
+    return out  # type: ignore[return-value]
