@@ -1,4 +1,5 @@
-"""ftui's command line: ``ftui [PATH]`` (the full-screen app), ``ftui check``, ``ftui prepare`` and ``ftui serve``.
+"""ftui's command line: ``ftui [PATH]`` (the full-screen app), ``ftui check``, ``ftui prepare``, ``ftui eval`` and
+``ftui serve``.
 
 Only the standard library is imported at module level; each command imports what it needs.
 """
@@ -90,6 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--model", "-m", default=None,
                       help="model for validation, tokens and cost (default: the config's, else gpt-4.1-mini)")
     prep.add_argument("--json", action="store_true", help="print prepare.json's content instead of the report")
+
+    ev = sub.add_parser(
+        "eval", help="measure models on held-out examples: exact match, accuracy per label, paired comparison",
+        description="Send every example of DATA (chat JSONL whose last assistant message is the reference; "
+        "prompt/completion and preference files too) to each model through the configured backend (the local one "
+        "by default), score the answers against the references and compare the models on the same examples. "
+        "Answers are cached: a re-run or a resumed run asks only for what is missing. Writes eval.jsonl (one line "
+        "per example per model) and eval.json (the summary) into --out. Exit code 0: done; 1: stopped before "
+        "every answer came (what came is written); 2: bad input or no backend.")
+    ev.add_argument("data", metavar="DATA")
+    ev.add_argument("--model", "-m", action="append", required=True, dest="models",
+                    help="a model to evaluate (repeat to compare); a fine-tuned model brings its base model along")
+    ev.add_argument("--no-base", action="store_true", help="do not add the base model of a fine-tuned model")
+    ev.add_argument("--out", "-o", metavar="DIR", help="folder for eval.jsonl and eval.json (default: "
+                    "./eval-<data name>-<time>)")
+    ev.add_argument("--concurrency", "-j", type=int, default=4, help="requests in flight (default 4)")
+    ev.add_argument("--limit", type=int, metavar="N", help="only the first N examples")
+    ev.add_argument("--max-tokens", type=int, metavar="N", help="answer length cap (default: from the references)")
+    ev.add_argument("--temperature", type=float, default=0.0, help="default 0")
+    ev.add_argument("--seed", type=int, default=0, help="default 0")
+    ev.add_argument("--no-loss", action="store_true",
+                    help="skip the teacher-forced loss of the references (local backend only)")
+    ev.add_argument("--json", action="store_true", help="print eval.json's content instead of the report")
 
     serve = sub.add_parser("serve", help="run the local OpenAI-compatible fine-tuning backend",
                            description="Serve /v1/files, /v1/fine_tuning/jobs, /v1/models and /v1/chat/completions "
@@ -257,7 +281,139 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = ("check", "prepare", "serve")
+def cmd_eval(args: argparse.Namespace) -> int:
+    import asyncio
+    import time as _time
+    from pathlib import Path
+
+    from .core.evalset import EvalDataError, load
+    from .core.render import Style, render_eval
+
+    try:
+        data = load(args.data, limit=args.limit)
+    except EvalDataError as exc:
+        print(f"ftui eval: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    for issue in data.issues[:10]:
+        print(f"ftui eval: skipped {issue}", file=sys.stderr)
+    if data.n_issues > 10:
+        print(f"ftui eval: … {data.n_issues - 10} more lines skipped", file=sys.stderr)
+    if not data.examples:
+        print(f"ftui eval: {args.data}: no example to evaluate", file=sys.stderr)
+        return EXIT_UNREADABLE
+    from .service.evaluate import base_of
+
+    models = list(dict.fromkeys(args.models))
+    if not args.no_base:
+        for m in list(models):
+            b = base_of(m)
+            if b and b not in models:
+                models.append(b)
+    out = Path(args.out) if args.out else Path.cwd() / (
+        f"eval-{Path(args.data).stem}-{_time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        run, files = asyncio.run(_eval(args, data, models, out))
+    except _NoBackend as exc:
+        print(f"ftui eval: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(files[2], option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        from .service.evaluate import disagreements
+
+        style = Style(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+        dis = []
+        if len(run.models) >= 2:
+            a, b = run.models[0], run.models[1]
+            for i in disagreements(run, a, b):
+                ex = run.data.examples[i]
+                dis.append((ex.line, ex.reference, [(a, run.answers[a][i].text), (b, run.answers[b][i].text)]))
+        print(render_eval(files[2], style, dis))
+        print(f"\nWrote {files[0]} and {files[1]}")
+    if run.stopped:
+        print("ftui eval: stopped before every answer came; run the same command again to finish (answers are "
+              "cached)", file=sys.stderr)
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+class _NoBackend(Exception):
+    pass
+
+
+async def _eval(args, data, models, out):
+    from .service import profiles
+    from .service.errors import ServiceError
+    from .service.evaluate import EvalParams, run, write
+    from .tui.config import load as load_config
+
+    config, error = load_config()
+    if error:
+        print(f"ftui: {error}", file=sys.stderr)
+    try:
+        profile = profiles.resolve(config.backend, config.profiles)
+    except profiles.ProfileError as exc:
+        raise _NoBackend(str(exc)) from None
+    if profile.kind == "off":
+        raise _NoBackend("the config says backend = \"off\": no backend to ask")
+    local = None
+    base_url = None
+    if profile.kind == "local":
+        from .service.local import LocalBackend, LocalBackendError
+
+        local = LocalBackend(profile.data_dir)
+        try:
+            base_url = await asyncio_to_thread(local.start)
+        except LocalBackendError as exc:
+            raise _NoBackend(f"the local backend did not start: {exc}") from None
+        profile.base_url = base_url
+        profile.api_key = local.api_key
+    from .service.client import Service
+
+    svc = Service(profile, base_url=base_url)
+    stop = __import__("asyncio").Event()
+    tty = sys.stderr.isatty() and not args.json
+
+    def progress(p) -> None:
+        if not tty:
+            return
+        eta = f", ~{p.eta_s:.0f} s left" if p.eta_s is not None else ""
+        wait = f"  ({p.waiting})" if p.waiting else ""
+        sys.stderr.write(f"\r\x1b[K  {p.done:,}/{p.total:,} answers ({p.cached:,} cached, {p.rate:.1f}/s{eta})"
+                         f"{wait}")
+        sys.stderr.flush()
+
+    params = EvalParams(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
+                        concurrency=max(1, args.concurrency))
+    try:
+        try:
+            r = await run(svc, data, models, params, progress=progress, stop=stop,
+                          teacher_forced=False if args.no_loss else None)
+        except (KeyboardInterrupt, __import__("asyncio").CancelledError):
+            stop.set()
+            raise
+        finally:
+            if tty:
+                sys.stderr.write("\r\x1b[K")
+        files = write(r, out)
+        return r, files
+    except ServiceError as exc:
+        raise _NoBackend(str(exc)) from None
+    finally:
+        await svc.close()
+        if local is not None and local.owned:
+            local.release()
+
+
+async def asyncio_to_thread(fn, *a):
+    import asyncio
+
+    return await asyncio.to_thread(fn, *a)
+
+
+COMMANDS = ("check", "prepare", "eval", "serve")
 
 
 def tui_parser() -> argparse.ArgumentParser:
@@ -305,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\nftui prepare: interrupted (nothing half-written: outputs are written whole or not at all)",
                   file=sys.stderr)
+            return 130
+    if args.command == "eval":
+        try:
+            return cmd_eval(args)
+        except KeyboardInterrupt:
+            print("\nftui eval: interrupted; the answers so far are cached (run it again to go on)", file=sys.stderr)
             return 130
     if args.command == "serve":
         return cmd_serve(args)

@@ -32,13 +32,13 @@ async def until(pilot, predicate, timeout: float = 600, why=lambda: "") -> None:
         await pilot.pause(0.1)
 
 
-def train(base_url: str) -> str:
+def train(base_url: str, api_key: str | None) -> str:
     """A finished job on the Marv sample (with validation), through the official SDK; returns its id."""
     import time
 
     from openai import OpenAI
 
-    client = OpenAI(base_url=base_url, api_key="local")
+    client = OpenAI(base_url=base_url, api_key=api_key or "local")  # the key LocalBackend made (never printed)
     train_f = client.files.create(file=open(SAMPLES / "marv.jsonl", "rb"), purpose="fine-tune")
     valid_f = client.files.create(file=open(SAMPLES / "marv_valid.jsonl", "rb"), purpose="fine-tune")
     job = client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=train_f.id,
@@ -64,7 +64,7 @@ async def shoot() -> None:
     local = LocalBackend(data_dir)
     base_url = local.start()
     try:
-        job_id = await asyncio.to_thread(train, base_url)
+        job_id = await asyncio.to_thread(train, base_url, local.api_key)
         await _shoot(lambda: Profile("local", "local", data_dir=str(data_dir)), job_id, FtuiApp, Config, settle)
     finally:
         local.stop()

@@ -185,3 +185,63 @@ def render_plan(plan, style: Style, files: dict[str, str] | None = None, pairs: 
 def _clip(text: str, n: int = 100) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _f(x, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def render_eval(doc: dict, style: Style, disagreeing: list | None = None, shown: int = 5) -> str:
+    """``ftui eval``'s report from eval.json's content; ``disagreeing``: [(line, reference, [(model, answer), …])]
+    for the examples where the first two models differ in being right."""
+    labels = doc.get("labels")
+    p = doc["params"]
+    head = (f"{doc['examples']:,} examples" + (f", {len(labels)} labels (always answering the most common: "
+                                               f"{doc['majority_rate']:.2f})" if labels else "")
+            + f"; temperature {p['temperature']:g}, seed {p['seed']}, max_tokens {p['max_tokens']}")
+    out = [style.bold("Eval") + f"  {doc['data']} — {head}  ({doc['seconds']:.1f} s)"]
+    if doc.get("skipped_lines"):
+        out.append(style.yellow(f"  {doc['skipped_lines']:,} line(s) skipped (see above)"))
+    width = max(24, min(48, max(len(m) for m in doc["models"]) + 2))
+    cols = ["exact", "contains"] + (["accuracy", "macro-F1", "outside"] if labels else []) + ["loss", "tok-acc",
+                                                                                             "errors"]
+    out.append(style.dim(f"  {'model':<{width}}" + "".join(f"{c:>10}" for c in cols)))
+    for m, s in doc["models"].items():
+        cells = [_f(s["exact_match"]), _f(s["contains"])]
+        if labels:
+            cells += [_f(s["accuracy"]), _f(s["macro_f1"]), f"{s['outside_label_set']:,}"]
+        cells += [_f(s.get("mean_loss"), 3), _f(s.get("mean_token_accuracy")), f"{s['errors']:,}"]
+        name = m if len(m) <= width - 2 else m[: width - 3] + "…"
+        out.append(f"  {name:<{width}}" + "".join(f"{c:>10}" for c in cells))
+    for c in doc.get("comparisons", []):
+        pv = c["mcnemar_exact_p"]
+        sig = "significant at 0.05" if pv < 0.05 else "not significant at 0.05"
+        out.append("")
+        out.append(style.bold("Compare") + f"  {c['a']}  vs  {c['b']}: {c['wins']:,} wins, {c['losses']:,} losses, "
+                   f"{c['ties_both_right']:,} both right, {c['ties_both_wrong']:,} both wrong; McNemar exact "
+                   f"p = {pv:.3g} ({sig})")
+    if labels:
+        out.append("")
+        out.append(style.bold("Per label") + style.dim("   (F1; support = references with that label)"))
+        out.append(style.dim(f"  {'':<{width}}" + "".join(f"{lab[:9]:>10}" for lab in labels)))
+        first = next(iter(doc["models"].values()))
+        out.append(style.dim(f"  {'support':<{width}}" + "".join(
+            f"{first['per_label'][lab]['support']:>10,}" for lab in labels)))
+        for m, s in doc["models"].items():
+            name = m if len(m) <= width - 2 else m[: width - 3] + "…"
+            out.append(f"  {name:<{width}}" + "".join(f"{s['per_label'][lab]['f1']:>10.2f}" for lab in labels))
+        for m, s in list(doc["models"].items())[:1]:
+            out.append("")
+            out.append(style.bold("Confusion") + style.dim(f"   {m}: rows = reference, columns = the label answered"))
+            out.append(style.dim("  " + f"{'':>8}" + "".join(f"{lab[:6]:>7}" for lab in labels) + f"{'other':>7}"))
+            for lab, row in zip(labels, s["confusion"]):
+                out.append(f"  {lab[:8]:>8}" + "".join(f"{v:>7,}" for v in row))
+    if disagreeing:
+        out.append("")
+        out.append(style.bold("Disagreements") + style.dim(f"   ({len(disagreeing):,}; the first "
+                                                           f"{min(shown, len(disagreeing))}; all in eval.jsonl)"))
+        for line, ref, answers in disagreeing[:shown]:
+            out.append(f"  line {line}: reference {_clip(ref, 30)!r}")
+            for name, text in answers:
+                out.append(style.dim(f"    {name[:30]}: {_clip(text, 60)!r}"))
+    return "\n".join(out)

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import basemodels, guard
 from .api import APIError, Context, _err, body
 from .inference import ModelCache
-from .routes import chat, files, jobs, models
+from .routes import chat, files, jobs, models, score
 from .store import Store, atomic_write
 
 IDEMPOTENT = re.compile(r"^/v1/(files|fine_tuning/jobs(/[^/]+/(cancel|pause|resume))?)$")
@@ -195,7 +195,7 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     async def health():
         return {"status": "ok", "backend": "ftui", "base_models": basemodels.names(data_dir)}
 
-    for module in (files, jobs, models, chat):
+    for module in (files, jobs, models, chat, score):
         app.include_router(module.router)
     app.add_middleware(guard.DisconnectWatch)  # outermost: a client that goes away stops its generation
     return app

@@ -255,3 +255,37 @@ class Service:
         except (openai.OpenAIError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ServiceError(explain(exc, action="chat")) from exc
         return usage
+
+    async def complete(self, model: str, messages: list[dict], *, temperature: float | None = 0.0,
+                       seed: int | None = None, max_tokens: int = 256, tools: list | None = None
+                       ) -> tuple[str, dict]:
+        """One non-streamed completion (evaluation runs): -> (text, usage). The SDK's retries honour Retry-After."""
+        kw: dict = {"model": self.deployment(model), "messages": messages, "max_tokens": max_tokens}
+        if temperature is not None:
+            kw["temperature"] = temperature
+        if seed is not None:
+            kw["seed"] = seed
+        if tools:
+            kw["tools"] = tools
+        resp = await self._call(self.retrying.chat.completions.create(**kw), "evaluate")
+        try:
+            choice = resp.choices[0]
+            text = choice.message.content or ""
+            if not text and getattr(choice.message, "tool_calls", None):
+                import orjson
+
+                text = orjson.dumps([c.model_dump(mode="json") for c in choice.message.tool_calls]).decode()
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise bad_response("evaluate", "has no choices[0].message") from exc
+        usage = _dump(resp.usage) if getattr(resp, "usage", None) is not None else {}
+        return text, usage
+
+    async def score(self, model: str, examples: list[dict]) -> list[dict]:
+        """The local backend's teacher-forced loss of each example's last assistant answer (``/v1/ftui/score``, an
+        ftui endpoint: other backends do not have it)."""
+        data = await self._call(self.retrying.post("/ftui/score", cast_to=object,
+                                                   body={"model": model, "examples": examples}), "score answers")
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != len(examples):
+            raise bad_response("score answers", "is not a list of one score per example")
+        return [x if isinstance(x, dict) else {} for x in items]
