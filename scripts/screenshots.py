@@ -113,6 +113,15 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle) -> None:  # noqa: N80
                     why=lambda: f"{[c.busy for c in chat.columns]} {chat.query_one('#chat-status').render()}")
         await settle(pilot)
         app.save_screenshot("chat-compare.svg", str(OUT))
+        # Eval: the tuned model and its base on the validation sample
+        app.open_eval(str(SAMPLES / "marv_valid.jsonl"), [tuned])
+        await settle(pilot)
+        ev = app.screen
+        ev.query_one("#ev-out").value = tempfile.mkdtemp()
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: ev.doc is not None and not ev.running, timeout=300)
+        await settle(pilot)
+        app.save_screenshot("eval.svg", str(OUT))
     # the Prepare workspace on the bundled reviews (seed 004, small): the preview of the default recipe
     for size, name in ((SIZE, "prepare.svg"), (SMALL, "prepare-80x24.svg")):
         app = FtuiApp(SAMPLES.relative_to(ROOT) / "broken.jsonl", config=Config(cursor_blink=False),

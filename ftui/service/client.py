@@ -229,6 +229,15 @@ class Service:
         atomic_write(dest, results.decode(raw).encode())
         return dest
 
+    async def download_file(self, file_id: str, dest: str | Path) -> Path:
+        """A backend file's content saved atomically at ``dest`` (the Eval workspace reads a job's validation
+        file this way)."""
+        resp = await self._call(self.client.files.content(file_id), "download a file")
+        data = resp.content if hasattr(resp, "content") else bytes(resp.read())
+        dest = Path(dest).expanduser()
+        atomic_write(dest, data)
+        return dest
+
     # -- chat --------------------------------------------------------------------------------------------------
     def deployment(self, model: str) -> str:
         """Azure chats with a deployment name, not a model id; the profile maps them."""

@@ -1,7 +1,7 @@
 """The ftui Textual app: shell, config, themes, F1 help, command palette, one worker-error funnel, and the backend.
 
-Five workspaces are Textual modes (each keeps its own screen stack): Data (F2), Jobs (F3), Chat (F4), Files & models
-(F5), Prepare (F6). The backend is chosen by ``ftui.service.profiles`` and connected after the first paint (``openai`` and the local
+Six workspaces are Textual modes (each keeps its own screen stack): Data (F2), Jobs (F3), Chat (F4), Files & models
+(F5), Prepare (F6), Eval (F7). The backend is chosen by ``ftui.service.profiles`` and connected after the first paint (``openai`` and the local
 server start then); the header's subtitle shows which backend is active and whether it answers, never the key.
 """
 
@@ -21,7 +21,8 @@ from ftui.service import profiles as _profiles
 from . import config as _config
 from .messages import BackendFailed, BackendReady
 
-WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models", "prepare": "Prepare"}
+WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models", "prepare": "Prepare",
+              "eval": "Eval"}
 
 
 def _model_commands():
@@ -48,6 +49,8 @@ class FtuiApp(App):
                 tooltip="The backend's files and fine-tuned models"),
         Binding("f6", "workspace('prepare')", "Prepare", id="ftui.prepare",
                 tooltip="Raw labelled data → train / validation / test files"),
+        Binding("f7", "workspace('eval')", "Eval", id="ftui.eval",
+                tooltip="Measure models on held-out examples and compare them"),
         Binding("ctrl+q", "quit", "Quit", id="ftui.quit", priority=True),  # last: the footer shows F1–F5 first
     ]
 
@@ -87,6 +90,8 @@ class FtuiApp(App):
         self.add_mode("chat", self._chat_screen)
         self.add_mode("files", self._files_screen)
         self.add_mode("prepare", self._prepare_screen)
+        self.add_mode("eval", self._eval_screen)
+        self.last_prepared: Path | None = None  # the Prepare workspace's last output folder (Eval starts there)
         if config.theme in self.available_themes:
             if config.theme != self.theme:  # setting it re-parses every stylesheet: only when it changes
                 self.theme = config.theme
@@ -160,6 +165,12 @@ class FtuiApp(App):
         from .prepare_screen import PrepareScreen
 
         return PrepareScreen(self.start_path)
+
+    def _eval_screen(self):
+        from .eval_screen import EvalScreen
+
+        test = self.last_prepared / "test.jsonl" if self.last_prepared else None
+        return EvalScreen(str(test) if test is not None and test.exists() else "")
 
     @staticmethod
     def _files_screen():
@@ -300,6 +311,12 @@ class FtuiApp(App):
         """Start the Prepare workspace from a raw data file (the Data workspace's browser hands CSVs over)."""
         self.switch_mode("prepare")
         self.call_after_refresh(lambda: self.screen.set_input(str(path)) if hasattr(self.screen, "set_input")
+                                else None)
+
+    def open_eval(self, data: str, models: list[str]) -> None:
+        """The Eval workspace, filled in (the Jobs workspace's `e` on a finished job)."""
+        self.switch_mode("eval")
+        self.call_after_refresh(lambda: self.screen.prefill(data, models) if hasattr(self.screen, "prefill")
                                 else None)
 
     def open_chat(self, model: str) -> None:

@@ -73,6 +73,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         Binding("s", "save_results", "Save CSV", id="jobs.save_results", tooltip="Download the results CSV", show=False),
         Binding("y", "copy_model", "Copy id", id="jobs.copy_model", tooltip="Copy the fine-tuned model id", show=False),
         Binding("t", "chat", "Chat", id="jobs.chat", tooltip="Chat with the fine-tuned model (or checkpoint)"),
+        Binding("e", "eval", "Eval", id="jobs.eval",
+                tooltip="Measure the fine-tuned model (or checkpoint) against its base on held-out data"),
         Binding("ctrl+r", "refresh", "Refresh", id="jobs.refresh", tooltip="Read the job list again now", show=False),
         Binding("g", "toggle_chart", "Loss/accuracy", id="jobs.chart",
                 tooltip="Below 100 columns one chart fits: switch between loss and accuracy"),
@@ -476,6 +478,35 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             self.notify("No fine-tuned model yet", severity="warning")
             return
         self.app.open_chat(model)
+
+    def action_eval(self) -> None:
+        model = self._model_choice()
+        if not model:
+            self.notify("No fine-tuned model yet", severity="warning")
+            return
+        prepared = self.app.last_prepared
+        if prepared is not None and (prepared / "test.jsonl").exists():
+            self.app.open_eval(str(prepared / "test.jsonl"), [model])
+            return
+        track = self._track()
+        valid = track.job.get("validation_file") if track else None
+        if not valid:
+            self.app.open_eval("", [model])
+            self.notify("The job has no validation file: name held-out data in the Eval workspace", timeout=6)
+            return
+        self._eval_on_validation(model, valid)
+
+    @work(group="jobs-eval", exit_on_error=False, description="Downloading the validation file")
+    async def _eval_on_validation(self, model: str, file_id: str) -> None:
+        from ftui.service.errors import ServiceError
+        from ftui.service.evaluate import cache_dir
+
+        try:
+            path = await self.app.service.download_file(file_id, cache_dir().parent / "eval-data" / f"{file_id}.jsonl")
+        except ServiceError as e:
+            self.notify(f"Cannot download {file_id}: {e}", severity="error")
+            return
+        self.app.open_eval(str(path), [model])
 
     @on(DataTable.RowSelected, "#checkpoints")
     def _checkpoint_chosen(self, event: DataTable.RowSelected) -> None:

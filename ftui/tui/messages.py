@@ -124,3 +124,24 @@ class PrepareColumns(Message, bubble=False):
     columns: list
     format: str = ""
     error: str = ""
+
+
+# -- eval ----------------------------------------------------------------------------------------------------------
+@dataclass
+class EvalProgress(Message, bubble=False):
+    progress: object  # ftui.service.evaluate.Progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EvalProgress)
+
+
+@dataclass
+class EvalDone(Message, bubble=False):
+    run: object  # ftui.service.evaluate.EvalRun
+    doc: dict  # eval.json's content
+    folder: str
+
+
+@dataclass
+class EvalFailed(Message, bubble=False):
+    error: str

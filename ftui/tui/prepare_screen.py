@@ -100,6 +100,8 @@ outputs in the Data workspace. **Esc** stops a running preview.
         Binding("ctrl+s", "write", "Write", id="prepare.write", priority=True,
                 tooltip="Write train/valid/test and prepare.json"),
         Binding("escape", "cancel", "Stop", id="prepare.cancel", show=False, tooltip="Stop the running preview"),
+        Binding("ctrl+b", "toggle_form", "Form", id="prepare.form", priority=True,
+                tooltip="Show or hide the recipe (more room for the results on a small terminal)"),
     ]
 
     def __init__(self, start: Path | None = None) -> None:
@@ -326,6 +328,9 @@ outputs in the Data workspace. **Esc** stops a running preview.
     def action_write(self) -> None:
         self._start(write=True)
 
+    def action_toggle_form(self) -> None:
+        self.toggle_class("-form-hidden")
+
     def action_cancel(self) -> None:
         if self._cancel is not None and self.running:
             self._cancel.set()
@@ -376,6 +381,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
             self._status(f"Wrote {names} in {folder}  ({counts})")
             self.notify(f"Wrote {names} in {folder}; opening train.jsonl in the Data workspace", title="Prepared",
                         timeout=6)
+            self.app.last_prepared = folder
             train = message.files.get("train")
             if train is not None:
                 self.app.open_dataset(Path(train))

@@ -71,13 +71,13 @@ def test_a_prompt_over_the_context_is_refused(server):
 
 
 def test_a_busy_server_says_429_with_retry_after(server):
-    """Six requests at once: four get the model (one generates, three wait), the others a clear 429."""
+    """Six sampled requests at once: four get the model (one generates, three wait), the others a clear 429."""
     results = []
     barrier = threading.Barrier(6)
 
     def one():
         barrier.wait()
-        results.append(chat(server, max_tokens=40, temperature=0))
+        results.append(chat(server, max_tokens=40, temperature=0.7))
 
     threads = [threading.Thread(target=one) for _ in range(6)]
     for t in threads:
@@ -88,6 +88,33 @@ def test_a_busy_server_says_429_with_retry_after(server):
     assert statuses.count(200) >= 4 and 429 in statuses and set(statuses) <= {200, 429}, statuses
     busy = next(r for r in results if r[0] == 429)
     assert busy[1]["error"]["code"] == "rate_limit_exceeded" and float(busy[2]["retry-after"]) > 0
+
+
+def test_short_greedy_requests_are_batched_not_refused(server):
+    """An evaluation's requests (greedy, short, not streamed) share one generate call: eight at once all answer, and
+    each answer is the one the same prompt gets alone."""
+    prompts = [[{"role": "user", "content": f"Say the number {i}."}] for i in range(4)] * 2
+    alone = {}
+    for m in prompts[:4]:
+        status, doc, _ = chat(server, messages=m, max_tokens=8, temperature=0)
+        assert status == 200
+        alone[m[0]["content"]] = doc["choices"][0]["message"]["content"]
+    results = []
+    barrier = threading.Barrier(len(prompts))
+
+    def one(m):
+        barrier.wait()
+        results.append((m[0]["content"], chat(server, messages=m, max_tokens=8, temperature=0)))
+
+    threads = [threading.Thread(target=one, args=(m,)) for m in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r[1][0] for r in results] == [200] * len(prompts)
+    for content, (_, doc, _) in results:
+        assert doc["choices"][0]["message"]["content"] == alone[content], content
+        assert doc["usage"]["completion_tokens"] <= 8 and doc["choices"][0]["finish_reason"] in ("stop", "length")
 
 
 # -- jobs: typed validation, conflicts and unsupported features refused, lists page like OpenAI's ----------------

@@ -17,6 +17,7 @@ from ftui.tui.prompt import PathPrompt
 from textual.widgets import DataTable, Input, Log, Markdown, Select
 from tests.backend import start_job, wait_for
 from tests.conftest import SAMPLES
+from ftui.tui.messages import EvalDone
 from tests.tui.conftest import Recorder, settle, test_config
 
 pytestmark = pytest.mark.slow
@@ -123,6 +124,24 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         saved = json.loads(lines[1])["messages"]
         assert [m["role"] for m in saved] == ["user", "assistant"] and saved[0]["content"] == "Hi"
         assert saved[1]["content"] == chat.columns[0].history[-1]["content"]
+        # measure it: `e` on the finished job opens Eval on its validation file, the tuned model and its base
+        await pilot.press("f3")
+        await settle(pilot)
+        jobs.query_one("#jobs", DataTable).focus()
+        await pilot.press("e")
+        await rec.until(lambda: app.current_mode == "eval" and "Ready" in str(app.screen.query_one("#ev-status")
+                                                                               .render()), what="Eval, filled in")
+        ev = app.screen
+        assert ev.query_one("#ev-data", Input).value.endswith(f"{job['validation_file']}.jsonl")
+        assert ev.models() == [job["fine_tuned_model"], BASE]
+        ev.query_one("#ev-out", Input).value = str(tmp_path / "eval")
+        await pilot.press("ctrl+r")
+        await rec.until(lambda: rec.of(EvalDone), timeout=300, what="the evaluation")
+        await settle(pilot)
+        done = rec.of(EvalDone)[-1]
+        assert done.doc["examples"] == 3 and list(done.doc["models"]) == [job["fine_tuned_model"], BASE]
+        assert ev.query_one("#ev-scores", DataTable).row_count == 2
+        assert json.loads((tmp_path / "eval" / "eval.json").read_text())["metric"] == "exact_match"
 
 
 async def test_cancel_a_running_job_from_the_list(server):

@@ -137,3 +137,59 @@ def test_prepare_labels_at_80x24(snap_compare):
         await settle(pilot)
 
     assert snap_compare(app(), terminal_size=SIZES["80x24"], run_before=labels)
+
+
+def finished_eval():
+    """A finished comparison of a tuned model and its base on 30 star ratings, in the shapes a run produces."""
+    from ftui.core.evalset import EvalExample, EvalSet
+    from ftui.service.evaluate import Answer, EvalParams, EvalRun, summary
+
+    base = "smollm2-135m-instruct"
+    tuned = "ft:smollm2-135m-instruct:local:stars:7f3a"
+    refs = ["1", "2", "3", "4", "5"] * 6
+    examples = [EvalExample(i + 1, [{"role": "system", "content": "Rate the review from 1 to 5."},
+                                    {"role": "user", "content": f"Review {i}: it is {'ok' if i % 2 else 'bad'}."}], r)
+                for i, r in enumerate(refs)]
+    run = EvalRun(EvalSet("reviews-prepared/test.jsonl", examples), [tuned, base], EvalParams(), 12)
+    run.answers = {
+        tuned: [Answer(tuned, e.id, e.line, e.reference if i % 5 else str(int(e.reference) % 5 + 1))
+                for i, e in enumerate(examples)],
+        base: [Answer(base, e.id, e.line, e.reference if i % 7 == 0 else "I would rate this app highly.")
+               for i, e in enumerate(examples)],
+    }
+    run.losses = {tuned: [{"loss": 0.41, "token_accuracy": 0.9, "tokens": 2}] * 30,
+                  base: [{"loss": 9.5, "token_accuracy": 0.0, "tokens": 2}] * 30}
+    run.seconds = 41.0
+    return run, summary(run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_eval(snap_compare, size):
+    """The Eval workspace after a run: scores, the paired comparison (and the F1 bars on a tall terminal)."""
+    from ftui.tui.messages import EvalDone
+
+    async def evaluated(pilot):
+        await settle(pilot)
+        await pilot.press("f7")
+        await settle(pilot)
+        run, doc = finished_eval()
+        pilot.app.screen.post_message(EvalDone(run, doc, "eval-test-20261122"))
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=evaluated)
+
+
+def test_eval_labels_at_80x24(snap_compare):
+    from ftui.tui.messages import EvalDone
+
+    async def labels(pilot):
+        await settle(pilot)
+        await pilot.press("f7")
+        await settle(pilot)
+        run, doc = finished_eval()
+        pilot.app.screen.post_message(EvalDone(run, doc, "eval-test-20261122"))
+        await settle(pilot)
+        pilot.app.screen.query_one("#ev-tabs").active = "ev-tab-labels"
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES["80x24"], run_before=labels)

@@ -15,7 +15,7 @@ from starlette.background import BackgroundTask
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
-from ..inference import GenerationFailed, generate, prompt_length
+from ..inference import BATCH_MAX_TOKENS, GenerationFailed, generate, prompt_length
 from .models import resolve_model
 
 router = APIRouter()
@@ -73,6 +73,16 @@ class ChatRequest(BaseModel):
 
 
 MAX_WAITING = 4  # generations running or waiting for the model; past that a request gets 429 + Retry-After
+MAX_BATCHED = 32  # short greedy requests waiting for a batch
+
+
+def _completion(cid: str, created: int, mid: str, text: str, info: dict) -> dict:
+    usage = {"prompt_tokens": info["prompt_tokens"], "completion_tokens": info["completion_tokens"],
+             "total_tokens": info["prompt_tokens"] + info["completion_tokens"]}
+    return {"id": cid, "object": "chat.completion", "created": created, "model": mid,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "logprobs": None, "finish_reason": info["finish_reason"]}],
+            "usage": usage}
 
 
 def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
@@ -110,16 +120,20 @@ async def chat(request: Request):
     temperature = 1.0 if r.temperature is None else r.temperature
     top_p = 1.0 if r.top_p is None else r.top_p
     stop = [r.stop] if isinstance(r.stop, str) else list(r.stop or [])
-    if c.generating >= MAX_WAITING:
-        raise APIError(429, f"The local backend is busy with {c.generating} chat requests; try again shortly.",
+    # short greedy answers without streaming (an evaluation's) are generated in batches: see inference.Batcher
+    batchable = (not r.stream and (temperature <= 1e-4 or top_p == 0) and max_tokens <= BATCH_MAX_TOKENS
+                 and not stream_fault["generation"])
+    slot, limit_waiting = ("batched", MAX_BATCHED) if batchable else ("generating", MAX_WAITING)
+    if getattr(c, slot) >= limit_waiting:
+        raise APIError(429, f"The local backend is busy with {getattr(c, slot)} chat requests; try again shortly.",
                        type="requests", code="rate_limit_exceeded", headers={"retry-after": "2"})
-    c.generating += 1
+    setattr(c, slot, getattr(c, slot) + 1)
     released = []
 
     def release() -> None:  # exactly once, however the request ends
         if not released:
             released.append(True)
-            c.generating -= 1
+            setattr(c, slot, getattr(c, slot) - 1)
 
     try:
         entry = await asyncio.to_thread(cache.get, mid, base, adapter)
@@ -135,6 +149,14 @@ async def chat(request: Request):
     max_tokens = min(max_tokens, limit - prompt, 4096)
     cid = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
+    if batchable:
+        try:
+            text, info = await asyncio.wrap_future(cache.batcher(mid, entry).submit(messages, max_tokens, stop))
+        except GenerationFailed as exc:
+            raise APIError(500, f"Generation failed: {exc}", type="server_error") from None
+        finally:
+            release()
+        return _completion(cid, created, mid, text, info)
     halt = threading.Event()
     fail = stream_fault["generation"] > 0
     stream_fault["generation"] -= fail
@@ -166,12 +188,7 @@ async def chat(request: Request):
             watcher.cancel()
             halt.set()
             await asyncio.to_thread(gen.close)
-        usage = {"prompt_tokens": info["prompt_tokens"], "completion_tokens": info["completion_tokens"],
-                 "total_tokens": info["prompt_tokens"] + info["completion_tokens"]}
-        return {"id": cid, "object": "chat.completion", "created": created, "model": mid,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                             "logprobs": None, "finish_reason": info["finish_reason"]}],
-                "usage": usage}
+        return _completion(cid, created, mid, text, info)
 
     include_usage = bool(r.stream_options and r.stream_options.include_usage)
 

@@ -184,3 +184,40 @@ class LabelBars(PlotextPlot):
         plt.multiple_bar(short, series, labels=names, color=list(self.COLORS[:len(series)]))
         plt.title("the answer's share in each split (%)" + (f" — {self.note}" if self.note else ""))
         self.refresh()
+
+
+class LabelF1(PlotextPlot):
+    """Per-label F1 of each evaluated model, side by side (from eval.json's content)."""
+
+    DEFAULT_CSS = """
+    LabelF1 { height: 1fr; min-height: 8; }
+    """
+    COLORS = ("cyan", "orange", "magenta", "green")
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.doc: dict | None = None
+
+    def show(self, doc: dict | None) -> None:
+        self.doc = doc
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        doc = self.doc
+        if not doc or not doc.get("labels"):
+            plt.title("Per-label F1 appears for a label set (classification) once a run is done")
+            self.refresh()
+            return
+        labels = doc["labels"]
+        models = list(doc["models"].items())[: len(self.COLORS)]
+        series = [[s["per_label"][lab]["f1"] for lab in labels] for _, s in models]
+        names = [m if len(m) <= 28 else m[:27] + "…" for m, _ in models]
+        plt.multiple_bar([lab[:10] for lab in labels], series, labels=names, color=list(self.COLORS[:len(series)]))
+        plt.ylim(0, 1)
+        plt.title("F1 per label")
+        self.refresh()

@@ -1,0 +1,101 @@
+"""Evaluation runs against a real `ftui serve` through the real SDK: answers cached and resumed, a backend that
+goes away midway (the run waits and goes on; what was answered stays), and the teacher-forced score endpoint."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ftui.core.evalset import load
+from ftui.service.errors import ServiceError
+from ftui.service.evaluate import EvalParams, run, summary, write
+from ftui.service.profiles import Profile
+
+BASE = "smollm2-135m-instruct"
+
+
+@pytest.fixture
+async def svc(server):
+    from ftui.service.client import Service
+
+    s = Service(Profile("local", "local"), base_url=server.base_url)
+    yield s
+    await s.close()
+
+
+def _data(tmp_path, n=8):
+    p = tmp_path / "test.jsonl"
+    rows = []
+    for i in range(n):
+        rows.append({"messages": [{"role": "system", "content": "Answer with one digit."},
+                                  {"role": "user", "content": f"Review {i}: {'great' if i % 2 else 'awful'} app"},
+                                  {"role": "assistant", "content": "5" if i % 2 else "1"}]})
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return load(p)
+
+
+async def test_a_stopped_run_resumes_from_the_cache_and_waits_out_a_backend_that_is_away(svc, server, tmp_path):
+    data = _data(tmp_path)
+    params = EvalParams(max_tokens=3, concurrency=2)
+    stop = asyncio.Event()
+
+    def stop_after_three(p) -> None:
+        if p.done >= 3:
+            stop.set()
+
+    first = await run(svc, data, [BASE], params, progress=stop_after_three, stop=stop, cache_folder=tmp_path / "c",
+                      teacher_forced=False)
+    assert first.stopped and not first.complete
+    answered = {i: a.text for i, a in enumerate(first.answers[BASE]) if a is not None}
+    assert len(answered) >= 3
+
+    # the backend answers 503 for a while: the SDK's retries (2) run out, the run pauses and tries again
+    server.reset_requests()
+    server.fault("/v1/chat/completions", status=503, times=5, message="the backend is restarting")
+    notes = []
+
+    def watch(p) -> None:
+        if p.waiting:
+            notes.append(p.waiting)
+
+    second = await run(svc, data, [BASE], params, progress=watch, cache_folder=tmp_path / "c", teacher_forced=False)
+    assert second.complete and not second.stopped
+    assert notes and "retrying" in notes[0]
+    for i, text in answered.items():  # what the first run got is reused, not asked again
+        assert second.answers[BASE][i].cached and second.answers[BASE][i].text == text
+    asked = server.requests().get("POST /v1/chat/completions", 0)
+    assert asked == len(data.examples) - len(answered) + 5  # the missing ones, plus the 5 refused attempts
+
+    # a third run asks for nothing; the outputs are written whole
+    server.reset_requests()
+    third = await run(svc, data, [BASE], params, cache_folder=tmp_path / "c", teacher_forced=False)
+    assert all(a.cached for a in third.answers[BASE])
+    assert server.requests().get("POST /v1/chat/completions", 0) == 0
+    jsonl, js, doc = write(third, tmp_path / "out")
+    assert len(jsonl.read_text().splitlines()) == len(data.examples)
+    assert json.loads(js.read_text())["models"][BASE]["answered"] == len(data.examples)
+    assert doc["labels"] == ["1", "5"] and doc["metric"] == "accuracy"
+
+
+async def test_teacher_forced_loss_of_the_references(svc, server, tmp_path):
+    data = _data(tmp_path, 6)
+    examples = [{"messages": ex.messages + [{"role": "assistant", "content": ex.reference}]} for ex in data.examples]
+    scores = await svc.score(BASE, examples)
+    assert len(scores) == 6
+    for s in scores:
+        assert s["loss"] > 0 and 0 <= s["token_accuracy"] <= 1
+        assert s["tokens"] == 2  # the digit and the end of turn
+    # the same example alone scores the same (batching and padding change nothing)
+    alone = await svc.score(BASE, examples[:1])
+    assert alone[0]["loss"] == pytest.approx(scores[0]["loss"], rel=1e-3)
+    with pytest.raises(ServiceError) as e:
+        await svc.score(BASE, [{"messages": [{"role": "user", "content": "no answer"}]}])
+    assert e.value.problem.status == 400 and e.value.problem.param in ("examples[0].messages", "examples")
+    with pytest.raises(ServiceError) as e:
+        await svc.score("no-such-model", examples[:1])
+    assert e.value.problem.status == 404
+    # and through a run, the summary carries the mean loss
+    r = await run(svc, data, [BASE], EvalParams(max_tokens=2), cache_folder=tmp_path / "c")
+    doc = summary(r)
+    assert doc["models"][BASE]["mean_loss"] > 0 and doc["models"][BASE]["mean_token_accuracy"] is not None
