@@ -380,6 +380,7 @@ async def _eval(args, data, models, out):
         if not tty:
             return
         eta = f", ~{p.eta_s:.0f} s left" if p.eta_s is not None else ""
+        eta += f", ${p.cost_usd:,.4f}" if p.cost_usd is not None else ""
         wait = f"  ({p.waiting})" if p.waiting else ""
         sys.stderr.write(f"\r\x1b[K  {p.done:,}/{p.total:,} answers ({p.cached:,} cached, {p.rate:.1f}/s{eta})"
                          f"{wait}")

@@ -88,3 +88,12 @@ def test_evaluation_data_by_line(tmp_path):
     csv.write_text("review,star\nok,3\n")
     with pytest.raises(EvalDataError, match="ftui prepare"):
         load(csv)
+
+
+def test_running_cost_of_fine_tuned_answers():
+    from ftui.core.catalog import inference_cost
+
+    # gpt-4.1-mini fine-tuned inference: $0.80 in, $3.20 out per 1M tokens (the reference's pricing table)
+    assert inference_cost("ft:gpt-4.1-mini-2025-04-14:org::abc", 1_000_000, 500_000) == pytest.approx(0.8 + 1.6)
+    assert inference_cost("gpt-4.1-mini", 1000, 10) is None  # base models: no fine-tuned price
+    assert inference_cost("ft:smollm2-135m-instruct:local::x", 1000, 10) is None  # local: free, no price

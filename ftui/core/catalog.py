@@ -34,6 +34,8 @@ class ModelInfo:
     training_context: int | None = None
     price_per_1m_tokens: float | None = None
     price_per_hour: float | None = None
+    ft_input_per_1m: float | None = None  # inference of a model fine-tuned from this one (USD per 1M tokens)
+    ft_output_per_1m: float | None = None
     methods: tuple[str, ...] = ()
     shutdown_date: str | None = None
     source: str = ""
@@ -60,6 +62,8 @@ class ModelInfo:
             training_context=d.get("training_context"),
             price_per_1m_tokens=d.get("price_per_1m_tokens"),
             price_per_hour=d.get("price_per_hour"),
+            ft_input_per_1m=d.get("ft_input_per_1m"),
+            ft_output_per_1m=d.get("ft_output_per_1m"),
             methods=tuple(d.get("methods") or ()),
             shutdown_date=d.get("shutdown_date"),
             source=str(d.get("source") or ""),
@@ -186,3 +190,14 @@ def estimate(tokens_per_example, model: ModelInfo, n_epochs: int | str = "auto",
         else:
             note = "no training price known for this model"
     return Estimate(epochs, auto, billing, billed, usd, over, truncated, note)
+
+
+def inference_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """USD for a fine-tuned model's (``ft:…``) answers at its base's fine-tuned inference price; None when the
+    catalog has no such price (base models, unknown or local models)."""
+    if not model.startswith("ft:"):
+        return None
+    m = resolve(model)
+    if m.ft_input_per_1m is None or m.ft_output_per_1m is None:
+        return None
+    return (prompt_tokens * m.ft_input_per_1m + completion_tokens * m.ft_output_per_1m) / 1e6

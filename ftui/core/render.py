@@ -213,6 +213,10 @@ def render_eval(doc: dict, style: Style, disagreeing: list | None = None, shown:
         cells += [_f(s.get("mean_loss"), 3), _f(s.get("mean_token_accuracy")), f"{s['errors']:,}"]
         name = m if len(m) <= width - 2 else m[: width - 3] + "…"
         out.append(f"  {name:<{width}}" + "".join(f"{c:>10}" for c in cells))
+    costs = [(m, s["cost_usd"]) for m, s in doc["models"].items() if s.get("cost_usd") is not None]
+    if costs:
+        out.append(style.dim("  inference cost (fine-tuned prices): "
+                             + ", ".join(f"{m} ${c:,.4f}" for m, c in costs)))
     for c in doc.get("comparisons", []):
         pv = c["mcnemar_exact_p"]
         sig = "significant at 0.05" if pv < 0.05 else "not significant at 0.05"

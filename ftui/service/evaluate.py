@@ -23,6 +23,7 @@ from typing import Callable
 import orjson
 
 from ftui.core import scoring
+from ftui.core.catalog import inference_cost
 from ftui.core.evalset import EvalSet
 from ftui.core.files import atomic_write
 
@@ -65,6 +66,7 @@ class Progress:
     started: float
     waiting: str = ""  # why the run is paused (the backend is away), retrying
     tokens: int = 0
+    cost_usd: float | None = None  # the answers asked so far, for models with a known price (fine-tuned OpenAI)
 
     @property
     def rate(self) -> float:
@@ -202,6 +204,9 @@ async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None =
                                  usage.get("completion_tokens", 0), round(time.monotonic() - t, 3))
                     caches[m].add(f"{ex.id};{pkey}", ans)
                     state.tokens += usage.get("total_tokens", 0)
+                    cost = inference_cost(m, ans.prompt_tokens, ans.completion_tokens)
+                    if cost is not None:
+                        state.cost_usd = (state.cost_usd or 0.0) + cost
                 out.answers[m][i] = ans
                 state.done += 1
                 state.waiting = ""
@@ -267,6 +272,8 @@ def summary(r: EvalRun) -> dict:
         d["mean_latency_s"] = round(sum(a.latency_s for a in done if not a.cached) /
                                     max(1, sum(1 for a in done if not a.cached)), 3)
         d["completion_tokens"] = sum(a.completion_tokens for a in done)
+        d["prompt_tokens"] = sum(a.prompt_tokens for a in done)
+        d["cost_usd"] = inference_cost(m, d["prompt_tokens"], d["completion_tokens"])
         models[m] = d
         if labels:
             right[m] = [scoring.predicted_label(a, labels) == scoring.normalise(ref) for a, ref in zip(answers, refs)]

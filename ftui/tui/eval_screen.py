@@ -284,6 +284,8 @@ a disagreement shows the example with both answers. Results are written to `eval
         bar.update(total=max(1, p.total), progress=p.done)
         eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
         text = f"{p.done:,} of {p.total:,} answers ({p.cached:,} cached, {p.rate:.1f}/s{eta}); Esc stops"
+        if p.cost_usd is not None:
+            text += f"; ${p.cost_usd:,.4f} so far"
         if p.errors:
             text += f"; {p.errors} refused"
         if p.waiting:
