@@ -52,6 +52,30 @@ def train(base_url: str, api_key: str | None) -> str:
     return job.id
 
 
+def train_stars(base_url: str, api_key: str | None) -> tuple[str, str]:
+    """The seed-004 loop's model: `ftui prepare` the bundled reviews (160 train, 60 test), 2 epochs at batch 8.
+    Returns (the tuned model, the test split's path)."""
+    import time
+
+    from openai import OpenAI
+
+    from ftui.core.prepare import Recipe, plan, write
+
+    out = Path(tempfile.mkdtemp()) / "reviews-prepared"
+    write(plan(Recipe([str(SAMPLES / "reviews.csv")], system="Rate the app review from 1 to 5 stars. Answer with "
+                      "the digit only.", split_counts=(160, 0, 60), seed=7)), out)
+    client = OpenAI(base_url=base_url, api_key=api_key or "local")
+    f = client.files.create(file=open(out / "train.jsonl", "rb"), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, suffix="stars", seed=7,
+                                         method={"type": "supervised", "supervised": {"hyperparameters": {
+                                             "n_epochs": 2, "batch_size": 8}}})
+    while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
+        time.sleep(1)
+    if job.status != "succeeded":
+        raise SystemExit(f"the reviews job {job.status}: {job.error}")
+    return job.fine_tuned_model, str(out / "test.jsonl")
+
+
 async def shoot() -> None:
     os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")  # the defaults, not the user's
     from ftui.service.local import LocalBackend
@@ -65,14 +89,15 @@ async def shoot() -> None:
     base_url = local.start()
     try:
         job_id = await asyncio.to_thread(train, base_url, local.api_key)
-        await _shoot(lambda: Profile("local", "local", data_dir=str(data_dir)), job_id, FtuiApp, Config, settle)
+        await _shoot(lambda: Profile("local", "local", data_dir=str(data_dir)), job_id, FtuiApp, Config, settle,
+                     base_url, local)
     finally:
         local.stop()
     for f in sorted(OUT.glob("*.svg")):
         print(f.relative_to(ROOT), f.stat().st_size, "bytes")
 
 
-async def _shoot(profile, job_id, FtuiApp, Config, settle) -> None:  # noqa: N803
+async def _shoot(profile, job_id, FtuiApp, Config, settle, base_url, local) -> None:  # noqa: N803
     OUT.mkdir(exist_ok=True)
     os.chdir(ROOT)  # relative paths in the header, as a user in the repository sees them
     app = FtuiApp(SAMPLES.relative_to(ROOT) / "broken.jsonl", config=Config(cursor_blink=False), profile=profile())
@@ -113,8 +138,9 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle) -> None:  # noqa: N80
                     why=lambda: f"{[c.busy for c in chat.columns]} {chat.query_one('#chat-status').render()}")
         await settle(pilot)
         app.save_screenshot("chat-compare.svg", str(OUT))
-        # Eval: the tuned model and its base on the validation sample
-        app.open_eval(str(SAMPLES / "marv_valid.jsonl"), [tuned])
+        # Eval: seed 004 — a model tuned on 160 prepared reviews against its base on 60 held-out ones
+        stars, test = await asyncio.to_thread(train_stars, base_url, local.api_key)
+        app.open_eval(test, [stars])
         await settle(pilot)
         ev = app.screen
         ev.query_one("#ev-out").value = tempfile.mkdtemp()

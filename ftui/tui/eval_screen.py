@@ -33,6 +33,14 @@ def _f(x, digits: int = 2) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+def _near(folder: str) -> str:
+    """A folder under the current directory is shown relative to it."""
+    try:
+        return os.path.relpath(folder) if not os.path.relpath(folder).startswith("..") else folder
+    except ValueError:
+        return folder
+
+
 def _short(model: str, width: int = 30) -> str:
     """A long ``ft:`` id keeps its start and its end (the suffix and id tell runs apart)."""
     if len(model) <= width:
@@ -308,10 +316,10 @@ a disagreement shows the example with both answers. Results are written to `eval
         r = message.run
         if r.stopped:
             self._status(f"Stopped: {sum(a is not None for v in r.answers.values() for a in v):,} answers kept "
-                         f"(cached; ctrl+r goes on). Partial results in {message.folder}", style="yellow")
+                         f"(cached; ctrl+r goes on). Partial results in {_near(message.folder)}", style="yellow")
         else:
             self._status(f"{message.doc['examples']:,} examples × {len(r.models)} models in "
-                         f"{message.doc['seconds']:.1f} s — eval.jsonl and eval.json in {message.folder}")
+                         f"{message.doc['seconds']:.1f} s — eval.jsonl and eval.json in {_near(message.folder)}")
 
     # -- results ---------------------------------------------------------------------------------------------
     def show(self, r, doc: dict) -> None:
@@ -335,6 +343,7 @@ a disagreement shows the example with both answers. Results are written to `eval
         self.query_one("#ev-compare", Static).update(Text("\n".join(lines), style="dim"))
         for chart in self.query("#ev-f1, #ev-f1-inline"):
             chart.show(doc if labels else None)
+        self.query_one("#ev-f1-inline").set_class(not labels, "-empty")  # free-text answers: no bars to draw
         conf = []
         if labels:
             first, s = next(iter(doc["models"].items()))
