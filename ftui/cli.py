@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept browser requests from this origin (default: none)")
     serve.add_argument("--base-model", action="append", default=[], metavar="NAME=FOLDER",
                        help="add a local Hugging Face causal-LM folder as a base model")
+    serve.add_argument("--deployment", action="append", default=[], metavar="NAME=MODEL",
+                       help="Azure shape: chat through /openai/deployments/NAME/... answers with MODEL (without "
+                       "one, a deployment named like a model id is that model)")
     serve.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                        help="stop once no job is live and no request came for this long (the app starts its "
                        "backend with 300)")
@@ -498,8 +501,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     if args.gc:
         return run_gc(data_dir)
+    deployments = {}
+    for spec in args.deployment:
+        name, sep, model = spec.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            print(f"ftui serve: --deployment {spec!r}: expected NAME=MODEL", file=sys.stderr)
+            return EXIT_UNREADABLE
+        deployments[name.strip()] = model.strip()
     return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
-                 idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin)
+                 idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin,
+                 deployments=deployments)
 
 
 if __name__ == "__main__":

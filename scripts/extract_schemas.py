@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WANT = ["FineTuningJob", "FineTuningJobEvent", "FineTuningJobCheckpoint", "OpenAIFile", "Model",
         "CreateChatCompletionResponse", "CreateChatCompletionStreamResponse", "ErrorResponse", "DeleteModelResponse",
         "DeleteFileResponse", "ListFineTuningJobEventsResponse", "ListPaginatedFineTuningJobsResponse",
-        "ListFineTuningJobCheckpointsResponse", "ListFilesResponse", "ListModelsResponse"]
+        "ListFineTuningJobCheckpointsResponse", "ListFilesResponse", "ListModelsResponse", "Upload", "UploadPart"]
 spec_path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "openapi" / "openai-openapi.yaml"
 spec = yaml.load(spec_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 schemas = spec["components"]["schemas"]

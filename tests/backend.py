@@ -90,6 +90,9 @@ class Server:
                                              "retry_after": retry_after, "message": message, "body": body,
                                              "content_type": content_type, "after": after})
 
+    def clear_faults(self) -> None:
+        self._hook("DELETE", "/_test/faults")
+
     def stream_fault(self, after_chunks: int) -> None:
         self._hook("POST", "/_test/faults", {"stream_error_after": after_chunks})
 

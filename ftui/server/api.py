@@ -73,6 +73,7 @@ class Context:
     started: int  # the base models' `created` (the server's start)
     stream_fault: dict = field(default_factory=lambda: {"after": None, "generation": 0})  # test hooks
     generating: int = 0  # chat requests running or waiting for their model (bounded: 429 past the limit)
+    deployments: dict = field(default_factory=dict)  # Azure shape: deployment name -> model (ftui serve --deployment)
     batched: int = 0  # short greedy requests waiting for or in a batch (bounded too)
 
 

@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import basemodels, guard
 from .api import APIError, Context, _err, body
 from .inference import ModelCache
-from .routes import chat, files, jobs, models, score
+from .azure import AzureShape
+from .routes import chat, files, jobs, models, score, uploads
 from .store import Store, atomic_write
 
 IDEMPOTENT = re.compile(r"^/v1/(files|fine_tuning/jobs(/[^/]+/(cancel|pause|resume))?)$")
@@ -60,7 +61,7 @@ class Idempotency:
 
 def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False,
                on_request=None, bind: str = "127.0.0.1", allow_hosts: list[str] | None = None,
-               allow_origins: list[str] | None = None) -> FastAPI:
+               allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None) -> FastAPI:
     """``test_hooks`` (``ftui serve --test-hooks``, hidden) adds ``/_test/faults`` and ``/_test/requests``: the test
     suite arms real failures (an HTTP status with Retry-After for the next N requests under a path, a raw body such
     as HTML or broken JSON, a failure *after* the request was carried out, an error after N streamed chunks) and
@@ -70,7 +71,7 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     store = Store(data_dir)
     cache = ModelCache(data_dir)
     app = FastAPI(title="ftui local backend", version="1", docs_url=None, redoc_url=None)
-    app.state.ctx = Context(data_dir, store, cache, started=_started(data_dir))
+    app.state.ctx = Context(data_dir, store, cache, started=_started(data_dir), deployments=dict(deployments or {}))
     stream_fault = app.state.ctx.stream_fault  # fail a chat stream after this many content chunks (once)
     faults: list[dict] = []  # armed by /_test/faults: {"path", "status", "times", "retry_after", "message"}
     counts: dict[str, int] = {}
@@ -159,6 +160,11 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
                                "after": bool(req.get("after"))})
             return {"ok": True}
 
+        @app.delete("/_test/faults")
+        async def clear_faults():
+            faults.clear()
+            return {"ok": True}
+
         @app.get("/_test/requests")
         async def request_counts():
             return counts
@@ -195,9 +201,10 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     async def health():
         return {"status": "ok", "backend": "ftui", "base_models": basemodels.names(data_dir)}
 
-    for module in (files, jobs, models, chat, score):
+    for module in (files, jobs, models, chat, score, uploads):
         app.include_router(module.router)
-    app.add_middleware(guard.DisconnectWatch)  # outermost: a client that goes away stops its generation
+    app.add_middleware(guard.DisconnectWatch)  # a client that goes away stops its generation
+    app.add_middleware(AzureShape)  # outermost: Azure's /openai/... paths become /v1/... before anything else
     return app
 
 

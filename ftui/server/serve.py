@@ -144,6 +144,9 @@ def gc(data_dir: Path) -> list[tuple[Path, int]]:
             doomed.append(d / "model")
     if (data_dir / "files").is_dir():
         doomed += list((data_dir / "files").glob(".incoming-*"))
+    from .routes.uploads import ended_uploads
+
+    doomed += ended_uploads(data_dir)  # Uploads completed, cancelled or expired (their parts and state)
     freed = []
     for p in doomed:
         size = _size(p)
@@ -203,7 +206,7 @@ class IdleWatch:
 
 def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
           test_hooks: bool = False, idle_exit: float | None = None, allow_hosts: list[str] | None = None,
-          allow_origins: list[str] | None = None) -> int:
+          allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None) -> int:
     import uvicorn
 
     from .app import create_app
@@ -234,7 +237,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     port = port or free_port(host)
     idle = IdleWatch(data_dir, idle_exit) if idle_exit else None
     app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None, bind=host,
-                     allow_hosts=allow_hosts, allow_origins=allow_origins)
+                     allow_hosts=allow_hosts, allow_origins=allow_origins, deployments=deployments)
     sup = Supervisor(data_dir)
     sup.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)

@@ -4,9 +4,11 @@ Azure). Results are plain dicts (``model_dump``), so callers never see SDK types
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -87,12 +89,72 @@ def _job(obj, action: str) -> dict:
     return job
 
 
+UPLOAD_THRESHOLD = 512 * 2**20  # the Files API's limit
+PART_SIZE = 64 * 2**20  # the Uploads API's largest part
+
+
+@dataclass
+class UploadState:
+    """A chunked upload in flight (what the Files workspace lists)."""
+    id: str
+    filename: str
+    bytes: int
+    parts: int
+    sent: int = 0
+    parts_done: int = 0
+    retried: int = 0
+    status: str = "pending"  # pending | completed | cancelled
+    task: object = None  # the asyncio task running it (cancel_upload cancels it)
+
+
+class _BytesProgress(io.RawIOBase):
+    """A part's bytes as a file that reports how much of it httpx has read."""
+
+    def __init__(self, data: bytes, moved: Callable[[int], None]) -> None:
+        self._b = io.BytesIO(data)
+        self._moved = moved
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._b.read(n)
+        self._moved(self._b.tell())
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._b.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._b.tell()
+
+
+def _read_part(path: Path, start: int, n: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(n)
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 class Service:
     """Polling calls go out once (the poll loop backs off by itself); calls a person started (upload, create, cancel,
     pause, resume, delete, chat) get the SDK's own retries: connection errors, timeouts, 408/409/429/5xx, honouring
     Retry-After, with an Idempotency-Key on creating POSTs so a retry never makes a second job or file."""
 
     RETRIES = 2  # the SDK's default
+    PART_RETRIES = 2  # a part that still fails after the SDK's retries is sent again this many times
 
     def __init__(self, profile: Profile, base_url: str | None = None, timeout: float = 60.0) -> None:
         self.profile = profile
@@ -106,6 +168,10 @@ class Service:
                                              max_retries=0, timeout=t)
         self.base_url = str(self.client.base_url)
         self.retrying = self.client.with_options(max_retries=self.RETRIES)
+        self.upload_threshold = UPLOAD_THRESHOLD  # bytes: above it a file goes through the Uploads API
+        self.part_size = PART_SIZE
+        self.parallel_parts = 3
+        self.uploads: dict[str, UploadState] = {}  # chunked uploads of this app, for the Files workspace
 
     async def _call(self, coro: Awaitable, action: str = ""):
         try:
@@ -130,7 +196,11 @@ class Service:
         return _items(page, "list files")
 
     async def upload(self, path: str | Path, progress: Progress | None = None) -> dict:
+        """Upload a training file: the Files API up to ``upload_threshold`` bytes, the Uploads API above it (parts in
+        parallel, each retried, one progress for the whole file; cancelling the caller cancels the Upload)."""
         path = Path(path)
+        if path.stat().st_size > self.upload_threshold:
+            return await self.upload_parts(path, progress)
         reader = _ProgressReader(path, progress)
         try:
             f = await self._call(self.retrying.files.create(file=(path.name, reader, "application/jsonl"),
@@ -139,6 +209,82 @@ class Service:
         finally:
             reader.close()
         return _dump(f, "upload")
+
+    async def upload_parts(self, path: str | Path, progress: Progress | None = None,
+                           cancel: asyncio.Event | None = None) -> dict:
+        """The Uploads API by hand rather than the SDK's ``upload_file_chunked`` (which sends parts one after the
+        other, holds each in memory with no progress, and neither retries nor cancels): ``parallel_parts`` parts at
+        a time, each read from disk when its turn comes, retried ``PART_RETRIES`` times past the SDK's own retries;
+        an md5 of the file goes with the completion; any failure or a cancel (``cancel`` set, or the task
+        cancelled) cancels the Upload on the backend."""
+        path = Path(path)
+        size = path.stat().st_size
+        n_parts = max(1, -(-size // self.part_size))
+        md5 = await asyncio.to_thread(_md5, path)
+        up = await self._call(self.retrying.uploads.create(bytes=size, filename=path.name, purpose="fine-tune",
+                                                           mime_type="application/jsonl",
+                                                           extra_headers=_idempotent()), "start an upload")
+        state = UploadState(up.id, path.name, size, n_parts, task=asyncio.current_task())
+        self.uploads[up.id] = state
+        sent = [0] * n_parts
+        part_ids: list[str | None] = [None] * n_parts
+        gate = asyncio.Semaphore(self.parallel_parts)
+
+        def moved(i: int, n: int) -> None:
+            sent[i] = n
+            state.sent = sum(sent)
+            if progress:
+                progress(state.sent, size)
+
+        async def one(i: int) -> None:
+            async with gate:
+                for attempt in range(self.PART_RETRIES + 1):
+                    if cancel is not None and cancel.is_set():
+                        raise asyncio.CancelledError()
+                    start = i * self.part_size
+                    data = await asyncio.to_thread(_read_part, path, start, min(self.part_size, size - start))
+                    reader = _BytesProgress(data, lambda n, i=i: moved(i, n))
+                    try:
+                        part = await self._call(self.retrying.uploads.parts.create(
+                            up.id, data=(f"{path.name}.part{i}", reader)), "upload a part")
+                    except ServiceError as e:
+                        moved(i, 0)
+                        if not e.problem.transient or attempt == self.PART_RETRIES:
+                            raise
+                        state.retried += 1
+                        continue
+                    part_ids[i] = part.id
+                    state.parts_done += 1
+                    return
+
+        try:
+            tasks = [asyncio.create_task(one(i)) for i in range(n_parts)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+            done = await self._call(self.retrying.uploads.complete(up.id, part_ids=part_ids, md5=md5),
+                                    "complete the upload")
+        except BaseException:
+            state.status = "cancelled"
+            try:  # the Upload is cancelled on the backend whatever stopped it (shielded: the caller may be going)
+                await asyncio.shield(self.retrying.uploads.cancel(up.id))
+            except (openai.OpenAIError, OSError):
+                pass
+            raise
+        finally:
+            if state.status == "pending":
+                state.status = "completed"
+        if getattr(done, "file", None) is None:
+            raise bad_response("complete the upload", "has no file")
+        return _dump(done.file, "complete the upload")
+
+    def cancel_upload(self, upload_id: str) -> None:
+        """Ask a running chunked upload (started anywhere in the app) to stop; it cancels itself on the backend."""
+        state = self.uploads.get(upload_id)
+        if state is not None and state.task is not None:
+            state.task.cancel()
 
     async def delete_file(self, file_id: str) -> None:
         await self._call(self.retrying.files.delete(file_id), "delete file")

@@ -210,6 +210,8 @@ class FtuiApp(App):
 
     def on_backend_ready(self, message: BackendReady) -> None:
         self.service = message.service
+        self.service.upload_threshold = max(1, self.config.upload_threshold_mb) * 2**20
+        self.service.part_size = min(64, max(1, self.config.upload_part_mb)) * 2**20
         self.backend_note = ""
         self.show_backend()
         self.refresh_models()

@@ -46,6 +46,8 @@ class Config:
     cursor_blink: bool = True
     backend: str | None = None  # a profile name, "openai", "local" or "off"; None: from the environment
     chat_save_path: str | None = None  # where "save exchange" appends training examples
+    upload_threshold_mb: int = 512  # files above it go through the Uploads API in parts
+    upload_part_mb: int = 64  # the size of those parts (the Uploads API takes at most 64 MB a part)
     keymap: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, dict] = field(default_factory=dict)
 

@@ -31,12 +31,17 @@ class FilesScreen(FtuiScreen):
     HELP = """\
 # Files & models
 The backend's files and models. **d** deletes the selected file or fine-tuned model (asks first);
-**t** chats with the selected model; **ctrl+r** reads both lists again.
+**t** chats with the selected model; **ctrl+r** reads both lists again. Files over the upload threshold (512 MB by
+default, `upload_threshold_mb` in the config) go through the Uploads API in parts: while one runs anywhere in the
+app it is listed under **Uploads** with its progress; **x** cancels the selected one (the Upload is cancelled on
+the backend too).
 """
     BINDINGS = [
         Binding("d", "delete", "Delete", id="files.delete", tooltip="Delete the selected file or model"),
         Binding("t", "chat", "Chat", id="files.chat", tooltip="Chat with the selected model"),
         Binding("ctrl+r", "refresh", "Refresh", id="files.refresh", tooltip="Read the lists again"),
+        Binding("x", "cancel_upload", "Cancel upload", id="files.cancel_upload",
+                tooltip="Cancel the selected upload in progress"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -49,6 +54,9 @@ The backend's files and models. **d** deletes the selected file or fine-tuned mo
             models = DataTable(id="models", cursor_type="row", zebra_stripes=True)
             models.border_title = "Models"
             yield models
+            uploads = DataTable(id="uploads", cursor_type="row", zebra_stripes=True)
+            uploads.border_title = "Uploads (in parts)"
+            yield uploads
         yield Footer()
 
     def on_mount(self) -> None:
@@ -56,6 +64,38 @@ The backend's files and models. **d** deletes the selected file or fine-tuned mo
                                                          ("bytes", "size"), ("created", "created")])
         set_columns(self.query_one("#models", DataTable), [("id", "model"), ("owner", "owned by"),
                                                           ("created", "created"), ("shutdown", "shutdown date")])
+        set_columns(self.query_one("#uploads", DataTable), [("id", "upload"), ("name", "filename"),
+                                                           ("progress", "sent"), ("parts", "parts"),
+                                                           ("status", "status")])
+        self.query_one("#uploads").display = False
+        self.set_interval(0.5, self.show_uploads)
+
+    def show_uploads(self) -> None:
+        """The chunked uploads of this app (the create-job form's included), refreshed twice a second."""
+        svc = self.app.service
+        states = list(getattr(svc, "uploads", {}).values()) if svc is not None else []
+        table = self.query_one("#uploads", DataTable)
+        table.display = bool(states)
+        if not states or not self.is_current:
+            return
+        sync_rows(table, [(s.id, {"id": s.id, "name": s.filename,
+                                  "progress": f"{100 * s.sent // max(1, s.bytes)} % of {size(s.bytes)}",
+                                  "parts": f"{s.parts_done}/{s.parts}" + (f" ({s.retried} resent)" if s.retried
+                                                                           else ""),
+                                  "status": s.status}) for s in states])
+
+    def action_cancel_upload(self) -> None:
+        table = self.query_one("#uploads", DataTable)
+        if not table.display or not table.row_count:
+            self.notify("No upload in progress", severity="warning")
+            return
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        state = self.app.service.uploads.get(key)
+        if state is None or state.status != "pending":
+            self.notify(f"{key} is not in progress", severity="warning")
+            return
+        self.app.service.cancel_upload(key)
+        self.notify(f"Cancelling {state.filename}", timeout=3)
 
     def backend_ready(self) -> None:
         self.action_refresh()

@@ -13,6 +13,12 @@ SCHEMAS = json.loads((Path(__file__).resolve().parent.parent / "data" / "openapi
 def _to_2020(node):
     """The spec keeps a few OpenAPI 3.0-isms (boolean exclusiveMinimum); turn them into JSON Schema 2020-12."""
     if isinstance(node, dict):
+        if isinstance(node.get("allOf"), list) and any(isinstance(x, dict) and x.get("nullable") is True
+                                                        and "type" not in x for x in node["allOf"]):
+            # `allOf: [{$ref}, {nullable: true}]` (Upload.file): the referenced object or null
+            rest = [x for x in node["allOf"] if not (isinstance(x, dict) and x.get("nullable") is True)]
+            node = {k: v for k, v in node.items() if k != "allOf"}
+            node["anyOf"] = [{"allOf": rest}, {"type": "null"}]
         node = {k: _to_2020(v) for k, v in node.items()}
         if node.get("exclusiveMinimum") is True:
             node["exclusiveMinimum"] = node.pop("minimum", 0)

@@ -1,4 +1,4 @@
-"""Requests generated from OpenAI's own OpenAPI spec (../shared/openapi, the 17 operations the local backend
+"""Requests generated from OpenAI's own OpenAPI spec (../shared/openapi, the 21 operations the local backend
 implements; positive and negative cases) against a `ftui serve` that requires a key, as the app's own does. Checks:
 `not_a_server_error`, `response_schema_conformance`, `status_code_conformance`, `negative_data_rejection`.
 
@@ -30,7 +30,8 @@ KEY = "sk-conformance-0123456789"
 IMPLEMENTED = ["createChatCompletion", "listFiles", "createFile", "deleteFile", "retrieveFile", "downloadFile",
                "createFineTuningJob", "listPaginatedFineTuningJobs", "retrieveFineTuningJob", "cancelFineTuningJob",
                "listFineTuningJobCheckpoints", "listFineTuningEvents", "pauseFineTuningJob", "resumeFineTuningJob",
-               "listModels", "retrieveModel", "deleteModel"]
+               "listModels", "retrieveModel", "deleteModel", "createUpload", "addUploadPart", "completeUpload",
+               "cancelUpload"]
 ERROR = {"description": "An OpenAI error", "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
 

@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
+from ..azure import deployment_model
 from ..inference import BATCH_MAX_TOKENS, GenerationFailed, generate, prompt_length
 from .models import resolve_model
 
@@ -114,6 +115,15 @@ async def chat(request: Request):
     r = validated(ChatRequest, await body(request))
     _refuse_what_cannot_be_honoured(r)
     mid = r.model
+    dep = deployment_model(request, c.deployments)  # Azure: the deployment in the path names the model
+    if dep is not None:
+        mid = dep
+        try:
+            resolve_model(request, mid)
+        except APIError:
+            raise APIError(404, "The API deployment for this resource does not exist. (ftui serve --deployment "
+                           "NAME=MODEL names one; a deployment named like a model id is that model.)",
+                           code="DeploymentNotFound") from None
     base, adapter, _ = resolve_model(request, mid)
     messages = [m.model_dump(exclude_none=True) for m in r.messages]
     max_tokens = r.max_completion_tokens or r.max_tokens or 256

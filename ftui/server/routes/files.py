@@ -9,7 +9,7 @@ from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse
 
 from ..api import PURPOSES, APIError, ctx, file_obj, not_found
 
@@ -72,15 +72,16 @@ def _check_expiry(value) -> None:
                    param="expires_after")
 
 
-def copy_checked(src, dst: Path, jsonl: bool) -> tuple[int, str, str | None] | None:
+def copy_checked(src, dst: Path, jsonl: bool, limit: int | None = None) -> tuple[int, str, str | None] | None:
     """Copy ``src`` to ``dst`` in chunks; for JSONL check every line is a JSON object. (status, message, code) of
     the first problem, or None. Holds at most one chunk and one line in memory."""
     total, number, pending = 0, 0, b""
+    limit = MAX_UPLOAD if limit is None else limit
     with open(dst, "wb") as out:
         while chunk := src.read(CHUNK):
             total += len(chunk)
-            if total > MAX_UPLOAD:
-                return 413, f"The file is larger than the Files API's {MAX_UPLOAD:,} bytes.", "file_too_large"
+            if total > limit:
+                return 413, f"The file is larger than the {limit:,} bytes this API takes.", "file_too_large"
             out.write(chunk)
             if not jsonl:
                 continue
@@ -139,9 +140,8 @@ async def retrieve_file(request: Request, file_id: str):
 
 @router.get("/v1/files/{file_id}/content")
 async def file_content(request: Request, file_id: str):
-    get_file(request, file_id)
-    data = await asyncio.to_thread(ctx(request).store.file_path(file_id).read_bytes)
-    return Response(data, media_type="application/octet-stream")
+    get_file(request, file_id)  # streamed from disk: a file of gigabytes (an Upload's) never sits in memory
+    return FileResponse(ctx(request).store.file_path(file_id), media_type="application/octet-stream")
 
 
 @router.delete("/v1/files/{file_id}")
