@@ -40,8 +40,8 @@ the backend too).
         Binding("d", "delete", "Delete", id="files.delete", tooltip="Delete the selected file or model"),
         Binding("t", "chat", "Chat", id="files.chat", tooltip="Chat with the selected model"),
         Binding("ctrl+r", "refresh", "Refresh", id="files.refresh", tooltip="Read the lists again"),
-        Binding("x", "cancel_upload", "Cancel upload", id="files.cancel_upload",
-                tooltip="Cancel the selected upload in progress"),
+        Binding("x", "cancel_upload", "Cancel upload", id="files.cancel_upload", show=False,
+                tooltip="Cancel the selected upload in progress (the Uploads table says so)"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -55,7 +55,7 @@ the backend too).
             models.border_title = "Models"
             yield models
             uploads = DataTable(id="uploads", cursor_type="row", zebra_stripes=True)
-            uploads.border_title = "Uploads (in parts)"
+            uploads.border_title = "Uploads in parts (x cancels)"
             yield uploads
         yield Footer()
 
