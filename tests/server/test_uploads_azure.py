@@ -118,6 +118,7 @@ async def test_a_file_over_the_threshold_goes_in_parts_survives_a_failed_part_an
     svc.upload_threshold = 4096  # lowered: a few KB count as "large"
     svc.part_size = size // 4 + 1  # four parts
     try:
+        server.clear_faults()  # nothing left armed by an earlier test on this shared server
         server.reset_requests()
         server.fault("/v1/uploads/", status=503, times=1, method="POST")  # the first part fails once
         seen = []

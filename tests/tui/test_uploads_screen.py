@@ -28,6 +28,7 @@ async def test_an_upload_in_parts_is_listed_and_cancelled(server, tmp_path):
         svc.upload_threshold = 1024
         svc.part_size = path.stat().st_size // 3 + 1
         svc.parallel_parts = 1
+        server.clear_faults()  # nothing left armed by an earlier test on this shared server
         # the first part is refused with Retry-After: 30, so the SDK waits before sending it again: in flight
         server.fault("/v1/uploads/", status=503, times=1, method="POST", retry_after=30)
         task = asyncio.create_task(svc.upload(path))  # as the create-job form does
