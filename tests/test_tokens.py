@@ -102,13 +102,47 @@ def test_tiktoken_fallback_gives_the_same_counts(write_jsonl):
     code = ("import json,sys; from ftui.core.analysis import analyze; a=analyze(sys.argv[1]);"
             "print(json.dumps([a.tokenizer, a.tokens.tolist()]))")
     out = {}
-    for backend in ("auto", "tiktoken"):
+    for backend in ("auto", "quicktok", "tiktoken"):
         env = dict(os.environ, FTUI_TOKENIZER=backend)
         res = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True,
                              check=True)
         out[backend] = json.loads(res.stdout)
-    assert out["auto"][0] == "quicktok" and out["tiktoken"][0] == "tiktoken"
-    assert out["auto"][1] == out["tiktoken"][1]
+    # a small file is counted by the small-file counter; FTUI_TOKENIZER names another backend
+    assert [out[b][0] for b in ("auto", "quicktok", "tiktoken")] == ["bpe", "quicktok", "tiktoken"]
+    assert out["auto"][1] == out["quicktok"][1] == out["tiktoken"][1]
+
+
+@pytest.mark.parametrize("name", tokens.ENCODINGS)
+def test_small_file_counter_equals_tiktoken_on_corpus(real_tiktoken, name):
+    small = tokens.small_counter(name)
+    assert small is not None
+    for text in CORPUS:
+        assert small(text) == len(real_tiktoken[name].encode_ordinary(text)), text[:40]
+
+
+@pytest.mark.parametrize("name", tokens.ENCODINGS)
+@settings(max_examples=600, deadline=None)
+@given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+def test_small_file_counter_equals_tiktoken_on_arbitrary_unicode(real_tiktoken, name, text):
+    assert tokens.small_counter(name)(text) == len(real_tiktoken[name].encode_ordinary(text))
+
+
+def test_the_rank_cache_is_checked_and_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = tokens._rank_cache("cl100k_base")
+    first = tokens.cached_ranks("cl100k_base")
+    assert path.exists() and path.with_suffix(".sha256").exists() and len(first) == 100256
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # damaged on disk: its sha256 no longer matches, so it is rebuilt
+    path.write_bytes(bytes(blob))
+    again = tokens.cached_ranks("cl100k_base")
+    assert again == first and tokens.hashlib.sha256(path.read_bytes()).hexdigest() == \
+        path.with_suffix(".sha256").read_text()
+
+
+def test_large_files_use_the_fast_counter(write_jsonl):
+    assert tokens.counter_for("o200k_base", tokens.SMALL_FILE_BYTES + 1)[0] == "quicktok"
+    assert tokens.counter_for("o200k_base", 1000)[0] == "bpe"
 
 
 def test_tampered_bpe_file_is_refused(tmp_path):

@@ -34,7 +34,7 @@ from .findings import Finding, file_first as _order
 from .rules import (AMBIGUOUS, CHAT, COMPLETION, FORMAT_NAMES, HAS_SYSTEM, HAS_USER, NONE, PREFERENCE,
                     REINFORCEMENT, ExampleChecker)
 
-from .tokens import counter, counter_backend
+from .tokens import counter, counter_backend, counter_for
 
 BOM = b"\xef\xbb\xbf"
 MIN_EXAMPLES = 10
@@ -100,9 +100,9 @@ def check_readable(path: str | os.PathLike) -> int:
 
 def process_range(path: str | os.PathLike, start: int, end: int, encoding: str,
                   on_progress: Callable[[int], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> _Chunk:
+                  should_stop: Callable[[], bool] | None = None, count: Callable[[str], int] | None = None) -> _Chunk:
     """Validate and count the lines that begin in ``[start, end)``; line numbers are 1-based within the range."""
-    checker = ExampleChecker(counter(encoding), encoding)
+    checker = ExampleChecker(count or counter(encoding), encoding)
     check = checker.check
     out = _Chunk()
     findings = out.findings
@@ -349,7 +349,8 @@ class Analysis:
         return int(self.offset[i]) if i < self.line.size and self.line[i] == line else None
 
 
-def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chunk], seconds: float) -> Analysis:
+def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chunk], seconds: float,
+           tokenizer: str | None = None) -> Analysis:
     base = 0
     shifted: list[Iterable[Finding]] = []
     dropped: dict[str, int] = {}
@@ -438,7 +439,7 @@ def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chun
     if ambiguous:
         counts["messages without an answer"] = ambiguous
     return Analysis(
-        path=path, size=size, mtime=mtime, encoding=encoding, tokenizer=counter_backend(encoding),
+        path=path, size=size, mtime=mtime, encoding=encoding, tokenizer=tokenizer or counter_backend(encoding),
         lines=lines_total, format=fmt_name, format_counts=counts, findings=findings, dropped=dropped, line=line,
         offset=cat("offset", np.int64), kind=kind, tokens=cat("tokens", np.int32),
         trainable=cat("trainable", np.int32), messages=cat("messages", np.int32), flags=flags, seconds=seconds,
@@ -454,7 +455,8 @@ def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str 
     size = check_readable(path)
     mtime = os.stat(path).st_mtime
     enc = encoding or _catalog.resolve(model).encoding
-    counter(enc)  # load (and verify) the encoding before any work starts
+    # load (and verify) the encoding before any work starts; a small file gets the counter that starts at once
+    backend, count = counter_for(enc, size)
     n = workers if workers is not None else (os.cpu_count() or 1)
     # each process gets at least half the threshold; small files stay in this process
     parts = max(1, min(n, size // max(1, parallel_min_bytes // 2))) if size >= parallel_min_bytes else 1
@@ -467,13 +469,14 @@ def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str 
                 progress(done, size)
 
         chunks = [process_range(path, 0, size, enc, report,
-                                (cancel.is_set if cancel is not None else None))]
+                                (cancel.is_set if cancel is not None else None), count)]
     if size <= MAX_JSON_DOCUMENT and any(f.code in ("invalid_json", "data_type") for ch in chunks[:1]
                                          for f in ch.findings[:50]):
-        doc = _json_document(path, enc)
+        doc = _json_document(path, enc, count if len(ranges) == 1 else None)
         if doc is not None:
             chunks = [doc]
-    result = _merge(str(path), size, mtime, enc, chunks, time.perf_counter() - t0)
+    result = _merge(str(path), size, mtime, enc, chunks, time.perf_counter() - t0,
+                    tokenizer=backend if len(ranges) == 1 else None)
     if len(chunks) == 1 and chunks[0].json_objects is not None:
         result.json_document = True
         n = chunks[0].json_objects
@@ -488,7 +491,7 @@ def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str 
 MAX_JSON_DOCUMENT = 256 << 20  # a JSON document is parsed whole to diagnose it; larger ones keep the line view
 
 
-def _json_document(path, encoding: str) -> _Chunk | None:
+def _json_document(path, encoding: str, count: Callable[[str], int] | None = None) -> _Chunk | None:
     """When the file is a JSON array or pretty-printed objects: a chunk with one entry per object (at the line it
     starts on), checked like a JSON line. None when it is not (then the line-by-line findings stand)."""
     from .sources import _is_json_document, iter_json_values
@@ -505,7 +508,7 @@ def _json_document(path, encoding: str) -> _Chunk | None:
         return None
     if not values:
         return None
-    checker = ExampleChecker(counter(encoding), encoding)
+    checker = ExampleChecker(count or counter(encoding), encoding)
     out = _Chunk()
     out.json_objects = len(values)
     lineno = 0
