@@ -10,7 +10,6 @@ bad content; :class:`SourceError` is for a file that cannot be read at all.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -344,9 +343,3 @@ def _read_parquet(src: Source) -> Iterator[Row]:
                 yield Row(n, values)
     except Exception as exc:  # pyarrow raises many types for a damaged file
         src.issue(n + 1 if n else None, f"Parquet: {exc}")
-
-
-def sniff_text(path: str | os.PathLike, limit: int = 65536) -> str:
-    """The start of a file as text, for previews (never raises for content)."""
-    with open(path, "rb") as f:
-        return io.TextIOWrapper(io.BytesIO(f.read(limit)), encoding="utf-8", errors="replace").read()

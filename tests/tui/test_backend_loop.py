@@ -12,12 +12,11 @@ from ftui.tui.app import FtuiApp
 from ftui.tui.chat_screen import ChatScreen
 from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.jobs_screen import JobsScreen
-from ftui.tui.messages import BackendReady, ChatDone, JobsPolled, UploadProgress
+from ftui.tui.messages import BackendReady, ChatDone, EvalDone, JobsPolled, UploadProgress
 from ftui.tui.prompt import PathPrompt
 from textual.widgets import DataTable, Input, Log, Markdown, Select
 from tests.backend import start_job, wait_for
 from tests.conftest import SAMPLES
-from ftui.tui.messages import EvalDone
 from tests.tui.conftest import Recorder, settle, test_config
 
 pytestmark = pytest.mark.slow
