@@ -141,8 +141,9 @@ def test_the_rank_cache_is_checked_and_rebuilt(tmp_path, monkeypatch):
 
 
 def test_large_files_use_the_fast_counter(write_jsonl):
-    assert tokens.counter_for("o200k_base", tokens.SMALL_FILE_BYTES + 1)[0] == "quicktok"
-    assert tokens.counter_for("o200k_base", 1000)[0] == "bpe"
+    for name in tokens.ENCODINGS:
+        assert tokens.counter_for(name, tokens.SMALL_FILE_BYTES[name] + 1)[0] == "quicktok"
+        assert tokens.counter_for(name, 1000)[0] == "bpe"
 
 
 def test_tampered_bpe_file_is_refused(tmp_path):
