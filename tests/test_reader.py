@@ -113,7 +113,9 @@ def test_parallel_equals_serial(write_jsonl):
     for name in ("line", "offset", "kind", "tokens", "trainable", "messages", "flags"):
         assert (getattr(parallel, name) == getattr(serial, name)).all(), name
     assert parallel.lines == serial.lines and parallel.format == serial.format
-    assert parallel.report().to_dict() | {"seconds": 0} == serial.report().to_dict() | {"seconds": 0}
+    # one process counts a 1 MB file with the small-file counter, the workers with quicktok: the same counts
+    same = {"seconds": 0, "tokenizer": ""}
+    assert parallel.report().to_dict() | same == serial.report().to_dict() | same
 
 
 def test_offsets_point_at_lines(write_jsonl):
