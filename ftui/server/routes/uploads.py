@@ -145,7 +145,7 @@ async def add_part(request: Request, upload_id: str):
         n = await asyncio.to_thread(copy)
         if n < 0:
             raise APIError(413, f"A part holds at most {MAX_PART:,} bytes.", param="data", code="part_too_large")
-        folder2, up = _load(request, upload_id)  # cancelled or expired while the part came in
+        _, up = _load(request, upload_id)  # cancelled or expired while the part came in
         _pending(up)
         os.replace(tmp, folder / pid)
     finally:

@@ -143,15 +143,35 @@ class MetricsChart(PlotextPlot):
         self.refresh()
 
 
-class LabelBars(PlotextPlot):
+class _GroupedBars(PlotextPlot):
+    """Bars per label, one series per split or model, side by side (redrawn on resize)."""
+
+    COLORS = ("cyan", "orange", "magenta", "green")
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:  # pragma: no cover — each subclass draws
+        raise NotImplementedError
+
+    def _bars(self, labels: list[str], series: list[list[float]], names: list[str], title: str) -> None:
+        self.plt.multiple_bar([lab if len(lab) <= 10 else lab[:9] + "…" for lab in labels], series, labels=names,
+                              color=list(self.COLORS[:len(series)]))
+        self.plt.title(title)
+        self.refresh()
+
+    def _empty(self, title: str) -> None:
+        self.plt.title(title)
+        self.refresh()
+
+
+class LabelBars(_GroupedBars):
     """The answer's distribution in each split, as shares (%) side by side: a stratified split shows bars of one
     height per label."""
 
     DEFAULT_CSS = """
     LabelBars { height: 1fr; min-height: 8; }
     """
-    COLORS = ("cyan", "orange", "magenta")
-
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.counts: dict[str, dict[str, int]] | None = None
@@ -162,37 +182,25 @@ class LabelBars(PlotextPlot):
         self.note = note
         self._draw()
 
-    def on_resize(self) -> None:
-        self._draw()
-
     def _draw(self) -> None:
-        plt = self.plt
-        plt.clear_figure()
+        self.plt.clear_figure()
         counts = {k: v for k, v in (self.counts or {}).items() if sum(v.values())}
         if not counts:
-            plt.title(self.note or "No label set: the answers are free text")
-            self.refresh()
+            self._empty(self.note or "No label set: the answers are free text")
             return
         labels = list(dict.fromkeys(lab for d in counts.values() for lab in d))
-        short = [lab if len(lab) <= 10 else lab[:9] + "…" for lab in labels]
-        series = []
-        names = []
-        for split, d in counts.items():
-            total = sum(d.values())
-            series.append([100.0 * d.get(lab, 0) / total for lab in labels])
-            names.append(f"{split} ({total:,})")
-        plt.multiple_bar(short, series, labels=names, color=list(self.COLORS[:len(series)]))
-        plt.title("the answer's share in each split (%)" + (f" — {self.note}" if self.note else ""))
-        self.refresh()
+        series = [[100.0 * d.get(lab, 0) / sum(d.values()) for lab in labels] for d in counts.values()]
+        names = [f"{split} ({sum(d.values()):,})" for split, d in counts.items()]
+        self._bars(labels, series, names,
+                   "the answer's share in each split (%)" + (f" — {self.note}" if self.note else ""))
 
 
-class LabelF1(PlotextPlot):
+class LabelF1(_GroupedBars):
     """Per-label F1 of each evaluated model, side by side (from eval.json's content)."""
 
     DEFAULT_CSS = """
     LabelF1 { height: 1fr; min-height: 8; }
     """
-    COLORS = ("cyan", "orange", "magenta", "green")
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
@@ -202,22 +210,14 @@ class LabelF1(PlotextPlot):
         self.doc = doc
         self._draw()
 
-    def on_resize(self) -> None:
-        self._draw()
-
     def _draw(self) -> None:
-        plt = self.plt
-        plt.clear_figure()
+        self.plt.clear_figure()
         doc = self.doc
         if not doc or not doc.get("labels"):
-            plt.title("Per-label F1 appears for a label set (classification) once a run is done")
-            self.refresh()
+            self._empty("Per-label F1 appears for a label set (classification) once a run is done")
             return
         labels = doc["labels"]
         models = list(doc["models"].items())[: len(self.COLORS)]
-        series = [[s["per_label"][lab]["f1"] for lab in labels] for _, s in models]
-        names = [m if len(m) <= 28 else m[:27] + "…" for m, _ in models]
-        plt.multiple_bar([lab[:10] for lab in labels], series, labels=names, color=list(self.COLORS[:len(series)]))
-        plt.ylim(0, 1)
-        plt.title("F1 per label")
-        self.refresh()
+        self.plt.ylim(0, 1)
+        self._bars(labels, [[s["per_label"][lab]["f1"] for lab in labels] for _, s in models],
+                   [m if len(m) <= 28 else m[:27] + "…" for m, _ in models], "F1 per label")
