@@ -35,8 +35,10 @@ class Server:
         if self.test_hooks:
             cmd += ["--test-hooks"]
         log = open(self.data_dir.parent / f"serve-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     env={**os.environ, **self.env} if self.env else None)
+        # no background preload of torch unless a test asks for it: most servers here never chat, and the
+        # memory tests measure the API process's own growth
+        env = {**os.environ, "FTUI_SERVE_PRELOAD": "0", **(self.env or {})}
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -101,17 +101,51 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cpu_has_bf16() -> bool:
+    """Does this CPU multiply bfloat16 natively (AMX or avx512-bf16)? Then bf16 is 2-2.5× faster than float32 here."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def inference_dtype(dev: str | None = None):
+    """The dtype streamed chat runs in: bfloat16 on CUDA and on CPUs with native bf16 (measured on SmolLM2-135M,
+    2 cores: a 514-token prompt in 0.47 s instead of 1.2 s, 33 instead of 16 tokens/s); float32 elsewhere.
+    ``FTUI_INFER_BF16=0|1`` overrides."""
+    import torch
+
+    dev = dev or device()
+    env = os.environ.get("FTUI_INFER_BF16")
+    if env is not None:
+        return torch.bfloat16 if env == "1" else torch.float32
+    return torch.bfloat16 if dev == "cuda" or cpu_has_bf16() else torch.float32
+
+
+def load_dtype(dev: str | None = None):
+    """The dtype models are loaded in: bfloat16 on CUDA, float32 on a CPU."""
+    import torch
+
+    return torch.bfloat16 if (dev or device()) == "cuda" else torch.float32
+
+
+def tokenizer(name: str, data_dir: Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(ensure(name, data_dir)))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def load(name: str, data_dir: Path, dtype=None):
     """-> (model, tokenizer) on the best device; float32 on CPU, bfloat16 on CUDA."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     folder = ensure(name, data_dir)
     dev = device()
-    if dtype is None:
-        dtype = torch.bfloat16 if dev == "cuda" else torch.float32
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
+    dtype = dtype or load_dtype(dev)
+    tok = tokenizer(name, data_dir)
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).to(dev)
     return model, tok

@@ -204,6 +204,9 @@ class IdleWatch:
             store.close()
 
 
+PRELOAD_AFTER = 0.5  # seconds
+
+
 def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
           test_hooks: bool = False, idle_exit: float | None = None, allow_hosts: list[str] | None = None,
           allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None) -> int:
@@ -249,9 +252,19 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     marker = data_dir / "serve.json"  # lets the TUI reuse a server already running on this data dir
     atomic_write(marker, json.dumps({"pid": os.getpid(), "host": host, "port": port,
                                      "auth": bool(api_key)}).encode())
+    from .inference import preload
+
+    # torch and transformers load in the background a moment after the server listens (not competing with a TUI
+    # that is drawing its first screen), so the first chat request after a start pays only for its model
+    # (FTUI_SERVE_PRELOAD=0 turns it off: the test suite starts dozens of servers that never chat)
+    warm = threading.Timer(PRELOAD_AFTER, preload, args=(data_dir,))
+    warm.daemon = True
+    if os.environ.get("FTUI_SERVE_PRELOAD", "1") != "0":
+        warm.start()
     try:
         server.run()
     finally:
+        warm.cancel()
         sup.stop()
         lock.close()
         if (running_server(data_dir) or {}).get("pid") == os.getpid():

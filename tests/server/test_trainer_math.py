@@ -86,3 +86,68 @@ def test_weight_zero_batch_trains_nothing(lora):
     loss.backward()  # no error, and no gradient
     assert loss.item() == 0.0 and metrics["train_loss"] == 0.0
     model.zero_grad(set_to_none=True)
+
+
+def _uneven(tok):
+    """Four examples of very different lengths (one longer than ``EAGER_MAX``): padding them would waste most
+    positions, so they are packed."""
+    from ftui.server.trainer import encode_sft
+
+    out = []
+    for n in (1, 40, 5, 300):
+        msgs = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "count " * n},
+                {"role": "assistant", "content": "done " * (n // 3 + 1)}]
+        out.append(encode_sft(tok, msgs))
+    return out
+
+
+def test_packed_batch_equals_padded(lora, monkeypatch):
+    """No compute on padding: the packed batch (one row, positions restarting, no attention across examples) gives
+    the padded batch's loss, accuracy and per-example DPO log-probabilities."""
+    from ftui.server import trainer
+
+    model, tok = lora
+    batch = _uneven(tok)
+    assert trainer._packs([len(x) for x, _ in batch])
+    t = _trainer(False)
+    with torch.no_grad():
+        packed, pm = t._sft_step(model, batch, tok.pad_token_id, "cpu")
+        dpo = [(x[:12], x[12:], x[12:][::-1]) for x, _ in batch]
+        packed_lp = t._dpo_logps(model, dpo, tok.pad_token_id, "cpu")
+        monkeypatch.setattr(trainer, "PACK_WASTE", 1.0)  # never pack
+        assert not trainer._packs([len(x) for x, _ in batch])
+        padded, qm = t._sft_step(model, batch, tok.pad_token_id, "cpu")
+        padded_lp = t._dpo_logps(model, dpo, tok.pad_token_id, "cpu")
+    assert math.isclose(packed.item(), padded.item(), rel_tol=1e-4)
+    assert math.isclose(pm["train_mean_token_accuracy"], qm["train_mean_token_accuracy"], abs_tol=1e-4)
+    assert torch.allclose(packed_lp, padded_lp, rtol=1e-4, atol=1e-3)
+    assert len(set(padded_lp.tolist())) == 8  # eight different sums, one per sequence
+
+
+def test_segment_attention_keeps_the_loss(lora):
+    """The CPU trainer's attention (each packed example on its own, short ones by matmuls, long ones by the fused
+    kernel) gives the padded SDPA batch's loss and DPO log-probabilities."""
+    import copy
+
+    from ftui.server import trainer
+
+    model, tok = lora
+    seg = copy.deepcopy(model)
+    trainer._training_attention(seg, "cpu")
+    assert seg.get_base_model().config._attn_implementation == trainer.SEGMENT_ATTENTION
+    assert model.get_base_model().config._attn_implementation == "sdpa"
+    rows = [orjson.loads(x) for x in (SAMPLES / "marv.jsonl").read_bytes().splitlines()[:4]]
+    marv = [trainer.encode_sft(tok, r["messages"]) for r in rows]
+    uneven = _uneven(tok)
+    assert max(len(x) for x, _ in uneven) > trainer.EAGER_MAX > min(len(x) for x, _ in uneven)
+    t = _trainer(False)
+    for batch in (marv, uneven, uneven[3:]):
+        with torch.no_grad():
+            a, am = t._sft_step(model, batch, tok.pad_token_id, "cpu")
+            b, bm = t._sft_step(seg, batch, tok.pad_token_id, "cpu")
+        assert math.isclose(a.item(), b.item(), rel_tol=1e-4)
+        assert math.isclose(am["train_mean_token_accuracy"], bm["train_mean_token_accuracy"], abs_tol=1e-4)
+    dpo = [(x[:12], x[12:], x[12:][::-1]) for x, _ in uneven]
+    with torch.no_grad():
+        assert torch.allclose(t._dpo_logps(model, dpo, tok.pad_token_id, "cpu"),
+                              t._dpo_logps(seg, dpo, tok.pad_token_id, "cpu"), rtol=1e-4, atol=1e-2)

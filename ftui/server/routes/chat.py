@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
 from ..azure import deployment_model
-from ..inference import BATCH_MAX_TOKENS, GenerationFailed, generate, prompt_length
+from ..inference import BATCH_MAX_TOKENS, GenerationFailed, generate, on_torch, prompt_length
 from .models import resolve_model
 
 router = APIRouter()
@@ -146,7 +146,9 @@ async def chat(request: Request):
             setattr(c, slot, getattr(c, slot) - 1)
 
     try:
-        entry = await asyncio.to_thread(cache.get, mid, base, adapter)
+        entry = await on_torch(cache.get, mid, base, adapter)
+        if r.stream:  # streamed answers in bf16 where that is fast; the others stay float32 (see ModelCache.fast)
+            entry = await on_torch(cache.fast, mid, entry)
         prompt, limit = await asyncio.to_thread(prompt_length, entry, messages)
     except BaseException:
         release()

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
 from .chat import Message
+from ..inference import on_torch
 from .models import resolve_model
 
 router = APIRouter()
@@ -57,23 +58,23 @@ async def score(request: Request):
             if m["role"] == "assistant":
                 m["weight"] = 0
         examples.append(msgs)
-    entry = await asyncio.to_thread(c.cache.get, r.model, base, adapter)
-    results = await asyncio.to_thread(_score, entry, examples)
+    entry = await on_torch(c.cache.get, r.model, base, adapter)
+    encoded, batches = await asyncio.to_thread(_plan, entry, examples)
+    results: list[dict | None] = [None] * len(encoded)
+    for batch in batches:  # one batch at a time on the torch thread: chat requests run between them
+        await on_torch(_score_batch, entry, encoded, batch, results)
     data = [{"object": "ftui.score", "index": i, **res} for i, res in enumerate(results)]
     tokens = sum(x["prompt_tokens"] for x in results)
     return {"object": "list", "model": r.model, "data": data,
             "usage": {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}}
 
 
-def _score(entry, examples: list[list[dict]]) -> list[dict]:
-    import torch
-
+def _plan(entry, examples: list[list[dict]]):
+    """-> (token ids and labels of each example, batches of example indices, similar lengths together)."""
     from ..trainer import encode_sft
 
-    model, tok, lock = entry
+    _, tok, _ = entry
     encoded = [encode_sft(tok, msgs) for msgs in examples]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    out: list[dict | None] = [None] * len(encoded)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     batches, cur, width = [], [], 0
     for i in order:
@@ -85,41 +86,46 @@ def _score(entry, examples: list[list[dict]]) -> list[dict]:
         width = w
     if cur:
         batches.append(cur)
+    return encoded, batches
+
+
+def _score_batch(entry, encoded, batch: list[int], out: list) -> None:
+    import torch
+
+    model, tok, lock = entry
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     dev = model.device
     from ..trainer import _bf16_wanted
 
     # bfloat16 autocast where the hardware has it (CUDA, AMX/avx512-bf16 CPUs): 2.5× faster on this project's CPU;
     # the loss is then within bf16 precision of the float32 one (the training curves use the same autocast)
     bf16 = _bf16_wanted(dev.type)
-    for batch in batches:
-        width = max(len(encoded[i][0]) for i in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        lab = torch.full((len(batch), width), -100, dtype=torch.long)
-        att = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, i in enumerate(batch):
-            x, y = encoded[i]
-            ids[r, : len(x)] = torch.tensor(x)
-            lab[r, : len(y)] = torch.tensor(y)
-            att[r, : len(x)] = 1
-        ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
-        tgt = lab[:, 1:]
-        keep = tgt != -100
-        with lock, torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            # the model's own lock: chat requests run between batches
-            inner = getattr(model, "model", None)
-            if inner is not None and hasattr(model, "lm_head"):  # the output layer only where an answer is
-                hidden = inner(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
-                logits = model.lm_head(hidden[keep]).float()
-            else:
-                logits = model(input_ids=ids, attention_mask=att).logits[:, :-1][keep].float()
-            logits = logits.float()
-            losses = torch.nn.functional.cross_entropy(logits, tgt[keep], reduction="none")
-            right = (logits.argmax(-1) == tgt[keep]).float()
-        rows = keep.nonzero()[:, 0]
-        for r, i in enumerate(batch):
-            sel = rows == r
-            n = int(sel.sum())
-            out[i] = {"loss": round(float(losses[sel].mean()), 6) if n else None,
-                      "token_accuracy": round(float(right[sel].mean()), 6) if n else None,
-                      "tokens": n, "prompt_tokens": len(encoded[i][0])}
-    return out  # type: ignore[return-value]
+    width = max(len(encoded[i][0]) for i in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    lab = torch.full((len(batch), width), -100, dtype=torch.long)
+    att = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, i in enumerate(batch):
+        x, y = encoded[i]
+        ids[r, : len(x)] = torch.tensor(x)
+        lab[r, : len(y)] = torch.tensor(y)
+        att[r, : len(x)] = 1
+    ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
+    tgt = lab[:, 1:]
+    keep = tgt != -100
+    with lock, torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        inner = getattr(model, "model", None)
+        if inner is not None and hasattr(model, "lm_head"):  # the output layer only where an answer is
+            hidden = inner(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
+            logits = model.lm_head(hidden[keep]).float()
+        else:
+            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1][keep].float()
+        logits = logits.float()
+        losses = torch.nn.functional.cross_entropy(logits, tgt[keep], reduction="none")
+        right = (logits.argmax(-1) == tgt[keep]).float()
+    rows = keep.nonzero()[:, 0]
+    for r, i in enumerate(batch):
+        sel = rows == r
+        n = int(sel.sum())
+        out[i] = {"loss": round(float(losses[sel].mean()), 6) if n else None,
+                  "token_accuracy": round(float(right[sel].mean()), 6) if n else None,
+                  "tokens": n, "prompt_tokens": len(encoded[i][0])}

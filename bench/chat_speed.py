@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Chat speed of a fine-tuned model on the local backend, through a real `ftui serve` and the official SDK.
+
+    python bench/chat_speed.py
+
+Trains the Marv sample for one epoch, then measures with the model loaded:
+* time to first token (TTFT) of a streamed answer to a ~500-token prompt (median of 5; a new prompt each time, so
+  nothing is reused between requests);
+* streamed tokens per second while answering (completion tokens after the first / time from first to last chunk,
+  256 tokens asked; median of 3);
+then restarts the server and times the first request (a short prompt, streamed, to its first token): loading the
+fine-tuned model from its merged weights cached on disk, plus the first prompt — sent as soon as the server answers
+(it also waits for torch and transformers to import) and, after another restart, 5 s later (a user opening the chat;
+`ftui serve` has imported them in the background by then).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.backend import Server, start_job, wait_for  # noqa: E402
+
+PRELOAD = {"FTUI_SERVE_PRELOAD": "1"}  # as `ftui serve` runs by default (the test suite's servers turn it off)
+WORDS = ("the shipment arrived two days late and the box was damaged on one corner while the invoice listed "
+         "items that were never ordered so please").split()
+
+
+def long_prompt(i: int) -> list[dict]:
+    text = " ".join(WORDS[(k * 7 + i) % len(WORDS)] for k in range(470))
+    return [{"role": "system", "content": f"You are support agent number {i}."},
+            {"role": "user", "content": text + "\nSummarise the complaint."}]
+
+
+def stream(c, model: str, messages: list[dict], max_tokens: int) -> tuple[float, float, int, int]:
+    """-> (seconds to the first content, seconds to the last, completion tokens, prompt tokens)."""
+    t0 = time.perf_counter()
+    first = last = None
+    usage = None
+    s = c.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens, temperature=0,
+                                  stream=True, stream_options={"include_usage": True})
+    for ch in s:
+        if ch.usage:
+            usage = ch.usage
+        if ch.choices and ch.choices[0].delta.content:
+            last = time.perf_counter() - t0
+            first = first if first is not None else last
+    return first, last, usage.completion_tokens, usage.prompt_tokens
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        os.environ.setdefault("FTUI_MODEL_CACHE", str(tmp / "cache"))
+        (tmp / "serve").mkdir()
+        s = Server(tmp / "serve", env=PRELOAD).start()
+        try:
+            c = s.client(timeout=600)
+            job = wait_for(c, start_job(c, "bench", 1).id, timeout=900)
+            assert job.status == "succeeded", job.error
+            model = job.fine_tuned_model
+            t0 = time.perf_counter()
+            stream(c, model, [{"role": "user", "content": "Hi"}], 2)
+            first_load = time.perf_counter() - t0
+            ttft, prompts = [], []
+            for i in range(5):
+                first, _, _, p = stream(c, model, long_prompt(i), 1)
+                ttft.append(first)
+                prompts.append(p)
+            rates = []
+            for i in range(3):
+                msgs = [{"role": "user", "content": f"Tell me a long story about a lighthouse keeper, part {i}."}]
+                first, last, n, _ = stream(c, model, msgs, 256)
+                rates.append((n - 1) / (last - first))
+        finally:
+            s.stop()
+        restarts = []
+        for wait in (0, 5):  # a request as soon as the server answers, and one a few seconds later
+            s = Server(tmp / "serve", env=PRELOAD).start()  # same data dir: a restart
+            try:
+                c = s.client(timeout=600)
+                time.sleep(wait)
+                first, _, _, _ = stream(c, model, [{"role": "user", "content": "What is the capital of France?"}], 16)
+                restarts.append(first)
+            finally:
+                s.stop()
+    print(f"{os.cpu_count()} CPUs, {model}")
+    print(f"first request before the restart (merge + cache write): {first_load:5.2f} s")
+    print(f"TTFT, {statistics.median(prompts)}-token prompt (median of 5): {statistics.median(ttft) * 1000:5.0f} ms"
+          f"   (all: {', '.join(f'{x * 1000:.0f}' for x in ttft)})")
+    print(f"streamed tokens/s (median of 3)            : {statistics.median(rates):5.1f}"
+          f"   (all: {', '.join(f'{x:.1f}' for x in rates)})")
+    print(f"first request after a restart, to its first token: {restarts[0]:5.2f} s as soon as the server answers, "
+          f"{restarts[1]:5.2f} s 5 s later (imports preloaded)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Inference internals of the local backend, on the real base model: merged weights cached on disk, the token
+streamer, the bf16 copy for streamed answers, and every torch computation on one thread."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch  # noqa: F401 — the local extra is part of the test set-up: missing, this fails
+
+
+@pytest.fixture(scope="module")
+def base(model_cache, tmp_path_factory):
+    from ftui.server import basemodels
+
+    data = tmp_path_factory.mktemp("data")
+    model, tok = basemodels.load(basemodels.DEFAULT_BASE, data)
+    return data, model, tok
+
+
+@pytest.fixture()
+def adapter(base, tmp_path):
+    """A saved LoRA adapter with random B (so merging changes the outputs)."""
+    from peft import LoraConfig, get_peft_model
+
+    from ftui.server import basemodels
+
+    data, _, _ = base
+    torch.manual_seed(1)
+    model, _ = basemodels.load(basemodels.DEFAULT_BASE, data)
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            task_type="CAUSAL_LM", init_lora_weights=False))
+    folder = tmp_path / "model"
+    peft.save_pretrained(folder)
+    return folder
+
+
+def _logits(model, tok):
+    ids = tok("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        return model(ids).logits[0, -1].float()
+
+
+def test_merged_weights_are_cached_beside_the_adapter(base, adapter, monkeypatch):
+    import peft
+
+    from ftui.server import basemodels
+    from ftui.server.inference import MERGED_STAMP, merged
+
+    data, plain, tok = base
+    first = merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)
+    cache = adapter / "merged-float32"
+    assert json.loads((cache / MERGED_STAMP).read_text()) == {
+        f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in adapter.iterdir() if f.name.startswith("adapter_")}
+    assert not list(adapter.glob(".merged.*"))  # written atomically: no temporary left
+    assert not torch.allclose(_logits(first, tok), _logits(plain, tok), atol=1e-3)  # the adapter is in
+
+    def no_merge(*a, **kw):
+        raise AssertionError("merged again instead of reading the cache")
+
+    monkeypatch.setattr(peft.PeftModel, "from_pretrained", no_merge)
+    again = merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)
+    assert torch.allclose(_logits(again, tok), _logits(first, tok), atol=1e-5)
+    monkeypatch.undo()
+
+    # a damaged cache is rebuilt; so is a stale one (the adapter rewritten)
+    weights = next(cache.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    rebuilt = merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)
+    assert torch.allclose(_logits(rebuilt, tok), _logits(first, tok), atol=1e-5)
+    assert next(cache.glob("*.safetensors")).stat().st_size > 1000
+    stamp = (cache / MERGED_STAMP).read_text()
+    f = adapter / "adapter_model.safetensors"
+    f.write_bytes(f.read_bytes())
+    merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)
+    assert (cache / MERGED_STAMP).read_text() != stamp
+
+
+def test_saving_a_finished_model_links_the_adapter_files_not_a_merged_cache(base, adapter, tmp_path):
+    from ftui.server import basemodels
+    from ftui.server.inference import merged
+    from ftui.server.trainer import JobTrainer
+
+    data, _, _ = base
+    merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)  # chat on a checkpoint left a cache beside it
+    t = JobTrainer.__new__(JobTrainer)
+    t._save_adapter(None, tmp_path / "final", adapter)
+    assert sorted(p.name for p in (tmp_path / "final").iterdir()) == sorted(
+        p.name for p in adapter.iterdir() if p.is_file())
+
+
+def test_token_streamer_sends_each_token_and_never_half_a_character(base):
+    from ftui.server.inference import TokenStreamer
+
+    _, _, tok = base
+    text = "Hello world: 파인튜닝 🙂 done"
+    ids = tok(text, add_special_tokens=False).input_ids
+    s = TokenStreamer(tok)
+    s.put(torch.tensor([[1, 2, 3]]))  # the prompt comes first and is not sent
+    s.put(torch.tensor([ids[0]]))
+    assert s.q.get_nowait() == tok.decode(ids[:1])  # the first token goes at once, not at the end of a word
+    for t in ids[1:]:
+        s.put(torch.tensor([t]))
+    s.end()
+    s.end()  # generate() ends it and so does the request: once is what counts
+    pieces = [tok.decode(ids[:1]), *s]
+    assert "".join(pieces) == tok.decode(ids) == text
+    assert not any("\ufffd" in p for p in pieces)
+    assert pieces[:3] == ["Hello", " world", ":"] and len(pieces) >= 8  # a piece per token, not per word
+
+
+def test_streamed_answers_use_a_bf16_copy_and_evaluations_keep_float32(base, monkeypatch, tmp_path):
+    from ftui.server import basemodels
+    from ftui.server.inference import ModelCache, on_torch  # noqa: F401
+
+    data, _, _ = base
+    cache = ModelCache(data)
+    entry = cache.get("m", basemodels.DEFAULT_BASE, None)
+    assert entry[0].dtype == torch.float32
+    monkeypatch.setenv("FTUI_INFER_BF16", "1")
+    fast = cache.fast("m", entry)
+    assert fast[0].dtype == torch.bfloat16 and fast[1] is entry[1] and fast[2] is entry[2]
+    assert cache.fast("m", entry) is fast  # made once
+    cache.evict("m")
+    assert cache._fast == {}
+    monkeypatch.setenv("FTUI_INFER_BF16", "0")
+    entry = cache.get("m", basemodels.DEFAULT_BASE, None)
+    assert cache.fast("m", entry) is entry
+
+
+def test_every_torch_computation_runs_on_the_one_torch_thread(base):
+    from ftui.server.inference import Batcher, generate
+
+    _, model, tok = base
+    seen = set()
+    handle = model.register_forward_hook(lambda *a: seen.add(threading.current_thread().name))
+    try:
+        entry = (model, tok, threading.Lock())
+        msgs = [{"role": "user", "content": "Say hi."}]
+        pieces = list(generate(entry, msgs, max_tokens=3, temperature=0, top_p=1, seed=None, stop=[]))
+        assert pieces[-1][1]["completion_tokens"] > 0
+        b = Batcher(entry)
+        try:
+            text, info = b.submit(msgs, 3, []).result(timeout=120)
+        finally:
+            b.close()
+        assert info["completion_tokens"] > 0
+    finally:
+        handle.remove()
+    assert len(seen) == 1 and next(iter(seen)).startswith("ftui-torch")
+
+
+def test_serve_preloads_torch_and_transformers_after_it_listens(tmp_path, model_cache):
+    import time
+
+    from tests.backend import Server
+
+    (tmp_path / "data").mkdir()
+    s = Server(tmp_path / "data", env={"FTUI_SERVE_PRELOAD": "1"}).start()
+    log = tmp_path / "data" / "serve.log"
+    try:
+        deadline = time.monotonic() + 120
+        while "preloaded torch and transformers" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        assert "preload failed" not in log.read_text()
+    finally:
+        s.stop()
