@@ -39,6 +39,8 @@ def test_clean_file_has_no_findings(write_jsonl):
     ({"messages": [S, {"role": "user"}, A()]}, "message_missing_key", "messages[1].content"),
     ({"messages": [S, U(), A(mood="x")]}, "message_unrecognized_key", "messages[2].mood"),
     ({"messages": [S, U(), {"role": "robot", "content": "x"}, A()]}, "unrecognized_role", "messages[2].role"),
+    ({"messages": [S, {"role": ["user"], "content": "x"}, A()]}, "unrecognized_role", "messages[1].role"),
+    ({"messages": [S, U(), {"role": {"a": 1}, "content": "x"}, A()]}, "unrecognized_role", "messages[2].role"),
     ({"messages": [S, U(""), A()]}, "missing_content", "messages[1].content"),
     ({"messages": [S, U(None), A()]}, "missing_content", "messages[1].content"),
     ({"messages": [S, U(42), A()]}, "missing_content", "messages[1].content"),
