@@ -3,10 +3,13 @@
 
     python bench/check_vs_cookbook.py            # 100 MB set from ../shared/bench/gen_dataset.py
     python bench/check_vs_cookbook.py --mb 20
+    python bench/check_vs_cookbook.py --flat 1000   # also `ftui check` alone on a 1 GB set: memory flat in size?
 
 Both runs use cl100k_base (the cookbook's encoding; ftui via --model gpt-3.5-turbo, whose 16,385-token context is
 the cookbook's cap too), so the billing-token totals must be identical. Peak memory is reported two ways: the largest
-single process (what `/usr/bin/time` reports) and the largest sum over the whole process tree, sampled every 10 ms.
+single process (what `/usr/bin/time` reports) and the largest sum over the whole process tree, sampled every 10 ms —
+RSS, which counts the pages a forked worker shares with its parent twice, and PSS (proportional set size, from
+/proc/PID/smaps_rollup), which counts each shared page once, split between its sharers.
 """
 
 from __future__ import annotations
@@ -29,21 +32,31 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, float, str]:
-    """-> (wall seconds, peak RSS of the largest process MB, peak RSS summed over the process tree MB, stdout)."""
+def _pss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("Pss:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, float, float, str]:
+    """-> (wall s, peak RSS of the largest process MB, peak RSS summed over the tree MB, peak PSS of the tree MB,
+    stdout)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    peak_tree = 0.0
+    peak_tree = peak_pss = 0.0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_tree
+        nonlocal peak_tree, peak_pss
         root = psutil.Process(proc.pid)
         while not done.is_set():
             try:
                 procs = [root] + root.children(recursive=True)
                 total = sum(p.memory_info().rss for p in procs if p.is_running())
                 peak_tree = max(peak_tree, total / 2**20)
+                peak_pss = max(peak_pss, sum(_pss_mb(p.pid) for p in procs))
             except psutil.Error:
                 pass
             time.sleep(0.01)
@@ -62,7 +75,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
     err = proc.stderr.read().decode(errors="replace")
     if proc.returncode not in (0, 1):
         sys.exit(f"{cmd[:3]} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss / 1024, peak_tree, out_chunks[0].decode()
+    return wall, usage.ru_maxrss / 1024, peak_tree, peak_pss, out_chunks[0].decode()
 
 
 def seed_tiktoken_cache(folder: Path) -> None:
@@ -83,6 +96,8 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared",
                     help="the shared/ folder with bench/gen_dataset.py and bench/cookbook_baseline.py")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each tool; the best time is kept")
+    ap.add_argument("--flat", type=float, default=0, metavar="MB",
+                    help="also run `ftui check` alone on a set of this size and compare its memory")
     a = ap.parse_args()
     gen = a.shared / "bench" / "gen_dataset.py"
     baseline = a.shared / "bench" / "cookbook_baseline.py"
@@ -102,28 +117,37 @@ def main() -> None:
         runs = [run_measured(cmd, env) for _ in range(a.repeat)]
         return min(runs, key=lambda r: r[0])
 
-    cb_wall, cb_rss, cb_tree, cb_out = best([sys.executable, str(baseline), str(data)])
+    cb_wall, cb_rss, cb_tree, cb_pss, cb_out = best([sys.executable, str(baseline), str(data)])
     cb_tokens = int(re.search(r"Dataset has ~(\d+) tokens", cb_out).group(1))
     results = {}
     for label, extra in (("ftui check", []), ("ftui check --workers 1", ["--workers", "1"])):
-        wall, rss, tree, out = best([sys.executable, "-m", "ftui.cli", "check", str(data), "--json",
-                                     "--model", "gpt-3.5-turbo", *extra])
+        wall, rss, tree, pss, out = best([sys.executable, "-m", "ftui.cli", "check", str(data), "--json",
+                                          "--model", "gpt-3.5-turbo", *extra])
         doc = json.loads(out)
-        results[label] = (wall, rss, tree, doc["estimate"]["billing_tokens_per_epoch"], doc["total_tokens"])
+        results[label] = (wall, rss, tree, pss, doc["estimate"]["billing_tokens_per_epoch"], doc["total_tokens"])
 
-    print(f"\n{'tool':<26}{'wall s':>8}{'MB/s':>8}{'peak RSS MB':>13}{'tree RSS MB':>13}{'billing tokens':>16}"
-          f"{'speed-up':>10}")
+    print(f"\n{'tool':<26}{'wall s':>8}{'MB/s':>8}{'peak RSS MB':>13}{'tree RSS MB':>13}{'tree PSS MB':>13}"
+          f"{'billing tokens':>16}{'speed-up':>10}")
     print(f"{'cookbook (tiktoken)':<26}{cb_wall:>8.2f}{size_mb / cb_wall:>8.1f}{cb_rss:>13.0f}{cb_tree:>13.0f}"
-          f"{cb_tokens:>16,}{'1.0x':>10}")
+          f"{cb_pss:>13.0f}{cb_tokens:>16,}{'1.0x':>10}")
     ok = True
-    for label, (wall, rss, tree, billing, total) in results.items():
-        print(f"{label:<26}{wall:>8.2f}{size_mb / wall:>8.1f}{rss:>13.0f}{tree:>13.0f}{billing:>16,}"
+    for label, (wall, rss, tree, pss, billing, total) in results.items():
+        print(f"{label:<26}{wall:>8.2f}{size_mb / wall:>8.1f}{rss:>13.0f}{tree:>13.0f}{pss:>13.0f}{billing:>16,}"
               f"{cb_wall / wall:>9.1f}x")
         ok &= billing == cb_tokens
     print(f"\ntoken totals identical: {'yes' if ok else 'NO'}")
-    w, rss, tree, *_ = results["ftui check"]
+    w, rss, tree, pss, *_ = results["ftui check"]
     print(f"ratio (cookbook time / ftui time): {cb_wall / w:.1f}x   memory: largest process {rss / cb_rss:.2f}x, "
-          f"whole tree {tree / cb_tree:.2f}x of the cookbook's")
+          f"whole tree RSS {tree / cb_tree:.2f}x, whole tree PSS {pss / cb_pss:.2f}x of the cookbook's")
+    if a.flat:
+        big = OUT / f"bench_{a.flat:g}mb.jsonl"
+        if not big.exists():
+            subprocess.run([sys.executable, str(gen), "--mb", str(a.flat), "--seed", "0", "--out", str(big)],
+                           check=True)
+        bw, brss, btree, bpss, _ = best([sys.executable, "-m", "ftui.cli", "check", str(big), "--json",
+                                         "--model", "gpt-3.5-turbo"])
+        print(f"\nftui check alone on {big.stat().st_size / 1e6:.0f} MB: {bw:.2f} s, tree PSS {bpss:.0f} MB "
+              f"(+{bpss - pss:.0f} MB over {size_mb:.0f} MB), largest process RSS {brss:.0f} MB")
     if not ok:
         sys.exit(1)
 
