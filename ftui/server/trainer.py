@@ -8,7 +8,10 @@ Runs inside the runner process, never in the API process. Defaults (documented i
 * SFT loss only on assistant tokens (and their end-of-turn token), skipping messages with ``weight: 0``;
 * DPO: sigmoid loss with ``beta`` (auto 0.1) against the adapter-disabled model as reference;
 * bfloat16 autocast on CUDA, and on CPUs with AMX/avx512-bf16 (measured ~1.5× faster there); float32 elsewhere;
-  ``FTUI_TRAIN_BF16=0|1`` overrides.
+  ``FTUI_TRAIN_BF16=0|1`` overrides;
+* no compute on padding: each batch packed into one row, attention within each example (``_segment_attention`` on
+  a CPU); the output layer only on trained positions; fused AdamW (``bench/trainer_vs_plain.py``: 1.15× a plain
+  transformers + peft loop on Marv, 2.4× on varied chat data).
 """
 
 from __future__ import annotations
