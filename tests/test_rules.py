@@ -182,3 +182,54 @@ def test_broken_sample_reports_each_problem_on_its_line():
                 (13, "weight_not_on_assistant"), (15, "image_not_in_user_message"),
                 (16, "message_unrecognized_key")}
     assert got == expected
+
+
+def test_plain_message_fast_path_says_and_counts_what_the_full_checks_do(monkeypatch):
+    """The hot loop's shortcut for {"role", "content"} messages gives the same kind, counts, flags and findings as
+    the full checks, on messages generated near and at the edge of that shape."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ftui.core import rules
+    from ftui.core.tokens import counter
+
+    count = counter("cl100k_base")
+    text = st.sampled_from(["", " ", "\n\t", "Hi?", "a <|im_end|> b", "파인튜닝", "x" * 300, " lead", "<|endoftext|>"])
+    role = st.sampled_from(["system", "user", "assistant", "tool", "developer", "robot", "", "<|im_start|>"])
+    message = st.one_of(
+        st.fixed_dictionaries({"role": role, "content": text}),
+        st.fixed_dictionaries({"role": role, "content": st.one_of(text, st.none(), st.integers(), st.lists(text))}),
+        st.fixed_dictionaries({"role": role, "content": text, "weight": st.sampled_from([0, 1, 2, "1"])}),
+        st.fixed_dictionaries({"content": text, "name": text}),
+        st.fixed_dictionaries({"role": st.one_of(role, st.lists(role)), "mood": text}))
+    example = st.lists(message, min_size=1, max_size=5).map(lambda ms: {"messages": ms})
+
+    def run(obj):
+        said = []
+        got = rules.ExampleChecker(count, "cl100k_base").check(obj, lambda *a: said.append(a))
+        return got, said
+
+    @settings(max_examples=400, deadline=None)
+    @given(example)
+    def same(obj):
+        fast = run(obj)
+        with monkeypatch.context() as m:
+            m.setattr(rules, "_PLAIN_ROLES", {})  # no message takes the shortcut
+            full = run(obj)
+        assert fast == full
+
+    same()
+    # and the usual example really takes the shortcut: the full checks test every message's keys, it does not
+    seen = []
+
+    class Recording(frozenset):
+        def issuperset(self, other):
+            seen.append(other)
+            return super().issuperset(other)
+
+    monkeypatch.setattr(rules, "MESSAGE_KEYS", Recording(rules.MESSAGE_KEYS))
+    plain = {"messages": [S, U(), A()]}
+    assert run(plain)[1] == [] and seen == []
+    monkeypatch.setattr(rules, "_PLAIN_ROLES", {})
+    run(plain)
+    assert len(seen) == 3

@@ -33,6 +33,7 @@ FORMAT_NAMES = {CHAT: "chat", PREFERENCE: "preference", REINFORCEMENT: "reinforc
 # flags per example
 HAS_SYSTEM = 1
 HAS_USER = 2
+_PLAIN_ROLES = {"system": HAS_SYSTEM, "user": HAS_USER, "assistant": 0}  # the fast path's roles and their flags
 
 ROLES = frozenset(("system", "user", "assistant", "tool", "function"))
 MESSAGE_KEYS = frozenset(("role", "content", "name", "function_call", "weight", "tool_calls", "tool_call_id",
@@ -122,6 +123,31 @@ class ExampleChecker:
         # test are inlined, and the keys are checked as one set operation
         cache, raw_count, special = self._cache, self._count, self._special
         for i, m in enumerate(messages):
+            # the common message, {"role": system|user|assistant, "content": "text"} and nothing else, with nothing
+            # the checks below would report (not empty, not blank, no special token): counted straight away
+            if type(m) is dict and len(m) == 2:
+                role = m.get("role")
+                content = m.get("content")
+                if (type(role) is str and type(content) is str and role in _PLAIN_ROLES and content
+                        and not content.isspace() and "<|" not in content):
+                    rn = cache.get(role)
+                    if rn is None:
+                        rn = cache[role] = raw_count(role)
+                    if len(content) < 256:
+                        n = cache.get(content)
+                        if n is None:
+                            n = raw_count(content)
+                            if len(cache) < 4096:
+                                cache[content] = n
+                    else:
+                        n = raw_count(content)
+                    tokens += 3 + rn + n
+                    if role == "assistant":
+                        has_assistant = any_weighted = True
+                        trainable += n
+                    else:
+                        flags |= _PLAIN_ROLES[role]
+                    continue
             p = f"{base}[{i}]"
             if type(m) is not dict:
                 emit("data_type", f"message {i} is not an object", p)

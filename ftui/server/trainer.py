@@ -299,7 +299,6 @@ class JobTrainer:
         import torch
 
         lengths = [len(x) for x, _ in pairs]
-        width = max(lengths)
         causal = model.get_base_model()
         if len(pairs) > 1 and (causal.config._attn_implementation == SEGMENT_ATTENTION or _packs(lengths)):
             ids = torch.tensor([t for x, _ in pairs for t in x], dtype=torch.long, device=dev)[None]
@@ -313,14 +312,7 @@ class JobTrainer:
                 hidden = causal.model(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state[0]
                 logits = causal.lm_head(hidden[keep])
             return logits.float(), tgt[keep], row_of[keep]
-        ids = torch.full((len(pairs), width), pad, dtype=torch.long)
-        lab = torch.full((len(pairs), width), -100, dtype=torch.long)
-        att = torch.zeros((len(pairs), width), dtype=torch.long)
-        for r, (x, y) in enumerate(pairs):
-            ids[r, : len(x)] = torch.tensor(x)
-            lab[r, : len(y)] = torch.tensor(y)
-            att[r, : len(x)] = 1
-        ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
+        ids, lab, att = right_pad(pairs, pad, dev)
         tgt = lab[:, 1:]
         keep = tgt != -100
         with self._autocast(dev):
@@ -472,6 +464,21 @@ class JobTrainer:
         self.event(f"New fine-tuned model created: {name}")
         self.event("The job has successfully completed")
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def right_pad(pairs, pad: int, dev):
+    """(ids, labels) pairs -> right-padded ``input_ids``, ``labels`` (-100 on padding) and ``attention_mask``."""
+    import torch
+
+    width = max(len(x) for x, _ in pairs)
+    ids = torch.full((len(pairs), width), pad, dtype=torch.long)
+    lab = torch.full((len(pairs), width), -100, dtype=torch.long)
+    att = torch.zeros((len(pairs), width), dtype=torch.long)
+    for r, (x, y) in enumerate(pairs):
+        ids[r, : len(x)] = torch.tensor(x)
+        lab[r, : len(y)] = torch.tensor(y)
+        att[r, : len(x)] = 1
+    return ids.to(dev), lab.to(dev), att.to(dev)
 
 
 def _packs(lengths: list[int]) -> bool:

@@ -3,6 +3,7 @@ streamer, the bf16 copy for streamed answers, and every torch computation on one
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 
 import pytest
@@ -74,6 +75,15 @@ def test_merged_weights_are_cached_beside_the_adapter(base, adapter, monkeypatch
     f.write_bytes(f.read_bytes())
     merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)
     assert (cache / MERGED_STAMP).read_text() != stamp
+
+    # a checkpoint is merged in memory only (a full copy of the weights each would fill the disk)
+    ckpt = adapter.parent / "checkpoints" / "step-3"
+    ckpt.parent.mkdir()
+    adapter.rename(ckpt)
+    shutil.rmtree(ckpt / "merged-float32")
+    from_ckpt = merged(basemodels.DEFAULT_BASE, ckpt, data, torch.float32)
+    assert torch.allclose(_logits(from_ckpt, tok), _logits(first, tok), atol=1e-5)
+    assert not any(p.is_dir() or p.name.startswith(".merged") for p in ckpt.iterdir())
 
 
 def test_saving_a_finished_model_links_the_adapter_files_not_a_merged_cache(base, adapter, tmp_path):

@@ -21,8 +21,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
-from .chat import Message
 from ..inference import on_torch
+from .chat import Message
 from .models import resolve_model
 
 router = APIRouter()
@@ -95,21 +95,12 @@ def _score_batch(entry, encoded, batch: list[int], out: list) -> None:
     model, tok, lock = entry
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     dev = model.device
-    from ..trainer import _bf16_wanted
+    from ..trainer import _bf16_wanted, right_pad
 
     # bfloat16 autocast where the hardware has it (CUDA, AMX/avx512-bf16 CPUs): 2.5× faster on this project's CPU;
     # the loss is then within bf16 precision of the float32 one (the training curves use the same autocast)
     bf16 = _bf16_wanted(dev.type)
-    width = max(len(encoded[i][0]) for i in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    lab = torch.full((len(batch), width), -100, dtype=torch.long)
-    att = torch.zeros((len(batch), width), dtype=torch.long)
-    for r, i in enumerate(batch):
-        x, y = encoded[i]
-        ids[r, : len(x)] = torch.tensor(x)
-        lab[r, : len(y)] = torch.tensor(y)
-        att[r, : len(x)] = 1
-    ids, lab, att = ids.to(dev), lab.to(dev), att.to(dev)
+    ids, lab, att = right_pad([encoded[i] for i in batch], pad, dev)
     tgt = lab[:, 1:]
     keep = tgt != -100
     with lock, torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
