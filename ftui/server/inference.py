@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Iterator
 
@@ -18,11 +18,36 @@ CACHE_SIZE = 2
 log = logging.getLogger("ftui.inference")
 
 
-_TORCH: ThreadPoolExecutor | None = None
+class _TorchThread:
+    """A single daemon worker thread with a queue of futures. Written out rather than ThreadPoolExecutor(1): the
+    executor's threads are joined at interpreter exit, so a server told to stop in the middle of a long generation
+    would wait for it to finish; this one ends with the process."""
+
+    def __init__(self) -> None:
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="ftui-torch", daemon=True).start()
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        self.q.put((fut, fn, args))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            fut, fn, args = self.q.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 — handed to whoever waits on the future
+                fut.set_exception(exc)
+
+
+_TORCH: _TorchThread | None = None
 _TORCH_LOCK = threading.Lock()
 
 
-def torch_thread() -> ThreadPoolExecutor:
+def torch_thread() -> _TorchThread:
     """The one thread that runs every torch computation of the API process (loading, generation, scoring).
 
     PyTorch's OpenMP runtime keeps a pool of worker threads for each thread that calls into it; on a small machine
@@ -32,7 +57,7 @@ def torch_thread() -> ThreadPoolExecutor:
     global _TORCH
     with _TORCH_LOCK:
         if _TORCH is None:
-            _TORCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ftui-torch")
+            _TORCH = _TorchThread()
         return _TORCH
 
 
@@ -372,8 +397,6 @@ class Batcher:
         self.thread.start()
 
     def submit(self, messages: list[dict], max_tokens: int, stop: list[str]):
-        from concurrent.futures import Future
-
         fut: Future = Future()
         self.q.put((messages, max_tokens, stop, fut))
         return fut
