@@ -9,6 +9,7 @@ loads take about a second. More base models: any local Hugging Face causal-LM fo
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -101,6 +102,7 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Does this CPU multiply bfloat16 natively (AMX or avx512-bf16)? Then bf16 is 2-2.5× faster than float32 here."""
     try:

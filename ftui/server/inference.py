@@ -145,7 +145,6 @@ class ModelCache:
                     b.close()
             return self._models[key]
 
-
     def fast(self, key: str, entry):
         """The entry streamed answers are generated with: a bfloat16 copy of a float32 model where bf16 is fast
         (see :func:`basemodels.inference_dtype`), made on first use, sharing the model's lock; else the entry.
@@ -172,8 +171,8 @@ MERGED_STAMP = "ftui-merged.json"
 
 
 def _adapter_stamp(adapter: Path) -> dict:
-    return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(adapter.iterdir())
-            if f.is_file() and f.name.startswith("adapter_")}
+    stats = {f.name: f.stat() for f in sorted(adapter.iterdir()) if f.is_file() and f.name.startswith("adapter_")}
+    return {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}
 
 
 def merged(base: str, adapter: Path, data_dir: Path, dtype):
@@ -322,20 +321,23 @@ class TokenStreamer:
             self.prompt_seen = True
             return
         self.ids.extend(int(t) for t in value.reshape(-1).tolist())
+        new = self._unsent()
+        if new and not new.endswith("\ufffd"):
+            self.q.put(new)
+            self.prefix, self.read = self.read, len(self.ids)
+
+    def _unsent(self) -> str:
+        """The text the tokens since the last piece add (decoded with the window before them, for spacing)."""
         before = self._text(self.ids[self.prefix:self.read])
         now = self._text(self.ids[self.prefix:])
-        if len(now) > len(before) and not now.endswith("\ufffd"):
-            self.q.put(now[len(before):])
-            self.prefix, self.read = self.read, len(self.ids)
+        return now[len(before):]
 
     def end(self) -> None:
         if self.ended:
             return
         self.ended = True
-        before = self._text(self.ids[self.prefix:self.read])
-        now = self._text(self.ids[self.prefix:])
-        if len(now) > len(before):
-            self.q.put(now[len(before):])
+        if new := self._unsent():
+            self.q.put(new)
         self.q.put(None)
 
     def __iter__(self):

@@ -34,6 +34,7 @@ import orjson
 from ftui.core.catalog import auto_epochs
 
 from . import basemodels
+from .packing import SEGMENT_ATTENTION, packs, right_pad, training_attention
 from .store import Store, now
 
 BASE_LR = 5e-4
@@ -53,7 +54,6 @@ RESULT_COLUMNS = {
 }
 MAX_CHARS = MAX_LEN * 64  # no token is longer than 64 characters
 KEEP_CHECKPOINTS = 3
-PACK_WASTE = 0.1  # pack a batch end to end when padding it would waste more than this share of positions
 log = logging.getLogger("ftui.trainer")
 
 
@@ -190,7 +190,7 @@ class JobTrainer:
             model = get_peft_model(model, cfg)
         if self.bf16:
             _freeze_linears_bf16(model)
-        _training_attention(model, dev)
+        training_attention(model, dev)
         params = [p for p in model.parameters() if p.requires_grad]
         # fused: one kernel over every LoRA tensor (CPU and CUDA); 3× faster than the foreach loop here
         opt = torch.optim.AdamW(params, lr=BASE_LR * lrm, weight_decay=0.0, fused=True)
@@ -291,16 +291,17 @@ class JobTrainer:
 
         No compute on padding: the pairs are packed end to end into one row, positions restarting at 0 for each, and
         attention stays within each pair — on a CPU by :func:`_segment_attention`, elsewhere (when right-padding
-        would waste more than ``PACK_WASTE`` of the positions) by the model's packed-sequence mask (position ids
-        without an attention mask). Same loss as the padded batch (tested), on fewer positions. The decoder runs on every position, but the
-        output layer (576 × 49,152 for SmolLM2, a fifth of the model's FLOPs per token) and the softmax over the
-        vocabulary run only where a label is trained: in chat data most tokens are system and user turns.
+        would waste more than ``packing.PACK_WASTE`` of the positions) by the model's packed-sequence mask (position ids
+        without an attention mask). Same loss as the padded batch (tested), on fewer positions (see ``packing``).
+        The decoder runs on every position, but the output layer (576 × 49,152 for SmolLM2, a fifth of the model's
+        FLOPs per token) and the softmax over the vocabulary run only where a label is trained: in chat data most
+        tokens are system and user turns.
         """
         import torch
 
         lengths = [len(x) for x, _ in pairs]
         causal = model.get_base_model()
-        if len(pairs) > 1 and (causal.config._attn_implementation == SEGMENT_ATTENTION or _packs(lengths)):
+        if len(pairs) > 1 and (causal.config._attn_implementation == SEGMENT_ATTENTION or packs(lengths)):
             ids = torch.tensor([t for x, _ in pairs for t in x], dtype=torch.long, device=dev)[None]
             pos = torch.tensor([i for n in lengths for i in range(n)], dtype=torch.long, device=dev)[None]
             # the target of each position is the next label of its own pair; a pair's last position has none
@@ -464,90 +465,6 @@ class JobTrainer:
         self.event(f"New fine-tuned model created: {name}")
         self.event("The job has successfully completed")
         shutil.rmtree(self.state_dir, ignore_errors=True)
-
-
-def right_pad(pairs, pad: int, dev):
-    """(ids, labels) pairs -> right-padded ``input_ids``, ``labels`` (-100 on padding) and ``attention_mask``."""
-    import torch
-
-    width = max(len(x) for x, _ in pairs)
-    ids = torch.full((len(pairs), width), pad, dtype=torch.long)
-    lab = torch.full((len(pairs), width), -100, dtype=torch.long)
-    att = torch.zeros((len(pairs), width), dtype=torch.long)
-    for r, (x, y) in enumerate(pairs):
-        ids[r, : len(x)] = torch.tensor(x)
-        lab[r, : len(y)] = torch.tensor(y)
-        att[r, : len(x)] = 1
-    return ids.to(dev), lab.to(dev), att.to(dev)
-
-
-def _packs(lengths: list[int]) -> bool:
-    """Pack this batch end to end? Yes when right-padding it would waste more than ``PACK_WASTE`` of its positions."""
-    return len(lengths) > 1 and sum(lengths) < (1 - PACK_WASTE) * max(lengths) * len(lengths)
-
-
-SEGMENT_ATTENTION = "ftui_segments"
-EAGER_MAX = 384  # segments up to this length use plain matmul attention; longer ones PyTorch's fused kernel
-
-
-def _segment_bounds(position_ids, length: int) -> list[tuple[int, int]]:
-    starts = (position_ids[0] == 0).nonzero()[:, 0].tolist() or [0]
-    if starts[0] != 0:
-        starts.insert(0, 0)
-    return list(zip(starts, starts[1:] + [length]))
-
-
-def _segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
-    """Causal attention within each packed example, never across, and never over a T × T mask.
-
-    ``query`` is (batch, heads, T, dim); a packed batch is one row whose position ids restart at 0 for each
-    example. Each example's block is attended on its own: short ones by two matmuls and a softmax (PyTorch's fused
-    CPU attention is 2-4× slower there, above all its backward), long ones by the fused kernel with ``is_causal``
-    (linear memory; 1.8× faster than matmuls at 1,000 tokens). A right-padded batch (several rows) needs no mask
-    either: with causal attention no real token sees the padding after it.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    rows, heads, length, dim = query.shape
-    kv_heads = key.shape[1]
-    groups = heads // kv_heads
-    pos = kwargs.get("position_ids")
-    bounds = _segment_bounds(pos, length) if rows == 1 and pos is not None else [(0, length)]
-    outs = []
-    for start, end in bounds:
-        n = end - start
-        q, k, v = query[:, :, start:end], key[:, :, start:end], value[:, :, start:end]
-        if n > EAGER_MAX:
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=groups > 1)
-        else:
-            # grouped-query attention without copying keys and values per head: the query heads that share a
-            # key/value head are stacked along the rows of one matmul
-            qg = q.reshape(rows, kv_heads, groups * n, dim)
-            scores = torch.matmul(qg, k.transpose(-1, -2)).view(rows, kv_heads, groups, n, n) * scaling
-            future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
-            probs = torch.softmax(scores.masked_fill(future, float("-inf")), -1, dtype=torch.float32).to(q.dtype)
-            o = torch.matmul(probs.view(rows, kv_heads, groups * n, n), v).view(rows, heads, n, dim)
-        outs.append(o)
-    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-    return out.transpose(1, 2).contiguous(), None
-
-
-def _no_mask(*args, **kwargs):
-    return None
-
-
-def _training_attention(model, dev: str) -> None:
-    """On a CPU, train with :func:`_segment_attention` (packed batches, no mask): measured 1.4× faster steps than
-    the default SDPA on SmolLM2-135M at chat lengths. GPUs keep SDPA's fused kernels (and a packed-sequence mask)."""
-    if dev != "cpu":
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(SEGMENT_ATTENTION, _segment_attention)
-    AttentionMaskInterface.register(SEGMENT_ATTENTION, _no_mask)
-    model.get_base_model().set_attn_implementation(SEGMENT_ATTENTION)
 
 
 def _freeze_linears_bf16(model) -> None:

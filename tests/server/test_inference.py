@@ -121,7 +121,7 @@ def test_token_streamer_sends_each_token_and_never_half_a_character(base):
 
 def test_streamed_answers_use_a_bf16_copy_and_evaluations_keep_float32(base, monkeypatch, tmp_path):
     from ftui.server import basemodels
-    from ftui.server.inference import ModelCache, on_torch  # noqa: F401
+    from ftui.server.inference import ModelCache
 
     data, _, _ = base
     cache = ModelCache(data)

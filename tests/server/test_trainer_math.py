@@ -104,18 +104,18 @@ def _uneven(tok):
 def test_packed_batch_equals_padded(lora, monkeypatch):
     """No compute on padding: the packed batch (one row, positions restarting, no attention across examples) gives
     the padded batch's loss, accuracy and per-example DPO log-probabilities."""
-    from ftui.server import trainer
+    from ftui.server import packing
 
     model, tok = lora
     batch = _uneven(tok)
-    assert trainer._packs([len(x) for x, _ in batch])
+    assert packing.packs([len(x) for x, _ in batch])
     t = _trainer(False)
     with torch.no_grad():
         packed, pm = t._sft_step(model, batch, tok.pad_token_id, "cpu")
         dpo = [(x[:12], x[12:], x[12:][::-1]) for x, _ in batch]
         packed_lp = t._dpo_logps(model, dpo, tok.pad_token_id, "cpu")
-        monkeypatch.setattr(trainer, "PACK_WASTE", 1.0)  # never pack
-        assert not trainer._packs([len(x) for x, _ in batch])
+        monkeypatch.setattr(packing, "PACK_WASTE", 1.0)  # never pack
+        assert not packing.packs([len(x) for x, _ in batch])
         padded, qm = t._sft_step(model, batch, tok.pad_token_id, "cpu")
         padded_lp = t._dpo_logps(model, dpo, tok.pad_token_id, "cpu")
     assert math.isclose(packed.item(), padded.item(), rel_tol=1e-4)
@@ -129,17 +129,17 @@ def test_segment_attention_keeps_the_loss(lora):
     kernel) gives the padded SDPA batch's loss and DPO log-probabilities."""
     import copy
 
-    from ftui.server import trainer
+    from ftui.server import packing, trainer
 
     model, tok = lora
     seg = copy.deepcopy(model)
-    trainer._training_attention(seg, "cpu")
-    assert seg.get_base_model().config._attn_implementation == trainer.SEGMENT_ATTENTION
+    packing.training_attention(seg, "cpu")
+    assert seg.get_base_model().config._attn_implementation == packing.SEGMENT_ATTENTION
     assert model.get_base_model().config._attn_implementation == "sdpa"
     rows = [orjson.loads(x) for x in (SAMPLES / "marv.jsonl").read_bytes().splitlines()[:4]]
     marv = [trainer.encode_sft(tok, r["messages"]) for r in rows]
     uneven = _uneven(tok)
-    assert max(len(x) for x, _ in uneven) > trainer.EAGER_MAX > min(len(x) for x, _ in uneven)
+    assert max(len(x) for x, _ in uneven) > packing.EAGER_MAX > min(len(x) for x, _ in uneven)
     t = _trainer(False)
     for batch in (marv, uneven, uneven[3:]):
         with torch.no_grad():

@@ -95,7 +95,8 @@ def _score_batch(entry, encoded, batch: list[int], out: list) -> None:
     model, tok, lock = entry
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     dev = model.device
-    from ..trainer import _bf16_wanted, right_pad
+    from ..packing import right_pad
+    from ..trainer import _bf16_wanted
 
     # bfloat16 autocast where the hardware has it (CUDA, AMX/avx512-bf16 CPUs): 2.5× faster on this project's CPU;
     # the loss is then within bf16 precision of the float32 one (the training curves use the same autocast)
