@@ -31,26 +31,31 @@ async def test_an_upload_in_parts_is_listed_and_cancelled(server, tmp_path):
         server.clear_faults()  # nothing left armed by an earlier test on this shared server
         # the first part is refused with Retry-After: 30, so the SDK waits before sending it again: in flight
         server.fault("/v1/uploads/", status=503, times=1, method="POST", retry_after=30)
-        task = asyncio.create_task(svc.upload(path))  # as the create-job form does
+        # as the create-job form does; the first bytes sent say it has started (the service posts no message, so
+        # the recorder would not wake for it: it waited 120 s once when the app had gone quiet before the start)
+        started = asyncio.Event()
+        task = asyncio.create_task(svc.upload(path, progress=lambda sent, total: started.set()))
         try:
+            await asyncio.wait_for(started.wait(), 60)
             await _list_and_cancel(app, pilot, rec, svc, task, server)
         finally:
             server.clear_faults()
 
 
 async def _list_and_cancel(app, pilot, rec, svc, task, server) -> None:
-    await rec.until(lambda: svc.uploads, what="the upload to start")
+    assert svc.uploads
     await pilot.press("f5")
     await settle(pilot)
     screen = app.screen
     table = screen.query_one("#uploads", DataTable)
+    # the row's arrival wakes the recorder: the table posts RowHighlighted, Update and Layout when it lists it
     await rec.until(lambda: table.display and table.row_count == 1, what="the upload listed")
     [state] = svc.uploads.values()
     row = table.get_row(state.id)
     assert row[1].plain == "big.jsonl" and row[3].plain.startswith("0/3") and row[4].plain == "pending"
     table.focus()
     await pilot.press("x")
-    await rec.until(lambda: task.done(), what="the upload to stop")
+    await asyncio.wait_for(asyncio.wait([task]), 60)  # the task, not a message: it ends after the row may change
     assert task.cancelled()
     assert state.status == "cancelled"
     await rec.until(lambda: table.get_row(state.id)[4].plain == "cancelled", what="the row to say so")
