@@ -216,7 +216,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(render(report, style, show_all=args.all))
     if args.json:
         doc = documents[0] if len(args.files) == 1 else documents
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.flush()  # the bytes go straight out: no str copy of a document that can run to megabytes
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        sys.stdout.buffer.flush()
     return code
 
 
