@@ -2,7 +2,7 @@
 """ftui's trainer against a plain transformers + peft loop on the same data and batches, in one run.
 
     python bench/trainer_vs_plain.py                 # Marv sample (3 epochs) and a varied chat set (1 epoch)
-    python bench/trainer_vs_plain.py --only marv
+    python bench/trainer_vs_plain.py --only marv --rounds 5
 
 Both train the same LoRA (r=16, alpha 32, all-linear, same seed, so the same initial adapter) on the same tokenised
 examples in the same shuffled batches, under bf16 autocast where the CPU has bf16 (fp32 elsewhere). The plain loop
@@ -10,7 +10,14 @@ is the one everybody writes: right-padded batches, `model(input_ids, attention_m
 default attention, AdamW. ftui's run goes through a real `ftui serve` and the official SDK; its time is the
 trainer's whole training loop (every step, its metrics event, the checkpoints and resumable-state saves), as the
 trainer logs it with perf_counter; the plain loop's time is its steps only (no saves). Both report tokens/s (every
-token of every example, each epoch) and the training loss at the last step.
+token of every example, each epoch) and the training loss at the last step. ftui's trainer also logs the time spent
+in the steps themselves (forward, backward, optimizer: what the plain loop times), so the table shows that ratio
+too.
+
+Each run is a fresh process (the plain loop a child of this script, ftui's a fresh runner). The two alternate,
+round after round (plain first in even rounds, ftui first in odd ones), and the table shows the
+medians: on a shared 2-core machine one run of either moves by 20-50 % from minute to minute, more than the
+difference being measured.
 
 The varied set comes from ../shared/bench/gen_dataset.py (1-4 turns, heavy-tailed answer lengths, up to 1,024
 tokens): unlike Marv, whose 16 examples are all 45-60 tokens, its batches would be mostly padding.
@@ -19,10 +26,12 @@ tokens): unlike Marv, whose 16 examples are all 45-60 tokens, its batches would 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +53,16 @@ def datasets(tmp: Path) -> dict[str, tuple[Path, int]]:
     subprocess.run([sys.executable, str(GEN), "--examples", "48", "--seed", "3", "--out", str(chat)], check=True,
                    stdout=subprocess.DEVNULL)
     return {"marv": (ROOT / "ftui" / "data" / "samples" / "marv.jsonl", 3), "chat": (chat, 1)}
+
+
+def plain_run(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float]:
+    """The plain loop in a fresh process of its own, as ftui's trainer runs in a fresh runner process: a loop run in
+    this process left the machine slower for the next ftui run (5.3-6.0 s in its steps before, 7.0-8.5 s after, the
+    same job, measured three times each), and would have counted against ftui."""
+    out = subprocess.run([sys.executable, __file__, "--plain", str(data_dir), str(path), str(epochs)], check=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    took, tokens, loss = json.loads(out.strip().splitlines()[-1])
+    return took, tokens, loss
 
 
 def plain_loop(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float]:
@@ -96,16 +115,23 @@ def ftui_run(server, path: Path, epochs: int) -> tuple[float, int, float]:
     job = wait_for(c, job.id, timeout=1800)
     assert job.status == "succeeded", job.error
     logged = (server.data_dir.parent / f"serve-{server.port}.log").read_text()
-    took = float(re.findall(rf"job {job.id}: steps .* in ([0-9.]+) s", logged)[-1])
+    took, steps = map(float, re.findall(rf"job {job.id}: steps .* in ([0-9.]+) s .*; ([0-9.]+) s in the steps",
+                                        logged)[-1])
     events = c.fine_tuning.jobs.list_events(job.id, limit=100).data
     last = max((e for e in events if e.type == "metrics"), key=lambda e: e.data["step"])
-    return took, job.trained_tokens, last.data["train_loss"]
+    return took, steps, job.trained_tokens, last.data["train_loss"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["marv", "chat"])
+    ap.add_argument("--rounds", type=int, default=3, help="plain/ftui pairs per set (medians are reported)")
+    ap.add_argument("--plain", nargs=3, metavar=("DATA_DIR", "FILE", "EPOCHS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.plain:  # the child process of plain_run
+        data_dir, path, epochs = args.plain
+        print(json.dumps(plain_loop(Path(data_dir), Path(path), int(epochs))))
+        return
     from tests.backend import Server
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,13 +146,31 @@ def main() -> None:
             for name, (path, epochs) in sets.items():
                 if args.only and name != args.only:
                     continue
-                p_s, p_tok, p_loss = plain_loop(tmp, path, epochs)
-                f_s, f_tok, f_loss = ftui_run(server, path, epochs)
+                plain, ftui = [], []
+                for r in range(args.rounds):
+                    if r % 2:
+                        ftui.append(ftui_run(server, path, epochs))
+                        plain.append(plain_run(tmp, path, epochs))
+                    else:
+                        plain.append(plain_run(tmp, path, epochs))
+                        ftui.append(ftui_run(server, path, epochs))
+                    print(f"  round {r + 1}: plain {plain[-1][0]:.1f} s, ftui {ftui[-1][0]:.1f} s "
+                          f"({ftui[-1][1]:.1f} s in steps)", flush=True)
+                p_tok, p_loss = plain[0][1], plain[0][2]
+                f_tok, f_loss = ftui[0][2], ftui[0][3]
                 assert p_tok == f_tok, (p_tok, f_tok)
-                print(f"\n{name}: {path.name}, {epochs} epoch(s), {p_tok:,} tokens")
-                print(f"  plain transformers+peft : {p_s:7.1f} s {p_tok / p_s:7.0f} tokens/s   last loss {p_loss:.3f}")
+                assert all(x[1] == p_tok for x in plain) and all(x[2] == f_tok for x in ftui)
+                p_s = statistics.median(x[0] for x in plain)
+                f_s = statistics.median(x[0] for x in ftui)
+                f_steps = statistics.median(x[1] for x in ftui)
+                ratios = sorted(p[0] / f[0] for p, f in zip(plain, ftui))
+                print(f"\n{name}: {path.name}, {epochs} epoch(s), {p_tok:,} tokens, {args.rounds} round(s), medians")
+                print(f"  plain transformers+peft : {p_s:7.1f} s {p_tok / p_s:7.0f} tokens/s   last loss {p_loss:.3f}"
+                      f" (round 1)")
                 print(f"  ftui trainer (all of it): {f_s:7.1f} s {f_tok / f_s:7.0f} tokens/s   last loss {f_loss:.3f}")
-                print(f"  ratio (tokens/s)        : {p_s / f_s:7.2f}×")
+                print(f"  ftui, its steps only    : {f_steps:7.1f} s {f_tok / f_steps:7.0f} tokens/s")
+                print(f"  ratio (tokens/s)        : {p_s / f_s:7.2f}× whole loop, {p_s / f_steps:.2f}× steps only; "
+                      f"per round {', '.join(f'{x:.2f}' for x in ratios)}")
         finally:
             server.stop()
 

@@ -75,6 +75,26 @@ def test_bf16_frozen_weights_keep_the_loss(lora):
     assert math.isclose(a.item(), b.item(), rel_tol=2e-3)
 
 
+def test_bf16_output_layer_gives_the_autocast_logits_bit_for_bit(lora):
+    """The output layer's weight cast once (basemodels.bf16_output) gives exactly what autocast gives casting it at
+    every call; the cast is kept on the model, outside its state dict."""
+    from ftui.server import basemodels
+
+    model, _ = lora
+    causal = model.get_base_model()
+    hidden = torch.randn(7, causal.config.hidden_size, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = causal.lm_head(hidden)
+        got = basemodels.bf16_output(causal)(hidden)
+        again = basemodels.bf16_output(causal)(hidden)
+    assert got.dtype == want.dtype == torch.bfloat16
+    assert torch.equal(got, want) and torch.equal(again, want)
+    kept = causal._ftui_bf16_output
+    basemodels.bf16_output(causal)
+    assert causal._ftui_bf16_output is kept  # cast once, not per call
+    assert not any("ftui" in k for k in model.state_dict())
+
+
 def test_weight_zero_batch_trains_nothing(lora):
     from ftui.server.trainer import encode_sft
 
