@@ -20,7 +20,6 @@ import asyncio
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import basemodels
 from ..api import APIError, body, ctx, validated
 from ..inference import on_torch
 from .chat import Message
@@ -109,8 +108,7 @@ def _score_batch(entry, encoded, batch: list[int], out: list) -> None:
         inner = getattr(model, "model", None)
         if inner is not None and hasattr(model, "lm_head"):  # the output layer only where an answer is
             hidden = inner(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
-            head = basemodels.bf16_output(model) if bf16 else model.lm_head
-            logits = head(hidden[keep]).float()
+            logits = model.lm_head(hidden[keep]).float()
         else:
             logits = model(input_ids=ids, attention_mask=att).logits[:, :-1][keep].float()
         logits = logits.float()
