@@ -6,6 +6,9 @@
 Trains the Marv sample for one epoch, then measures with the model loaded:
 * time to first token (TTFT) of a streamed answer to a ~500-token prompt (median of 5; a new prompt each time, so
   nothing is reused between requests);
+* TTFT of a conversation's next turn: the same kind of prompt answered (24 tokens), then a short question after it,
+  whose ~520-token history is the last turn's prompt and answer, so the server reuses their keys and values
+  (median of 3; the usage's `cached_tokens` says how many);
 * streamed tokens per second while answering (completion tokens after the first / time from first to last chunk,
   256 tokens asked; median of 3);
 then restarts the server and times the first request (a short prompt, streamed, to its first token): loading the
@@ -41,18 +44,27 @@ def long_prompt(i: int) -> list[dict]:
 
 def stream(c, model: str, messages: list[dict], max_tokens: int) -> tuple[float, float, int, int]:
     """-> (seconds to the first content, seconds to the last, completion tokens, prompt tokens)."""
+    first, last, n, p, _, _ = stream_turn(c, model, messages, max_tokens)
+    return first, last, n, p
+
+
+def stream_turn(c, model: str, messages: list[dict], max_tokens: int):
+    """-> (first, last, completion tokens, prompt tokens, cached prompt tokens, the answer's text)."""
     t0 = time.perf_counter()
     first = last = None
     usage = None
+    text = []
     s = c.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens, temperature=0,
                                   stream=True, stream_options={"include_usage": True})
     for ch in s:
         if ch.usage:
             usage = ch.usage
         if ch.choices and ch.choices[0].delta.content:
+            text.append(ch.choices[0].delta.content)
             last = time.perf_counter() - t0
             first = first if first is not None else last
-    return first, last, usage.completion_tokens, usage.prompt_tokens
+    cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
+    return first, last, usage.completion_tokens, usage.prompt_tokens, cached, "".join(text)
 
 
 def main() -> None:
@@ -71,9 +83,20 @@ def main() -> None:
             first_load = time.perf_counter() - t0
             ttft, prompts = [], []
             for i in range(5):
-                first, _, _, p = stream(c, model, long_prompt(i), 1)
+                first, _, _, p, cached, _ = stream_turn(c, model, long_prompt(i), 1)
+                assert cached == 0, cached  # a new conversation each time: nothing to reuse
                 ttft.append(first)
                 prompts.append(p)
+            # a conversation's next turn: its ~500-token history is the last turn's prompt and answer (reused)
+            follow_ttft, follow_prompt, follow_cached = [], [], []
+            for i in range(3):
+                history = long_prompt(10 + i)
+                *_, said = stream_turn(c, model, history, 24)
+                history += [{"role": "assistant", "content": said}, {"role": "user", "content": "Thanks. Why?"}]
+                first, _, _, p, cached, _ = stream_turn(c, model, history, 1)
+                follow_ttft.append(first)
+                follow_prompt.append(p)
+                follow_cached.append(cached)
             rates = []
             for i in range(3):
                 msgs = [{"role": "user", "content": f"Tell me a long story about a lighthouse keeper, part {i}."}]
@@ -95,6 +118,9 @@ def main() -> None:
     print(f"first request before the restart (merge + cache write): {first_load:5.2f} s")
     print(f"TTFT, {statistics.median(prompts)}-token prompt (median of 5): {statistics.median(ttft) * 1000:5.0f} ms"
           f"   (all: {', '.join(f'{x * 1000:.0f}' for x in ttft)})")
+    print(f"TTFT of the next turn, {statistics.median(follow_prompt)}-token prompt, "
+          f"{statistics.median(follow_cached)} of them cached (median of 3): "
+          f"{statistics.median(follow_ttft) * 1000:5.0f} ms   (all: {', '.join(f'{x * 1000:.0f}' for x in follow_ttft)})")
     print(f"streamed tokens/s (median of 3)            : {statistics.median(rates):5.1f}"
           f"   (all: {', '.join(f'{x:.1f}' for x in rates)})")
     print(f"first request after a restart, to its first token: {restarts[0]:5.2f} s as soon as the server answers, "

@@ -7,6 +7,7 @@ import logging
 import os
 import queue
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
@@ -245,11 +246,37 @@ def _prompt_ids(tok, messages: list[dict]):
     return tok(text, add_special_tokens=False, return_tensors="pt").input_ids
 
 
+# The keys and values of the last streamed conversation, per model: a chat sends its whole history again at every
+# turn, so the next turn's prompt starts with the last one's prompt and answer, and only the new tokens need a
+# forward pass (a 294-token follow-up: 58 ms to the first token instead of 205 ms, the same greedy answer).
+# One conversation per model, dropped with the model; ~23 KB per token in bf16 for SmolLM2-135M.
+_PREFIX: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+PREFIX_MIN = 32  # tokens in common below which a fresh prefill is as fast
+
+
+def _prefix_cache(model, ids):
+    """A cache holding the keys and values of the longest prefix ``ids`` shares with the model's last streamed
+    conversation (taken out: a generation that fails leaves none behind), or an empty one."""
+    from transformers import DynamicCache
+
+    held = _PREFIX.pop(model, None)
+    if held is not None:
+        seen, cache = held
+        n = min(int(seen.shape[0]), int(ids.shape[1]) - 1)  # at least one new token: its logits start the answer
+        same = int((seen[:n] == ids[0, :n]).int().cumprod(0).sum()) if n > 0 else 0
+        if same >= PREFIX_MIN:
+            cache.crop(same - cache.get_seq_length())  # transformers 5: a negative count removes tokens
+            return cache
+    return DynamicCache()
+
+
 def generate(entry, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
-             seed: int | None, stop: list[str], halt: threading.Event | None = None, fail: bool = False
-             ) -> Iterator[tuple[str, dict]]:
+             seed: int | None, stop: list[str], halt: threading.Event | None = None, fail: bool = False,
+             reuse_prefix: bool = False) -> Iterator[tuple[str, dict]]:
     """Yields text pieces; the last item is ("", info) with finish_reason and token counts. Setting ``halt`` (or
-    closing the generator) stops generation at the next token."""
+    closing the generator) stops generation at the next token. ``reuse_prefix`` (streamed chats): start from the
+    keys and values of the model's last streamed conversation where this prompt begins with it (see ``_PREFIX``);
+    answers match a fresh prefill up to float rounding, so evaluations (not streamed) never use it."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -282,7 +309,11 @@ def generate(entry, messages: list[dict], *, max_tokens: int, temperature: float
                 if seed is not None:
                     torch.manual_seed(seed)
                 with torch.inference_mode():
+                    cache = kwargs["past_key_values"] = _prefix_cache(model, ids) if reuse_prefix else None
+                    result["reused_tokens"] = cache.get_seq_length() if cache is not None else 0
                     out = model.generate(**kwargs)
+                    if cache is not None:
+                        _PREFIX[model] = (out[0, :cache.get_seq_length()], cache)
                 result["completion_tokens"] = int(out.shape[1] - ids.shape[1])
         except BaseException as exc:  # noqa: BLE001 — reported to the request, which must not wait for ever
             result["error"] = exc
@@ -376,7 +407,8 @@ def _pieces(streamer, stop, halt, result, ids, max_tokens, done):
     n = result.get("completion_tokens", 0)
     if finish is None:
         finish = "length" if n >= max_tokens else "stop"
-    yield "", {"finish_reason": finish, "prompt_tokens": int(ids.shape[1]), "completion_tokens": n}
+    yield "", {"finish_reason": finish, "prompt_tokens": int(ids.shape[1]), "completion_tokens": n,
+               "cached_tokens": result.get("reused_tokens", 0)}
 
 
 # -- batched greedy generation (evaluation runs) --------------------------------------------------------------------

@@ -176,3 +176,48 @@ def test_serve_preloads_torch_and_transformers_after_it_listens(tmp_path, model_
         assert "preload failed" not in log.read_text()
     finally:
         s.stop()
+
+
+def test_a_streamed_follow_up_reuses_the_last_turns_keys_and_values(base):
+    """The next turn of a chat starts from the last turn's cache: only its new tokens go through the model, the
+    usage says how many were cached, and the greedy answer is the one a fresh prefill gives."""
+    from ftui.server import inference
+    from ftui.server.inference import generate
+
+    _, model, tok = base
+    entry = (model, tok, threading.Lock())
+    first = [{"role": "system", "content": "You answer in one short sentence about animals. " * 6},
+             {"role": "user", "content": "Tell me about cats."}]
+    lengths: list[int] = []
+    handle = model.register_forward_pre_hook(lambda m, a, kw: lengths.append(kw["input_ids"].shape[1]),
+                                             with_kwargs=True)
+
+    def run(msgs, reuse):
+        lengths.clear()
+        *pieces, (_, info) = generate(entry, msgs, max_tokens=12, temperature=0, top_p=1, seed=None, stop=[],
+                                      reuse_prefix=reuse)
+        return "".join(p for p, _ in pieces), info, lengths[0]
+
+    try:
+        inference._PREFIX.clear()
+        answer, info, fed = run(first, True)
+        assert info["cached_tokens"] == 0 and fed == info["prompt_tokens"]
+        follow = first + [{"role": "assistant", "content": answer}, {"role": "user", "content": "And dogs?"}]
+        again, info2, fed2 = run(follow, True)
+        assert info2["cached_tokens"] >= info["prompt_tokens"]  # the whole first prompt, at least
+        assert fed2 == info2["prompt_tokens"] - info2["cached_tokens"]  # only the new tokens were computed
+        fresh, info3, fed3 = run(follow, False)  # not streamed: never the cache, and it is left as it was
+        assert fed3 == info3["prompt_tokens"] and info3["cached_tokens"] == 0
+        assert again == fresh
+        # the user edits the question and sends again: the cache holds more than is shared, and is cut back to it
+        held = int(inference._PREFIX[model][0].shape[0])
+        edited = follow[:-1] + [{"role": "user", "content": "And what about birds?"}]
+        cut, info5, fed5 = run(edited, True)
+        assert 0 < info5["cached_tokens"] < held and fed5 == info5["prompt_tokens"] - info5["cached_tokens"]
+        assert cut == run(edited, False)[0]
+        other = [{"role": "system", "content": "Different."}, {"role": "user", "content": "Hi"}]
+        _, info4, fed4 = run(other, True)  # nothing in common: a fresh prefill
+        assert info4["cached_tokens"] == 0 and fed4 == info4["prompt_tokens"]
+    finally:
+        handle.remove()
+        inference._PREFIX.clear()

@@ -125,6 +125,17 @@ def test_models_list_retrieve_and_chat(client, sft_job):
     assert text.strip()
     assert chunks[-1].usage.completion_tokens > 0 and chunks[-1].choices == []
     assert any(c.choices and c.choices[0].finish_reason for c in chunks)
+    # the next turn of a streamed chat starts from the last turn's keys and values, and the usage says so
+    long = [msgs[0], {"role": "user", "content": "What is the capital of Japan? " + "Answer in a word. " * 8}]
+    turn = list(client.chat.completions.create(model=ckpt, messages=long, temperature=0, max_tokens=8, stream=True,
+                                               stream_options={"include_usage": True}))
+    assert turn[-1].usage.prompt_tokens_details.cached_tokens == 0
+    said = "".join(c.choices[0].delta.content or "" for c in turn if c.choices)
+    follow = long + [{"role": "assistant", "content": said}, {"role": "user", "content": "And of France?"}]
+    nxt = list(client.chat.completions.create(model=ckpt, messages=follow, temperature=0, max_tokens=8, stream=True,
+                                              stream_options={"include_usage": True}))
+    check_schema("CreateChatCompletionStreamResponse", nxt[-1])
+    assert nxt[-1].usage.prompt_tokens_details.cached_tokens >= turn[-1].usage.prompt_tokens
 
 
 def test_unknown_model_and_job_get_openai_errors(client):

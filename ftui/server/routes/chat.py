@@ -174,7 +174,7 @@ async def chat(request: Request):
     stream_fault["generation"] -= fail
     gen = generate(entry, messages, max_tokens=max_tokens, temperature=float(temperature),
                    top_p=float(top_p), seed=None if r.seed is None else r.seed % 2**32, stop=stop, halt=halt,
-                   fail=fail)
+                   fail=fail, reuse_prefix=bool(r.stream))
     next_piece = lambda: next(gen, None)  # noqa: E731
     gone = request.scope.get("state", {}).get("disconnected") or asyncio.Event()  # set by guard.DisconnectWatch
 
@@ -230,7 +230,9 @@ async def chat(request: Request):
             yield chunk({}, finish=info.get("finish_reason", "stop"))
             if include_usage:
                 u = {"prompt_tokens": info["prompt_tokens"], "completion_tokens": info["completion_tokens"],
-                     "total_tokens": info["prompt_tokens"] + info["completion_tokens"]}
+                     "total_tokens": info["prompt_tokens"] + info["completion_tokens"],
+                     # OpenAI's field for prompt tokens served from a cache (here: the last turn's keys/values)
+                     "prompt_tokens_details": {"cached_tokens": info.get("cached_tokens", 0)}}
                 yield chunk({}, usage=u, choices=False)
             yield b"data: [DONE]\n\n"
         except Exception as exc:  # an error in the middle of a stream, in the shape the SDK raises
