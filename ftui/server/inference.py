@@ -265,7 +265,9 @@ def _prefix_cache(model, ids):
         n = min(int(seen.shape[0]), int(ids.shape[1]) - 1)  # at least one new token: its logits start the answer
         same = int((seen[:n] == ids[0, :n]).int().cumprod(0).sum()) if n > 0 else 0
         if same >= PREFIX_MIN:
-            cache.crop(same - cache.get_seq_length())  # transformers 5: a negative count removes tokens
+            extra = cache.get_seq_length() - same
+            if extra > 0:  # crop(-n) removes n tokens in transformers 4.56+ and 5 alike (crop(0) empties it in 4.x)
+                cache.crop(-extra)
             return cache
     return DynamicCache()
 
