@@ -42,13 +42,7 @@ def long_prompt(i: int) -> list[dict]:
             {"role": "user", "content": text + "\nSummarise the complaint."}]
 
 
-def stream(c, model: str, messages: list[dict], max_tokens: int) -> tuple[float, float, int, int]:
-    """-> (seconds to the first content, seconds to the last, completion tokens, prompt tokens)."""
-    first, last, n, p, _, _ = stream_turn(c, model, messages, max_tokens)
-    return first, last, n, p
-
-
-def stream_turn(c, model: str, messages: list[dict], max_tokens: int):
+def stream(c, model: str, messages: list[dict], max_tokens: int):
     """-> (first, last, completion tokens, prompt tokens, cached prompt tokens, the answer's text)."""
     t0 = time.perf_counter()
     first = last = None
@@ -83,7 +77,7 @@ def main() -> None:
             first_load = time.perf_counter() - t0
             ttft, prompts = [], []
             for i in range(5):
-                first, _, _, p, cached, _ = stream_turn(c, model, long_prompt(i), 1)
+                first, _, _, p, cached, _ = stream(c, model, long_prompt(i), 1)
                 assert cached == 0, cached  # a new conversation each time: nothing to reuse
                 ttft.append(first)
                 prompts.append(p)
@@ -91,16 +85,16 @@ def main() -> None:
             follow_ttft, follow_prompt, follow_cached = [], [], []
             for i in range(3):
                 history = long_prompt(10 + i)
-                *_, said = stream_turn(c, model, history, 24)
+                *_, said = stream(c, model, history, 24)
                 history += [{"role": "assistant", "content": said}, {"role": "user", "content": "Thanks. Why?"}]
-                first, _, _, p, cached, _ = stream_turn(c, model, history, 1)
+                first, _, _, p, cached, _ = stream(c, model, history, 1)
                 follow_ttft.append(first)
                 follow_prompt.append(p)
                 follow_cached.append(cached)
             rates = []
             for i in range(3):
                 msgs = [{"role": "user", "content": f"Tell me a long story about a lighthouse keeper, part {i}."}]
-                first, last, n, _ = stream(c, model, msgs, 256)
+                first, last, n, *_ = stream(c, model, msgs, 256)
                 rates.append((n - 1) / (last - first))
         finally:
             s.stop()
@@ -110,7 +104,7 @@ def main() -> None:
             try:
                 c = s.client(timeout=600)
                 time.sleep(wait)
-                first, _, _, _ = stream(c, model, [{"role": "user", "content": "What is the capital of France?"}], 16)
+                first, *_ = stream(c, model, [{"role": "user", "content": "What is the capital of France?"}], 16)
                 restarts.append(first)
             finally:
                 s.stop()
@@ -120,7 +114,8 @@ def main() -> None:
           f"   (all: {', '.join(f'{x * 1000:.0f}' for x in ttft)})")
     print(f"TTFT of the next turn, {statistics.median(follow_prompt)}-token prompt, "
           f"{statistics.median(follow_cached)} of them cached (median of 3): "
-          f"{statistics.median(follow_ttft) * 1000:5.0f} ms   (all: {', '.join(f'{x * 1000:.0f}' for x in follow_ttft)})")
+          f"{statistics.median(follow_ttft) * 1000:5.0f} ms"
+          f"   (all: {', '.join(f'{x * 1000:.0f}' for x in follow_ttft)})")
     print(f"streamed tokens/s (median of 3)            : {statistics.median(rates):5.1f}"
           f"   (all: {', '.join(f'{x:.1f}' for x in rates)})")
     print(f"first request after a restart, to its first token: {restarts[0]:5.2f} s as soon as the server answers, "

@@ -148,7 +148,7 @@ def bf16_output(causal):
     if cached is None or cached[0] is not head.weight:
         bias = head.bias.detach().to(torch.bfloat16) if head.bias is not None else None
         cached = (head.weight, head.weight.detach().to(torch.bfloat16), bias)
-        object.__setattr__(causal, "_ftui_bf16_output", cached)  # a plain attribute: never in a state dict
+        causal._ftui_bf16_output = cached  # a tuple: a plain attribute, never in a state dict
     _, weight, bias = cached
     return lambda hidden: torch.nn.functional.linear(hidden.to(torch.bfloat16), weight, bias)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import queue
 import threading
 import weakref
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import basemodels
+from .merged import merged
 
 CACHE_SIZE = 2
 log = logging.getLogger("ftui.inference")
@@ -168,62 +167,6 @@ class ModelCache:
             return got
 
 
-MERGED_STAMP = "ftui-merged.json"
-
-
-def _adapter_stamp(adapter: Path) -> dict:
-    stats = {f.name: f.stat() for f in sorted(adapter.iterdir()) if f.is_file() and f.name.startswith("adapter_")}
-    return {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}
-
-
-def merged(base: str, adapter: Path, data_dir: Path, dtype):
-    """The base model with the LoRA adapter merged in, in ``dtype`` on the best device.
-
-    The merge (float32, then cast) is done once and cached beside a fine-tuned model's adapter as ``merged-<dtype>/``
-    (safetensors, written atomically, stamped with the adapter files' sizes and times), so its first request after a
-    restart reads one file instead of loading the base, importing peft and merging. The cache goes with the model's
-    folder; a stale or broken one is rebuilt, and one that cannot be written is only logged. Checkpoints
-    (``…/checkpoints/step-N``) are merged in memory only: a full copy of the weights for each (540 MB for the
-    default model) would outweigh the seconds it saves on what is chatted with now and then."""
-    import shutil
-    import tempfile
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    name = str(dtype).removeprefix("torch.")
-    folder = adapter / f"merged-{name}"
-    stamp = _adapter_stamp(adapter)
-    try:
-        if json.loads((folder / MERGED_STAMP).read_text()) == stamp:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).to(basemodels.device())
-            log.info("loaded merged weights from %s", folder)
-            return model
-    except (OSError, ValueError):
-        pass  # none yet, or unreadable: merge again
-    except Exception:  # noqa: BLE001 — a damaged cache (truncated safetensors) is rebuilt, never fatal
-        log.warning("merged weights in %s unreadable; merging again", folder, exc_info=True)
-    from peft import PeftModel
-
-    model, _ = basemodels.load(base, data_dir, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().to(dtype)
-    log.info("merged the adapter in %s into %s", adapter, base)
-    if adapter.parent.name == "checkpoints":
-        return model
-    try:
-        tmp = Path(tempfile.mkdtemp(dir=adapter, prefix=".merged."))
-        try:
-            model.save_pretrained(tmp)
-            (tmp / MERGED_STAMP).write_text(json.dumps(stamp))
-            shutil.rmtree(folder, ignore_errors=True)
-            os.rename(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except OSError:
-        log.warning("could not cache merged weights in %s", adapter, exc_info=True)
-    return model
-
-
 class GenerationFailed(RuntimeError):
     """Generation raised in its thread; the request ends with this instead of waiting for ever."""
 
@@ -311,9 +254,9 @@ def generate(entry, messages: list[dict], *, max_tokens: int, temperature: float
                 if seed is not None:
                     torch.manual_seed(seed)
                 with torch.inference_mode():
-                    cache = kwargs["past_key_values"] = _prefix_cache(model, ids) if reuse_prefix else None
-                    result["reused_tokens"] = cache.get_seq_length() if cache is not None else 0
-                    out = model.generate(**kwargs)
+                    cache = _prefix_cache(model, ids) if reuse_prefix else None
+                    result["cached_tokens"] = cache.get_seq_length() if cache is not None else 0
+                    out = model.generate(**kwargs, past_key_values=cache)
                     if cache is not None:
                         _PREFIX[model] = (out[0, :cache.get_seq_length()], cache)
                 result["completion_tokens"] = int(out.shape[1] - ids.shape[1])
@@ -410,7 +353,7 @@ def _pieces(streamer, stop, halt, result, ids, max_tokens, done):
     if finish is None:
         finish = "length" if n >= max_tokens else "stop"
     yield "", {"finish_reason": finish, "prompt_tokens": int(ids.shape[1]), "completion_tokens": n,
-               "cached_tokens": result.get("reused_tokens", 0)}
+               "cached_tokens": result.get("cached_tokens", 0)}
 
 
 # -- batched greedy generation (evaluation runs) --------------------------------------------------------------------

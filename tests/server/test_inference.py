@@ -46,7 +46,7 @@ def test_merged_weights_are_cached_beside_the_adapter(base, adapter, monkeypatch
     import peft
 
     from ftui.server import basemodels
-    from ftui.server.inference import MERGED_STAMP, merged
+    from ftui.server.merged import MERGED_STAMP, merged
 
     data, plain, tok = base
     first = merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)
@@ -88,7 +88,7 @@ def test_merged_weights_are_cached_beside_the_adapter(base, adapter, monkeypatch
 
 def test_saving_a_finished_model_links_the_adapter_files_not_a_merged_cache(base, adapter, tmp_path):
     from ftui.server import basemodels
-    from ftui.server.inference import merged
+    from ftui.server.merged import merged
     from ftui.server.trainer import JobTrainer
 
     data, _, _ = base
