@@ -90,7 +90,10 @@ def test_unreadable_files_raise_dataset_error(tmp_path, setup, words):
     assert words in str(err.value) and str(p) in str(err.value)
 
 
-def test_parallel_equals_serial(write_jsonl):
+@pytest.mark.parametrize("piece_bytes", [4 << 20, 16 << 10])
+def test_parallel_equals_serial(write_jsonl, piece_bytes):
+    """Three processes, each taking one third of the file or (16 KB pieces) ~60 pieces in turn: the merge puts them
+    back in file order, line numbers and offsets included."""
     import random
 
     rng = random.Random(7)
@@ -108,7 +111,7 @@ def test_parallel_equals_serial(write_jsonl):
                              else "sys"))
     path = write_jsonl(rows)
     serial = analyze(path, workers=1)
-    parallel = analyze(path, workers=3, parallel_min_bytes=1)
+    parallel = analyze(path, workers=3, parallel_min_bytes=1, piece_bytes=piece_bytes)
     assert parallel.findings == serial.findings
     for name in ("line", "offset", "kind", "tokens", "trainable", "messages", "flags"):
         assert (getattr(parallel, name) == getattr(serial, name)).all(), name
@@ -116,6 +119,23 @@ def test_parallel_equals_serial(write_jsonl):
     # one process counts a 1 MB file with the small-file counter, the workers with quicktok: the same counts
     same = {"seconds": 0, "tokenizer": ""}
     assert parallel.report().to_dict() | same == serial.report().to_dict() | same
+
+
+def test_a_process_taking_several_pieces_keeps_one_cap_per_code(write_jsonl, monkeypatch):
+    """The findings a process stores are capped per code over all the pieces it takes, not per piece; the counts
+    stay exact (stored + dropped)."""
+    from ftui.core import analysis
+
+    monkeypatch.setattr(analysis, "MAX_FINDINGS_PER_CODE", 5)
+    path = write_jsonl(["", chat("q", "a")] * 20)
+    data = path.read_bytes()
+    half = data.index(b"\n", len(data) // 2) + 1
+    per_code: dict = {}
+    first = analysis.process_range(path, 0, half, "cl100k_base", per_code=per_code)
+    second = analysis.process_range(path, half, len(data), "cl100k_base", per_code=per_code)
+    stored = [f for ch in (first, second) for f in ch.findings if f.code == "blank_line"]
+    assert len(stored) == 5 and len(first.findings) == 5 and not second.findings
+    assert len(stored) + first.dropped.get("blank_line", 0) + second.dropped["blank_line"] == 20
 
 
 def test_offsets_point_at_lines(write_jsonl):

@@ -2,8 +2,9 @@
 
 ``analyze(path)`` reads a JSONL file line by line (physical 1-based line numbers, CRLF, a UTF-8 BOM, blank lines,
 invalid UTF-8 or JSON on one line, multi-MB lines), validates every example and counts its tokens. Large files are
-split at line boundaries across processes; the caller's process takes the first chunk itself, the others go to
-worker processes, and the merge is exactly what a serial run gives (a test holds it to that). Memory holds a few
+split at line boundaries into pieces of a few MB that the caller's process and worker processes take in turn, each
+the next one free when it finishes one (a process that starts late or runs on a slower core takes fewer); the merge
+puts them back in file order and is exactly what a serial run gives (a test holds it to that). Memory holds a few
 numbers per example, never the examples themselves.
 
 Progress goes to ``progress(done_bytes, total_bytes)``; ``cancel`` is anything with ``is_set()`` and stops the run
@@ -21,7 +22,7 @@ import time
 import traceback
 from array import array
 from dataclasses import dataclass, field
-from hashlib import blake2b
+from hashlib import sha256
 from multiprocessing.connection import wait as _wait
 from pathlib import Path
 from typing import Callable, Iterable
@@ -39,6 +40,10 @@ from .tokens import counter, counter_backend, counter_for
 BOM = b"\xef\xbb\xbf"
 MIN_EXAMPLES = 10
 PARALLEL_MIN_BYTES = 8 << 20  # below this a second process costs more than it saves
+# the pieces processes take in turn: small enough that no process waits long for the last one to end (~60 ms of
+# work at 4 MB), at most 16 per process so that a 1 GB file is not cut into hundreds
+PIECE_BYTES = 4 << 20
+MAX_PIECES_PER_PROCESS = 16
 MAX_FINDINGS_PER_CODE = 200_000  # stored; counts stay exact beyond it
 _REPORT_EVERY = 1024  # lines between progress reports / cancel checks
 
@@ -102,16 +107,26 @@ def check_readable(path: str | os.PathLike) -> int:
     return st.st_size
 
 
+def _line_hash(line: bytes) -> int:
+    # duplicate detection only (never stored): sha256 runs on the CPU's SHA instructions where it has them, 1.7x
+    # blake2b's speed on this project's machines (18.7 vs 31.7 ms for 20 MB of lines)
+    return int.from_bytes(sha256(line).digest()[:8], "little")
+
+
 def process_range(path: str | os.PathLike, start: int, end: int, encoding: str,
                   on_progress: Callable[[int], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None, count: Callable[[str], int] | None = None) -> _Chunk:
-    """Validate and count the lines that begin in ``[start, end)``; line numbers are 1-based within the range."""
+                  should_stop: Callable[[], bool] | None = None, count: Callable[[str], int] | None = None,
+                  per_code: dict[str, int] | None = None) -> _Chunk:
+    """Validate and count the lines that begin in ``[start, end)``; line numbers are 1-based within the range.
+
+    ``per_code`` counts the findings stored so far by code, for the cap; a process that takes several ranges
+    passes the same dict to each, so that it stores at most ``MAX_FINDINGS_PER_CODE`` of a code in all."""
     checker = ExampleChecker(count or counter(encoding), encoding)
     check = checker.check
     out = _Chunk()
     findings = out.findings
     dropped = out.dropped
-    per_code: dict[str, int] = {}
+    per_code = {} if per_code is None else per_code
     loads = orjson.loads
     JSONDecodeError = orjson.JSONDecodeError
     lineno = 0
@@ -164,7 +179,7 @@ def process_range(path: str | os.PathLike, start: int, end: int, encoding: str,
                 kind, tokens, trainable, n_messages, flags, digest = NONE, 0, 0, 0, 0, 0
             else:
                 kind, tokens, trainable, n_messages, flags = check(obj, emit)
-                digest = int.from_bytes(blake2b(line.strip(), digest_size=8).digest(), "little")
+                digest = _line_hash(line.strip())
             ex_kind(kind)
             ex_tokens(tokens)
             ex_trainable(trainable)
@@ -192,20 +207,46 @@ def _split(path: str | os.PathLike, size: int, parts: int) -> list[tuple[int, in
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _worker(path, start, end, encoding, slot, counters, stop, conn) -> None:  # runs in a child process
-    def progress(done: int) -> None:
-        counters[slot] = done
+def _take_pieces(path, pieces, encoding, slot, counters, next_piece, should_stop,
+                 on_progress: Callable[[], None] | None = None) -> list[tuple[int, _Chunk]]:
+    """Process the next free piece until none is left: -> [(piece index, chunk)]. ``counters[slot]`` holds the
+    bytes this process has done; ``on_progress`` is called after each update."""
+    done: list[tuple[int, _Chunk]] = []
+    per_code: dict[str, int] = {}
+    before = 0
 
+    def progress(n: int) -> None:
+        counters[slot] = before + n
+        if on_progress is not None:
+            on_progress()
+
+    while True:
+        if should_stop():
+            raise Cancelled()
+        with next_piece.get_lock():
+            i = next_piece.value
+            if i >= len(pieces):
+                return done
+            next_piece.value = i + 1
+        chunk = process_range(path, *pieces[i], encoding, progress, should_stop, per_code=per_code)
+        before += chunk.bytes
+        done.append((i, chunk))
+
+
+def _worker(path, pieces, encoding, slot, counters, next_piece, stop, conn) -> None:  # runs in a child process
     try:
-        result = process_range(path, start, end, encoding, progress, stop.is_set)
-        # the columns go one at a time as raw bytes: pickling the whole chunk would hold it twice in each
-        # process (the pickle and the arrays), about 24 MB at the peak for half of a 1 GB file
-        columns = {name: getattr(result, name) for name in _COLUMNS}
-        for name in _COLUMNS:
-            setattr(result, name, None)
-        conn.send(("ok", result))
-        for name in _COLUMNS:
-            conn.send_bytes(columns.pop(name))
+        done = _take_pieces(path, pieces, encoding, slot, counters, next_piece, stop.is_set)
+        conn.send(("ok", len(done)))
+        while done:
+            # the columns go one at a time as raw bytes: pickling whole chunks would hold them twice in each
+            # process (the pickle and the arrays), about 24 MB at the peak for half of a 1 GB file
+            i, result = done.pop(0)
+            columns = {name: getattr(result, name) for name in _COLUMNS}
+            for name in _COLUMNS:
+                setattr(result, name, None)
+            conn.send((i, result))
+            for name in _COLUMNS:
+                conn.send_bytes(columns.pop(name))
     except Cancelled:
         conn.send(("cancelled", None))
     except BaseException:  # report, never hang the parent
@@ -251,24 +292,25 @@ def _ensure_resource_tracker() -> None:
         sys.stderr = saved
 
 
-def _run_parallel(path, size, ranges, encoding, progress, cancel) -> list[_Chunk]:
+def _run_parallel(path, size, pieces, workers, encoding, progress, cancel) -> list[_Chunk]:
     method = _start_method()
     if method != "fork":
         _ensure_resource_tracker()
     ctx = multiprocessing.get_context(method)
-    counters = ctx.Array("q", len(ranges), lock=False)
+    counters = ctx.Array("q", workers, lock=False)
+    next_piece = ctx.Value("q", 0)
     stop = ctx.Event()
     procs, conns = [], []
-    for slot, (a, b) in enumerate(ranges[1:], start=1):
+    for slot in range(1, workers):
         recv, send = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_worker, args=(str(path), a, b, encoding, slot, counters, stop, send), daemon=True)
+        p = ctx.Process(target=_worker, args=(str(path), pieces, encoding, slot, counters, next_piece, stop, send),
+                        daemon=True)
         p.start()
         send.close()
         procs.append(p)
         conns.append(recv)
 
-    def report(done0: int) -> None:
-        counters[0] = done0
+    def report() -> None:
         if progress is not None:
             progress(min(size, sum(counters)), size)
 
@@ -276,7 +318,7 @@ def _run_parallel(path, size, ranges, encoding, progress, cancel) -> list[_Chunk
         return cancel is not None and cancel.is_set()
 
     try:
-        first = process_range(path, ranges[0][0], ranges[0][1], encoding, report, stopped)
+        by_piece = dict(_take_pieces(path, pieces, encoding, 0, counters, next_piece, stopped, report))
         results: dict = {}
         while len(results) < len(conns):
             if stopped():
@@ -285,17 +327,18 @@ def _run_parallel(path, size, ranges, encoding, progress, cancel) -> list[_Chunk
                 try:
                     results[c] = c.recv()
                     if results[c][0] == "ok":
-                        chunk = results[c][1]
-                        for name in _COLUMNS:
-                            col = array(_COLUMNS[name])
-                            col.frombytes(c.recv_bytes())
-                            setattr(chunk, name, col)
+                        for _ in range(results[c][1]):
+                            i, chunk = c.recv()
+                            for name in _COLUMNS:
+                                col = array(_COLUMNS[name])
+                                col.frombytes(c.recv_bytes())
+                                setattr(chunk, name, col)
+                            by_piece[i] = chunk
                 except EOFError:  # killed (out of memory, a signal) before it could answer
                     p = procs[conns.index(c)]
                     p.join(timeout=1)
                     results[c] = ("died", p.exitcode)
-            report(first.bytes)
-        chunks = [first]
+            report()
         for c in conns:
             status, value = results[c]
             if status == "cancelled":
@@ -307,8 +350,7 @@ def _run_parallel(path, size, ranges, encoding, progress, cancel) -> list[_Chunk
                                    "with the file as far as is known: analyse it again")
             if status != "ok":
                 raise DatasetError(path, f"the analysis failed in a worker process: {value.strip().splitlines()[-1]}")
-            chunks.append(value)
-        return chunks
+        return [by_piece[i] for i in range(len(pieces))]
     except BaseException:
         stop.set()
         for p in procs:
@@ -483,7 +525,7 @@ def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chun
 
 def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str | None = None,
             workers: int | None = None, progress: Progress | None = None, cancel=None,
-            parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> Analysis:
+            parallel_min_bytes: int = PARALLEL_MIN_BYTES, piece_bytes: int = PIECE_BYTES) -> Analysis:
     """Analyse one JSONL file. ``encoding`` defaults to the model's (the default model's when no model is given)."""
     t0 = time.perf_counter()
     size = check_readable(path)
@@ -494,9 +536,10 @@ def analyze(path: str | os.PathLike, model: str | None = None, *, encoding: str 
     n = workers if workers is not None else (os.cpu_count() or 1)
     # each process gets at least half the threshold; small files stay in this process
     parts = max(1, min(n, size // max(1, parallel_min_bytes // 2))) if size >= parallel_min_bytes else 1
-    ranges = _split(path, size, parts) if parts > 1 else [(0, size)]
+    n_pieces = max(parts, min(-(-size // max(1, piece_bytes)), MAX_PIECES_PER_PROCESS * parts))
+    ranges = _split(path, size, n_pieces) if parts > 1 else [(0, size)]
     if len(ranges) > 1:
-        chunks = _run_parallel(path, size, ranges, enc, progress, cancel)
+        chunks = _run_parallel(path, size, ranges, min(parts, len(ranges)), enc, progress, cancel)
     else:
         def report(done: int) -> None:
             if progress is not None:
@@ -564,7 +607,7 @@ def _json_document(path, encoding: str, count: Callable[[str], int] | None = Non
         out.messages.append(n_messages)
         out.flags.append(flags)
         digest = orjson.dumps(value, option=orjson.OPT_SORT_KEYS) if kind != NONE else b""
-        out.hash.append(int.from_bytes(blake2b(digest, digest_size=8).digest(), "little") if digest else 0)
+        out.hash.append(_line_hash(digest) if digest else 0)
     out.lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     out.bytes = len(raw)
     return out
