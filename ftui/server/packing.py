@@ -1,5 +1,11 @@
 """How a training batch is laid out and attended: right-padding, packing end to end, and the CPU's per-example
-attention that packed batches need (no compute on padding, no attention across examples, no T × T mask)."""
+attention that packed batches need (no compute on padding, no attention across examples, no T × T mask).
+
+On a CPU a packed batch also computes the tokens every example begins with only once (``shared_prefix``): fine-tuning
+sets repeat one system prompt in every example, and those positions — their keys, values and hidden states — are the
+same in each. The row holds the prefix once, then each example's own tokens with position ids that go on from the
+prefix's; each example attends to the prefix and, causally, to itself. Same loss and gradients as packing every
+example whole (tested)."""
 
 from __future__ import annotations
 
@@ -30,19 +36,43 @@ SEGMENT_ATTENTION = "ftui_segments"
 EAGER_MAX = 384  # segments up to this length use plain matmul attention; longer ones PyTorch's fused kernel
 
 
-def _segment_bounds(position_ids, length: int) -> list[tuple[int, int]]:
-    starts = (position_ids[0] == 0).nonzero()[:, 0].tolist() or [0]
-    if starts[0] != 0:
-        starts.insert(0, 0)
-    return list(zip(starts, starts[1:] + [length]))
+SHARED_MIN = 8  # a shared prefix shorter than this is computed in each example (not worth a second key block)
+
+
+def shared_prefix(pairs, minimum: int | None = None) -> int:
+    """How many leading tokens every (ids, labels) pair of a batch shares, none of them predicting a trained label
+    (so that the prefix's positions train nothing and each pair keeps at least its first trained target and one token
+    of its own); 0 when under ``minimum`` or for a single pair."""
+    if len(pairs) < 2:
+        return 0
+    limit = min(len(x) for x, _ in pairs) - 1
+    for _, y in pairs:
+        first = next((i for i, v in enumerate(y) if v != -100), len(y))
+        limit = min(limit, first - 1)  # position t predicts label t + 1: labels 1..p stay untrained
+    head = pairs[0][0]
+    n = 0
+    while n < limit and all(x[n] == head[n] for x, _ in pairs[1:]):
+        n += 1
+    return n if n >= (SHARED_MIN if minimum is None else minimum) else 0
+
+
+def _segment_bounds(position_ids, length: int) -> list[tuple[int, int, int]]:
+    """(start, end, shared) of each segment of a packed row: a segment starts where the position ids do not go on
+    by one; ``shared`` is its first position id — the number of leading keys of the row (a shared prefix) that it
+    attends to besides itself (0 for an example packed whole, and for the first one, which follows the prefix)."""
+    pos = position_ids[0]
+    starts = [0] + ((pos[1:] != pos[:-1] + 1).nonzero()[:, 0] + 1).tolist()
+    firsts = pos[starts].tolist()
+    return [(a, b, s) for a, b, s in zip(starts, starts[1:] + [length], firsts)]
 
 
 def _segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     """Causal attention within each packed example, never across, and never over a T × T mask.
 
-    ``query`` is (batch, heads, T, dim); a packed batch is one row whose position ids restart at 0 for each
-    example. Each example's block is attended on its own: short ones by two matmuls and a softmax (PyTorch's fused
-    CPU attention is 2-4× slower there, above all its backward), long ones by the fused kernel with ``is_causal``
+    ``query`` is (batch, heads, T, dim); a packed batch is one row whose position ids restart for each example (at 0,
+    or at the length of a shared prefix at the row's start, which the example then attends to as well: see
+    ``_segment_bounds``). Each example's block is attended on its own: short ones by two matmuls and a softmax
+    (PyTorch's fused CPU attention is 2-4× slower there, above all its backward), long ones by the fused kernel
     (linear memory; 1.8× faster than matmuls at 1,000 tokens). A right-padded batch (several rows) needs no mask
     either: with causal attention no real token sees the padding after it.
     """
@@ -53,21 +83,30 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
     kv_heads = key.shape[1]
     groups = heads // kv_heads
     pos = kwargs.get("position_ids")
-    bounds = _segment_bounds(pos, length) if rows == 1 and pos is not None else [(0, length)]
+    bounds = _segment_bounds(pos, length) if rows == 1 and pos is not None else [(0, length, 0)]
     outs = []
-    for start, end in bounds:
+    for start, end, shared in bounds:
         n = end - start
         q, k, v = query[:, :, start:end], key[:, :, start:end], value[:, :, start:end]
+        if shared:  # the prefix's keys and values first, all visible
+            k = torch.cat([key[:, :, :shared], k], dim=2)
+            v = torch.cat([value[:, :, :shared], v], dim=2)
+        future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+        if shared:
+            future = torch.cat([torch.zeros(n, shared, dtype=torch.bool, device=q.device), future], dim=1)
         if n > EAGER_MAX:
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=groups > 1)
+            if shared:
+                o = F.scaled_dot_product_attention(q, k, v, attn_mask=~future, scale=scaling, enable_gqa=groups > 1)
+            else:
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=groups > 1)
         else:
             # grouped-query attention without copying keys and values per head: the query heads that share a
             # key/value head are stacked along the rows of one matmul
+            m = shared + n
             qg = q.reshape(rows, kv_heads, groups * n, dim)
-            scores = torch.matmul(qg, k.transpose(-1, -2)).view(rows, kv_heads, groups, n, n) * scaling
-            future = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+            scores = torch.matmul(qg, k.transpose(-1, -2)).view(rows, kv_heads, groups, n, m) * scaling
             probs = torch.softmax(scores.masked_fill(future, float("-inf")), -1, dtype=torch.float32).to(q.dtype)
-            o = torch.matmul(probs.view(rows, kv_heads, groups * n, n), v).view(rows, heads, n, dim)
+            o = torch.matmul(probs.view(rows, kv_heads, groups * n, m), v).view(rows, heads, n, dim)
         outs.append(o)
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     return out.transpose(1, 2).contiguous(), None

@@ -10,8 +10,9 @@ Runs inside the runner process, never in the API process. Defaults (documented i
 * bfloat16 autocast on CUDA, and on CPUs with AMX/avx512-bf16 (measured ~1.5× faster there); float32 elsewhere;
   ``FTUI_TRAIN_BF16=0|1`` overrides;
 * no compute on padding: each batch packed into one row, attention within each example (``_segment_attention`` on
-  a CPU); the output layer only on trained positions; fused AdamW (``bench/trainer_vs_plain.py``: 1.15× a plain
-  transformers + peft loop on Marv, 2.4× on varied chat data).
+  a CPU); the output layer only on trained positions; fused AdamW; on a CPU an SFT batch in two halves computed
+  at the same time, each in its own thread (``halves``) — see the README's Speed section for the figures against a
+  plain transformers + peft loop (``bench/trainer_vs_plain.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ import orjson
 from ftui.core.catalog import auto_epochs
 
 from . import basemodels
-from .packing import SEGMENT_ATTENTION, packs, right_pad, training_attention
+from .halves import TwoHalves
+from .halves import pays as halves_pay
+from .packing import shared_prefix, training_attention
+from .steps import BatchSteps
 from .store import Store, now
 
 BASE_LR = 5e-4
@@ -140,7 +144,7 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-class JobTrainer:
+class JobTrainer(BatchSteps):
     """Trains one job; ``control()`` is polled every step and may raise :class:`Stop`."""
 
     def __init__(self, store: Store, job: dict, control: Callable[[], None]) -> None:
@@ -191,7 +195,7 @@ class JobTrainer:
         if self.bf16:
             _freeze_linears_bf16(model)
         training_attention(model, dev)
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = self.params = [p for p in model.parameters() if p.requires_grad]
         # fused: one kernel over every LoRA tensor (CPU and CUDA); 3× faster than the foreach loop here
         opt = torch.optim.AdamW(params, lr=BASE_LR * lrm, weight_decay=0.0, fused=True)
         if resume is not None and (self.state_dir / "optimizer.pt").exists():
@@ -214,6 +218,24 @@ class JobTrainer:
             self.event("Fine-tuning job started")
         pad = tok.pad_token_id
         model.train()
+        # SFT on a CPU: two halves of each batch at once, unless its examples share a long prefix (computed once
+        # in a row, twice in halves); the first thousand examples tell
+        if kind != "dpo" and halves_pay(train[:1000], bs, shared_prefix(train[:1000])):
+            self.halves = TwoHalves.for_device(dev)
+        try:
+            saved = self._loop(model, opt, kind, train, valid, bs, n_epochs, start_step, history, pad, dev, beta)
+        finally:
+            if self.halves is not None:
+                self.halves.close()
+        per_epoch = sum(len(x[0]) + (len(x[1]) + len(x[2]) if kind == "dpo" else 0) for x in train)
+        self._finish(model, history, n_epochs * per_epoch, adapter=saved)
+
+    def _loop(self, model, opt, kind, train, valid, bs, n_epochs, start_step, history, pad, dev, beta) -> Path | None:
+        """The epochs from ``start_step`` on -> the last checkpoint saved (the finished model's adapter)."""
+        job = self.job
+        steps_per_epoch = math.ceil(len(train) / bs)
+        total = n_epochs * steps_per_epoch
+        saved = None
         step = 0
         t_start = time.time()
         t_loop = time.perf_counter()
@@ -235,9 +257,9 @@ class JobTrainer:
                 t_step = time.perf_counter()
                 if kind == "dpo":
                     loss, metrics = self._dpo_step(model, batch, pad, dev, beta)
+                    loss.backward()
                 else:
-                    loss, metrics = self._sft_step(model, batch, pad, dev)
-                loss.backward()
+                    metrics = self._sft_train(model, batch, pad, dev)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 in_steps += time.perf_counter() - t_step
@@ -276,115 +298,12 @@ class JobTrainer:
             if stop.why == "paused" and step > start_step:
                 self._save_state(model, opt, step, history, adapter=saved)
             raise
-        per_epoch = sum(len(x[0]) + (len(x[1]) + len(x[2]) if kind == "dpo" else 0) for x in train)
         took = time.perf_counter() - t_loop
+        halves = f"two halves at once, {self.halves.threads} thread(s) each" if self.halves else "one batch at once"
         log.info("job %s: steps %d-%d of %d in %.2f s (training loop incl. evaluation and saves; %.2f s in the "
-                 "steps themselves; bf16=%s)", job["id"], start_step + 1, total, total, took, in_steps, self.bf16)
-        self._finish(model, history, n_epochs * per_epoch, adapter=saved)
-
-    # -- steps -------------------------------------------------------------------------------------------------
-    def _autocast(self, dev):
-        import torch
-
-        return torch.autocast(dev, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def _forward(self, model, pairs, pad, dev):
-        """One batch of (ids, labels) pairs -> (float32 logits at the trained positions only, their targets, the
-        pair each belongs to).
-
-        No compute on padding: the pairs are packed end to end into one row, positions restarting at 0 for each, and
-        attention stays within each pair — on a CPU by :func:`_segment_attention`, elsewhere (when right-padding
-        would waste more than ``packing.PACK_WASTE`` of the positions) by the model's packed-sequence mask (position ids
-        without an attention mask). Same loss as the padded batch (tested), on fewer positions (see ``packing``).
-        The decoder runs on every position, but the output layer (576 × 49,152 for SmolLM2, a fifth of the model's
-        FLOPs per token) and the softmax over the vocabulary run only where a label is trained: in chat data most
-        tokens are system and user turns.
-        """
-        import torch
-
-        lengths = [len(x) for x, _ in pairs]
-        causal = model.get_base_model()
-        head = basemodels.bf16_output(causal) if self.bf16 else causal.lm_head
-        if len(pairs) > 1 and (causal.config._attn_implementation == SEGMENT_ATTENTION or packs(lengths)):
-            ids = torch.tensor([t for x, _ in pairs for t in x], dtype=torch.long, device=dev)[None]
-            pos = torch.tensor([i for n in lengths for i in range(n)], dtype=torch.long, device=dev)[None]
-            # the target of each position is the next label of its own pair; a pair's last position has none
-            tgt = torch.tensor([t for _, y in pairs for t in (list(y[1:]) + [-100])], dtype=torch.long, device=dev)
-            row_of = torch.repeat_interleave(torch.arange(len(pairs), device=dev),
-                                             torch.tensor(lengths, device=dev))
-            keep = tgt != -100
-            with self._autocast(dev):
-                hidden = causal.model(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state[0]
-                logits = head(hidden[keep])
-            return logits.float(), tgt[keep], row_of[keep]
-        ids, lab, att = right_pad(pairs, pad, dev)
-        tgt = lab[:, 1:]
-        keep = tgt != -100
-        with self._autocast(dev):
-            hidden = causal.model(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
-            logits = head(hidden[keep])
-        rows = keep.nonzero()[:, 0]
-        return logits.float(), tgt[keep], rows
-
-    def _sft_step(self, model, batch, pad, dev):
-        import torch
-
-        logits, tgt, _ = self._forward(model, batch, pad, dev)
-        if tgt.numel() == 0:  # nothing trainable in this batch (every answer weight 0)
-            zero = logits.sum() * 0.0
-            return zero, {"train_loss": 0.0, "train_mean_token_accuracy": 0.0}
-        loss = torch.nn.functional.cross_entropy(logits, tgt)
-        with torch.no_grad():
-            acc = (logits.argmax(-1) == tgt).float().mean()
-        return loss, {"train_loss": round(loss.item(), 5), "train_mean_token_accuracy": round(acc.item(), 5)}
-
-    def _dpo_logps(self, model, batch, pad, dev):
-        """Summed log-probabilities of the chosen (first half) and rejected (second half) completions."""
-        import torch
-
-        pairs = [(p + c, [-100] * len(p) + c) for p, c, _ in batch]
-        pairs += [(p + r, [-100] * len(p) + r) for p, _, r in batch]
-        logits, tgt, rows = self._forward(model, pairs, pad, dev)
-        lp = torch.gather(logits.log_softmax(-1), 1, tgt.unsqueeze(-1)).squeeze(-1)
-        return torch.zeros(len(pairs), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
-
-    def _dpo_step(self, model, batch, pad, dev, beta):
-        import torch
-
-        n = len(batch)
-        with torch.no_grad(), model.disable_adapter():
-            ref = self._dpo_logps(model, batch, pad, dev)
-        pol = self._dpo_logps(model, batch, pad, dev)
-        z = beta * ((pol[:n] - ref[:n]) - (pol[n:] - ref[n:]))
-        loss = -torch.nn.functional.logsigmoid(z).mean()
-        acc = (z > 0).float().mean().item()
-        return loss, {"train_loss": round(loss.item(), 5), "train_mean_reward_accuracy": round(acc, 5),
-                      "train_mean_reward_margin": round((z / beta).mean().item(), 5)}
-
-    def _evaluate(self, model, batch, pad, dev, kind, beta, prefix: str) -> dict:
-        import torch
-
-        model.eval()
-        try:
-            with torch.no_grad():
-                if kind == "dpo":
-                    loss, m = self._dpo_step(model, batch, pad, dev, beta)
-                    return {f"{prefix}_loss": m["train_loss"],
-                            f"{prefix}_mean_reward_accuracy": m["train_mean_reward_accuracy"]}
-                # token-weighted over every trained position of the batch (TRL's definition)
-                total_loss = total_correct = total_tokens = 0.0
-                for i in range(0, len(batch), 8):
-                    part = batch[i:i + 8]
-                    loss, m = self._sft_step(model, part, pad, dev)
-                    n = sum(sum(1 for y in lab[1:] if y != -100) for _, lab in part)
-                    total_loss += loss.item() * n
-                    total_correct += m["train_mean_token_accuracy"] * n
-                    total_tokens += n
-                n = max(total_tokens, 1)
-                return {f"{prefix}_loss": round(total_loss / n, 5),
-                        f"{prefix}_mean_token_accuracy": round(total_correct / n, 5)}
-        finally:
-            model.train()
+                 "steps themselves; bf16=%s; %s)", job["id"], start_step + 1, total, total, took, in_steps, self.bf16,
+                 halves)
+        return saved
 
     # -- state, checkpoints, result ----------------------------------------------------------------------------
     def _save_adapter(self, model, folder: Path, adapter: Path | None) -> None:

@@ -171,3 +171,138 @@ def test_segment_attention_keeps_the_loss(lora):
     with torch.no_grad():
         assert torch.allclose(t._dpo_logps(model, dpo, tok.pad_token_id, "cpu"),
                               t._dpo_logps(seg, dpo, tok.pad_token_id, "cpu"), rtol=1e-4, atol=1e-2)
+
+
+def test_split_balances_tokens_keeps_order_and_needs_training_in_both_halves():
+    from ftui.server.halves import split, trained
+
+    def pair(n, trained_from=None):
+        ids = list(range(n))
+        return ids, [-100] * (trained_from if trained_from is not None else n // 2) + ids[
+            (trained_from if trained_from is not None else n // 2):]
+
+    batch = [pair(10), pair(300), pair(40), pair(250), pair(20)]
+    a, b = split(batch, lambda p: len(p[0]), trained)
+    assert sorted(map(len, (x for x, _ in a + b))) == [10, 20, 40, 250, 300]
+    assert [batch.index(p) for p in a] == sorted(batch.index(p) for p in a)  # the batch's order in each half
+    assert abs(sum(len(x) for x, _ in a) - sum(len(x) for x, _ in b)) <= 40
+    assert split(batch[:1], lambda p: len(p[0]), trained) is None
+    # a half that would train nothing: no split (the batch is computed whole)
+    assert split([pair(10), pair(12, trained_from=12)], lambda p: len(p[0]), trained) is None
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_two_halves_at_once_give_the_batchs_loss_accuracy_and_gradients(lora, bf16):
+    """An SFT batch computed as two halves in two threads (each with its own intra-op threads) gives the loss,
+    accuracy and summed gradients of the whole batch computed at once; the second half really runs in the helper
+    thread (a forward hook sees it)."""
+    import threading
+
+    from ftui.server.halves import TwoHalves
+    from ftui.server.trainer import encode_sft
+
+    model, tok = lora
+    rows = [orjson.loads(x) for x in (SAMPLES / "marv.jsonl").read_bytes().splitlines()[:5]]
+    batch = [encode_sft(tok, r["messages"]) for r in rows]
+    t = _trainer(bf16)
+    if bf16:
+        from ftui.server.trainer import _freeze_linears_bf16
+
+        import copy
+
+        model = copy.deepcopy(model)
+        _freeze_linears_bf16(model)
+    t.params = [p for p in model.parameters() if p.requires_grad]
+
+    def grads():
+        out = [p.grad.clone() for p in t.params]
+        model.zero_grad(set_to_none=True)
+        return out
+
+    model.zero_grad(set_to_none=True)
+    whole = t._sft_train(model, batch, tok.pad_token_id, "cpu")
+    g_whole = grads()
+    threads = set()
+    hook = model.get_base_model().model.register_forward_pre_hook(
+        lambda *_: threads.add(threading.current_thread().name))
+    t.halves = TwoHalves(1)
+    try:
+        halves = t._sft_train(model, batch, tok.pad_token_id, "cpu")
+        evaluated = t._evaluate(model, batch, tok.pad_token_id, "cpu", "supervised", 0.1, "valid")
+    finally:
+        t.halves.close()
+        t.halves = None
+        hook.remove()
+    g_halves = grads()
+    assert any(name.startswith("ftui-half") for name in threads) and threading.current_thread().name in threads
+    tol = 2e-2 if bf16 else 1e-4  # bf16 products of differently shaped matmuls round differently
+    assert math.isclose(halves["train_loss"], whole["train_loss"], rel_tol=tol)
+    assert math.isclose(evaluated["valid_loss"], whole["train_loss"], rel_tol=tol)
+    assert abs(halves["train_mean_token_accuracy"] - whole["train_mean_token_accuracy"]) <= (0.02 if bf16 else 1e-4)
+    num = sum(float((a - b).norm() ** 2) for a, b in zip(g_halves, g_whole)) ** 0.5
+    den = sum(float(b.norm() ** 2) for b in g_whole) ** 0.5
+    assert den > 0 and num / den < (2e-2 if bf16 else 1e-4), num / den
+
+
+def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(lora, monkeypatch):
+    """Packed on a CPU, the tokens every example begins with (system prompt, user turn's start) are computed once:
+    the row is shorter by (examples - 1) × prefix, and the loss, accuracy, gradients and DPO log-probabilities are
+    those of packing every example whole — short examples (matmul attention) and one longer than ``EAGER_MAX``
+    (the fused kernel with a mask)."""
+    import copy
+
+    from ftui.server import packing, trainer
+
+    model, tok = lora
+    seg = copy.deepcopy(model)
+    packing.training_attention(seg, "cpu")
+    params = [p for p in seg.parameters() if p.requires_grad]
+    rows = [orjson.loads(x) for x in (SAMPLES / "marv.jsonl").read_bytes().splitlines()[:4]]
+    marv = [trainer.encode_sft(tok, r["messages"]) for r in rows]
+    widths = []
+    hook = seg.get_base_model().model.register_forward_pre_hook(
+        lambda _m, _a, kw: widths.append(kw["input_ids"].shape[1]), with_kwargs=True)
+    t = _trainer(False)
+
+    def run(batch):
+        seg.zero_grad(set_to_none=True)
+        loss, metrics = t._sft_step(seg, batch, tok.pad_token_id, "cpu")
+        loss.backward()
+        grads = [p.grad.clone() for p in params]
+        seg.zero_grad(set_to_none=True)
+        dpo = [(x[:12], x[12:], x[12:][::-1]) for x, _ in batch]
+        with torch.no_grad():
+            logps = t._dpo_logps(seg, dpo, tok.pad_token_id, "cpu")
+        return loss.item(), metrics["train_mean_token_accuracy"], grads, logps
+
+    try:
+        for batch in (marv, _uneven(tok)):
+            p = packing.shared_prefix(batch)
+            assert p >= packing.SHARED_MIN
+            widths.clear()
+            shared = run(batch)
+            assert widths[0] == sum(len(x) for x, _ in batch) - (len(batch) - 1) * p
+            monkeypatch.setattr(packing, "SHARED_MIN", 10**9)  # every example whole
+            widths.clear()
+            whole = run(batch)
+            assert widths[0] == sum(len(x) for x, _ in batch)
+            monkeypatch.undo()
+            assert math.isclose(shared[0], whole[0], rel_tol=1e-5)
+            assert math.isclose(shared[1], whole[1], abs_tol=1e-6)
+            num = sum(float((a - b).norm() ** 2) for a, b in zip(shared[2], whole[2])) ** 0.5
+            den = sum(float(b.norm() ** 2) for b in whole[2]) ** 0.5
+            assert den > 0 and num / den < 1e-4, num / den
+            assert torch.allclose(shared[3], whole[3], rtol=1e-5, atol=1e-3)
+    finally:
+        hook.remove()
+
+
+def test_two_halves_pay_unless_a_long_shared_prefix_would_be_computed_twice():
+    from ftui.server.halves import pays
+
+    marv_like = [(list(range(50)), [])] * 16
+    assert not pays(marv_like, 4, 21)  # a row of 137 positions, halves 158: the same time, measured
+    assert pays(marv_like, 4, 0)
+    long = [(list(range(400)), [])] * 16
+    assert pays(long, 4, 21)
+    assert not pays(long, 1, 0)
