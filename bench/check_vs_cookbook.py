@@ -62,8 +62,8 @@ def run_measured(cmd: list[str], env: dict | None = None, sample: bool = True) -
                 pass
             time.sleep(0.01)
 
-    sampler = threading.Thread(target=sample_tree, daemon=True)
-    if sample:
+    sampler = threading.Thread(target=sample_tree, daemon=True) if sample else None
+    if sampler is not None:
         sampler.start()
     out_chunks = []
     reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
@@ -72,7 +72,7 @@ def run_measured(cmd: list[str], env: dict | None = None, sample: bool = True) -
     wall = time.perf_counter() - t0
     done.set()
     reader.join()
-    if sample:
+    if sampler is not None:
         sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace")

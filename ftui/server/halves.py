@@ -7,7 +7,7 @@ half the CPU's threads, keep both cores busy with whole operators instead (~0.42
 returns its gradients (``torch.autograd.grad``, nothing accumulates into ``.grad`` from two threads at once) and the
 caller adds them in a fixed order, so a run is as reproducible as before.
 
-GPUs keep one stream of work (``for_device`` gives None there), and so does a CPU with a single thread. A training
+GPUs keep one stream of work (``for_job`` gives None there), and so does a CPU with a single thread. A training
 set whose examples share a long prefix (a system prompt) keeps one row too (``pays``): a row computes the prefix once
 (``packing.shared_prefix``), two halves twice — on Marv (21 shared tokens of ~50, batches of 4) one row of 137
 positions and two halves of 158 took the same time, where without the sharing the halves were 4–13 % faster.
@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
+
+from .packing import shared_prefix
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,19 +42,19 @@ def pays(pairs: Sequence, batch_size: int, prefix: int) -> bool:
     return prefix <= PREFIX_SHARE * (prefix + batch_size * (mean - prefix))
 
 
-def split(batch: Sequence[T], weight: Callable[[T], int], need: Callable[[T], int]) -> tuple[list[T], list[T]] | None:
-    """Two halves of ``batch`` of about equal ``weight`` (longest first to the lighter half), each keeping the
-    batch's order, both with some ``need`` (trained positions); None when that cannot be."""
+def split(batch: Sequence) -> tuple[list, list] | None:
+    """Two halves of a batch of (ids, labels) pairs with about as many tokens each (longest first to the lighter
+    half), each keeping the batch's order, both training something; None when that cannot be."""
     if len(batch) < 2:
         return None
     sides: tuple[list[int], list[int]] = ([], [])
     load = [0, 0]
-    for i in sorted(range(len(batch)), key=lambda i: (-weight(batch[i]), i)):
+    for i in sorted(range(len(batch)), key=lambda i: (-len(batch[i][0]), i)):
         k = 0 if load[0] <= load[1] else 1
         sides[k].append(i)
-        load[k] += weight(batch[i])
+        load[k] += len(batch[i][0])
     halves = ([batch[i] for i in sorted(sides[0])], [batch[i] for i in sorted(sides[1])])
-    if not all(sum(need(x) for x in h) for h in halves):
+    if not all(sum(trained(x) for x in h) for h in halves):
         return None
     return halves
 
@@ -73,11 +75,15 @@ class TwoHalves:
                                         initargs=(threads,))
 
     @classmethod
-    def for_device(cls, dev: str) -> "TwoHalves | None":
-        """Two halves on a CPU with at least two threads (``FTUI_TRAIN_HALVES=0`` turns it off); else None."""
+    def for_job(cls, dev: str, pairs: Sequence, batch_size: int) -> "TwoHalves | None":
+        """Two halves for an SFT job on a CPU with at least two threads (``FTUI_TRAIN_HALVES=0`` turns it off), when
+        they pay for its (ids, labels) pairs (the first thousand tell); else None."""
         import torch
 
         if dev != "cpu" or os.environ.get("FTUI_TRAIN_HALVES", "1") == "0" or torch.get_num_threads() < 2:
+            return None
+        sample = pairs[:1000]
+        if not pays(sample, batch_size, shared_prefix(sample)):
             return None
         return cls(torch.get_num_threads() // 2)
 

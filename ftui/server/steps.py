@@ -14,7 +14,7 @@ class BatchSteps:
 
     bf16: bool = False
     halves: TwoHalves | None = None  # set for the training loop (SFT on a CPU with 2+ threads)
-    params: list = []  # the trained (LoRA) parameters
+    params: tuple | list = ()  # the trained (LoRA) parameters
 
     def _autocast(self, dev):
         import torch
@@ -71,7 +71,7 @@ class BatchSteps:
     def _sft_train(self, model, batch, pad, dev) -> dict:
         """Forward and backward of one SFT batch (gradients in ``.grad``) -> its metrics; in two halves at once
         when the trainer has :class:`TwoHalves` and the batch splits into halves that both train something."""
-        halves = split(batch, lambda p: len(p[0]), trained) if self.halves is not None else None
+        halves = self._halves_of(batch)
         if halves is None:
             loss, metrics = self._sft_step(model, batch, pad, dev)
             loss.backward()
@@ -82,6 +82,9 @@ class BatchSteps:
         for p, a, b in zip(self.params, g0, g1):
             p.grad = a + b if p.grad is None else p.grad + a + b
         return {"train_loss": round((s0 + s1) / n, 5), "train_mean_token_accuracy": round((c0 + c1) / n, 5)}
+
+    def _halves_of(self, batch) -> tuple[list, list] | None:
+        return split(batch) if self.halves is not None else None
 
     def _sft_sums(self, model, pairs, pad, dev, scale: float, params=None) -> tuple[float, int, tuple | None]:
         """(summed loss, correct predictions, gradients of summed loss / ``scale`` for ``params`` or None) over the
@@ -144,18 +147,14 @@ class BatchSteps:
                 total_loss = total_correct = total_tokens = 0.0
                 for i in range(0, len(batch), 8):
                     part = batch[i:i + 8]
-                    n = sum(trained(p) for p in part)
-                    halves = split(part, lambda p: len(p[0]), trained) if self.halves is not None else None
+                    halves = self._halves_of(part)
                     if halves is not None:
-                        (s0, c0, _), (s1, c1, _) = self.halves.run(
-                            lambda half: self._sft_sums(model, half, pad, dev, 1.0), *halves)
-                        total_loss += s0 + s1
-                        total_correct += c0 + c1
+                        sums = self.halves.run(lambda half: self._sft_sums(model, half, pad, dev, 1.0), *halves)
                     else:
-                        loss, m = self._sft_step(model, part, pad, dev)
-                        total_loss += loss.item() * n
-                        total_correct += m["train_mean_token_accuracy"] * n
-                    total_tokens += n
+                        sums = [self._sft_sums(model, part, pad, dev, 1.0)]
+                    total_loss += sum(s for s, _, _ in sums)
+                    total_correct += sum(c for _, c, _ in sums)
+                    total_tokens += sum(trained(p) for p in part)
                 n = max(total_tokens, 1)
                 return {f"{prefix}_loss": round(total_loss / n, 5),
                         f"{prefix}_mean_token_accuracy": round(total_correct / n, 5)}

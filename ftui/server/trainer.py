@@ -36,8 +36,7 @@ from ftui.core.catalog import auto_epochs
 
 from . import basemodels
 from .halves import TwoHalves
-from .halves import pays as halves_pay
-from .packing import shared_prefix, training_attention
+from .packing import training_attention
 from .steps import BatchSteps
 from .store import Store, now
 
@@ -218,10 +217,7 @@ class JobTrainer(BatchSteps):
             self.event("Fine-tuning job started")
         pad = tok.pad_token_id
         model.train()
-        # SFT on a CPU: two halves of each batch at once, unless its examples share a long prefix (computed once
-        # in a row, twice in halves); the first thousand examples tell
-        if kind != "dpo" and halves_pay(train[:1000], bs, shared_prefix(train[:1000])):
-            self.halves = TwoHalves.for_device(dev)
+        self.halves = TwoHalves.for_job(dev, train, bs) if kind != "dpo" else None
         try:
             saved = self._loop(model, opt, kind, train, valid, bs, n_epochs, start_step, history, pad, dev, beta)
         finally:

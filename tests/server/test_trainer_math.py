@@ -174,7 +174,7 @@ def test_segment_attention_keeps_the_loss(lora):
 
 
 def test_split_balances_tokens_keeps_order_and_needs_training_in_both_halves():
-    from ftui.server.halves import split, trained
+    from ftui.server.halves import split
 
     def pair(n, trained_from=None):
         ids = list(range(n))
@@ -182,13 +182,13 @@ def test_split_balances_tokens_keeps_order_and_needs_training_in_both_halves():
             (trained_from if trained_from is not None else n // 2):]
 
     batch = [pair(10), pair(300), pair(40), pair(250), pair(20)]
-    a, b = split(batch, lambda p: len(p[0]), trained)
+    a, b = split(batch)
     assert sorted(map(len, (x for x, _ in a + b))) == [10, 20, 40, 250, 300]
     assert [batch.index(p) for p in a] == sorted(batch.index(p) for p in a)  # the batch's order in each half
     assert abs(sum(len(x) for x, _ in a) - sum(len(x) for x, _ in b)) <= 40
-    assert split(batch[:1], lambda p: len(p[0]), trained) is None
+    assert split(batch[:1]) is None
     # a half that would train nothing: no split (the batch is computed whole)
-    assert split([pair(10), pair(12, trained_from=12)], lambda p: len(p[0]), trained) is None
+    assert split([pair(10), pair(12, trained_from=12)]) is None
 
 
 @pytest.mark.parametrize("bf16", [False, True])
