@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -67,6 +68,46 @@ def test_unreadable_file_is_a_message_not_a_traceback(tmp_path):
     res = run("check", binary)
     assert res.returncode == 2
     assert "binary" in res.stderr and str(binary) in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full (always full)")
+@pytest.mark.parametrize("json_out", [False, True])
+@pytest.mark.parametrize("unbuffered", [False, True])  # the error comes from print()/write() or from the last flush
+def test_a_report_that_cannot_be_written_is_a_message_not_a_traceback(json_out, unbuffered):
+    flags = ["--json"] if json_out else []
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered
+                                                                             else {})
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "ftui.cli", "check", str(SAMPLES / "marv.jsonl"), *flags],
+                             stdout=full, stderr=subprocess.PIPE, text=True, env=env)
+    assert res.returncode == 2
+    assert res.stderr == "ftui check: cannot write the report: No space left on device\n"
+
+
+def test_a_large_report_arrives_whole(tmp_path):
+    """`ftui check` leaves without the interpreter's teardown (cli.entry): all it wrote must be there, from a run
+    that used a worker process (a file over the 8 MB parallel threshold)."""
+    path = tmp_path / "big.jsonl"
+    line = json.dumps({"messages": [{"role": "user", "content": "word " * 200},
+                                    {"role": "assistant", "content": "answer " * 20}]})
+    n = (9 << 20) // len(line) + 1
+    path.write_text((line + "\n") * n)  # no system message: one warning per example, a long report
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as it usually is
+    for flags in (["--json"], ["--all"]):  # --json writes bytes and flushes; the text report is print()ed
+        args = ["check", str(path), "--workers", "2", *flags]
+        res = subprocess.run([sys.executable, "-m", "ftui.cli", *args], capture_output=True, text=True, env=env)
+        # the same command through main() and Python's own exit
+        plain = subprocess.run([sys.executable, "-c", f"import sys; from ftui.cli import main; sys.exit(main({args!r}))"],
+                               capture_output=True, text=True, env=env)
+        assert res.returncode == plain.returncode == 0, res.stderr
+        timing = re.compile(r"[0-9.]+ s\)|\"seconds\": [0-9.]+")
+        assert timing.sub("", res.stdout) == timing.sub("", plain.stdout)
+        if flags == ["--json"]:
+            doc = json.loads(res.stdout)
+            assert doc["examples"] == n and doc["counts"]["missing_system_message"] == n
+            assert len(doc["warnings"]) == n + n - 1  # every copy after the first is a duplicate of line 1 too
+        else:
+            assert f"line {n}: same example as line 1" in res.stdout
 
 
 def test_bad_usage_exits_2():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -90,11 +91,15 @@ def test_unreadable_files_raise_dataset_error(tmp_path, setup, words):
     assert words in str(err.value) and str(p) in str(err.value)
 
 
-@pytest.mark.parametrize("piece_bytes", [4 << 20, 16 << 10])
-def test_parallel_equals_serial(write_jsonl, piece_bytes):
+@pytest.mark.parametrize("piece_bytes,narrow", [(4 << 20, None), (16 << 10, None), (16 << 10, "middle")])
+def test_parallel_equals_serial(write_jsonl, monkeypatch, piece_bytes, narrow):
     """Three processes, each taking one third of the file or (16 KB pieces) ~60 pieces in turn: the merge puts them
-    back in file order, line numbers and offsets included."""
+    back in file order, line numbers and offsets included. Line numbers and offsets are 32-bit below
+    ``analysis.NARROW`` (2 GB); with it moved to the middle of the file the pieces before it are 32-bit, those after
+    64-bit, and the columns 64-bit."""
     import random
+
+    from ftui.core import analysis
 
     rng = random.Random(7)
     rows = []
@@ -110,11 +115,15 @@ def test_parallel_equals_serial(write_jsonl, piece_bytes):
             rows.append(chat("q " * rng.randint(1, 50) + str(i), "a " * rng.randint(1, 200), system=None if r > 0.9
                              else "sys"))
     path = write_jsonl(rows)
+    if narrow:
+        monkeypatch.setattr(analysis, "NARROW", path.stat().st_size // 2)
     serial = analyze(path, workers=1)
     parallel = analyze(path, workers=3, parallel_min_bytes=1, piece_bytes=piece_bytes)
     assert parallel.findings == serial.findings
-    for name in ("line", "offset", "kind", "tokens", "trainable", "messages", "flags"):
+    for name in ("line", "offset", "kind", "tokens", "trainable", "messages", "flags", "hash"):
         assert (getattr(parallel, name) == getattr(serial, name)).all(), name
+        assert getattr(parallel, name).dtype == getattr(serial, name).dtype, name
+    assert serial.line.dtype == serial.offset.dtype == (np.int64 if narrow else np.int32)
     assert parallel.lines == serial.lines and parallel.format == serial.format
     # one process counts a 1 MB file with the small-file counter, the workers with quicktok: the same counts
     same = {"seconds": 0, "tokenizer": ""}

@@ -1,6 +1,8 @@
 """Every validation rule, with the line number and JSON path it reports."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ftui.core.analysis import analyze
@@ -110,6 +112,33 @@ def test_duplicate_names_both_lines(write_jsonl):
     rows.append(rows[2])
     got = [(f.line, f.message) for f in findings(write_jsonl(rows)) if f.code == "duplicate_example"]
     assert got == [(13, "same example as line 3"), (14, "same example as line 3")]
+
+
+@pytest.mark.parametrize("block", [None, 7])
+def test_duplicates_name_the_first_copy_in_every_group(write_jsonl, monkeypatch, block):
+    """Many groups of copies, their examples spread over the file (and, with 7-example blocks, over the blocks in
+    which the analysis looks up the repeated digests); unparsed lines in between."""
+    import random
+
+    from ftui.core import analysis
+
+    if block:
+        monkeypatch.setattr(analysis, "DEDUP_BLOCK", block)
+    rng = random.Random(3)
+    pool = chats(15)
+    rows = [rng.choice(pool) if rng.random() < 0.6 else ("{oops" if rng.random() < 0.1 else chat(f"q{i}", "a"))
+            for i in range(200)]
+    first: dict[str, int] = {}
+    want = []
+    for ln, r in enumerate(rows, 1):
+        if isinstance(r, str):
+            continue
+        key = json.dumps(r)
+        if key in first:
+            want.append((ln, f"same example as line {first[key]}"))
+        first.setdefault(key, ln)
+    got = [(f.line, f.message) for f in findings(write_jsonl(rows)) if f.code == "duplicate_example"]
+    assert len(want) > 80 and got == want
 
 
 def test_too_few_examples_is_a_file_level_error(write_jsonl):

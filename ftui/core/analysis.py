@@ -22,13 +22,12 @@ import time
 import traceback
 from array import array
 from dataclasses import dataclass, field
-from hashlib import sha256
 from multiprocessing.connection import wait as _wait
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-import numpy as np
 import orjson
+from xxhash import xxh3_64_intdigest
 
 from . import catalog as _catalog
 from .findings import Finding, file_first as _order
@@ -36,6 +35,11 @@ from .rules import (AMBIGUOUS, CHAT, COMPLETION, FORMAT_NAMES, HAS_SYSTEM, HAS_U
                     REINFORCEMENT, ExampleChecker)
 
 from .tokens import counter, counter_backend, counter_for
+
+if TYPE_CHECKING:
+    import numpy as np
+# numpy is imported where the columns are merged, not here: a worker process of the parallel analysis never needs
+# it, and `ftui check` forks its worker before numpy is loaded (~80 ms), so the worker starts on the lines first
 
 BOM = b"\xef\xbb\xbf"
 MIN_EXAMPLES = 10
@@ -45,6 +49,7 @@ PARALLEL_MIN_BYTES = 8 << 20  # below this a second process costs more than it s
 # memory there and no faster)
 PIECE_BYTES = 4 << 20
 MAX_PIECES_PER_PROCESS = 16
+DEDUP_BLOCK = 1 << 16  # examples looked up at a time among the repeated digests (a few temporary MB at most)
 MAX_FINDINGS_PER_CODE = 200_000  # stored; counts stay exact beyond it
 _REPORT_EVERY = 1024  # lines between progress reports / cancel checks
 
@@ -83,8 +88,8 @@ class _Chunk:
     json_objects: int | None = None  # set when the file was read as a JSON document
 
 
-_COLUMNS = {"line": "q", "offset": "q", "kind": "b", "tokens": "i", "trainable": "i", "messages": "i", "flags": "b",
-            "hash": "Q"}  # the per-example columns of a _Chunk and their array typecodes
+_COLUMNS = ("line", "offset", "kind", "tokens", "trainable", "messages", "flags", "hash")  # per example, in a _Chunk
+NARROW = 2**31  # line numbers and byte offsets of a file smaller than this are stored in 32 bits (else 64)
 
 
 def check_readable(path: str | os.PathLike) -> int:
@@ -108,11 +113,11 @@ def check_readable(path: str | os.PathLike) -> int:
     return st.st_size
 
 
-def _line_hash(line: bytes) -> int:
-    # for finding duplicates within this analysis only (never written anywhere, so the function may change):
-    # sha256 runs on the CPU's SHA instructions where it has them, 1.7x blake2b's speed on this project's machine
-    # (18.7 vs 31.7 ms for 20 MB of lines)
-    return int.from_bytes(sha256(line).digest()[:8], "little")
+# The 64-bit digest of each example, for finding exact duplicates (within a file, and across the files of one
+# `ftui check`); never written anywhere, so the function may change. xxh3 is a non-cryptographic hash that runs at
+# memory speed: 3.5 against 27 ms for sha256[:8] over 30 MB of lines (sha256 on the CPU's SHA instructions), a tenth
+# of the per-line work. Two different examples share a digest with probability ~n²/2⁶⁵ (1e-8 for 600k examples).
+_line_hash = xxh3_64_intdigest
 
 
 def process_range(path: str | os.PathLike, start: int, end: int, encoding: str,
@@ -126,6 +131,8 @@ def process_range(path: str | os.PathLike, start: int, end: int, encoding: str,
     checker = ExampleChecker(count or counter(encoding), encoding)
     check = checker.check
     out = _Chunk()
+    if end < NARROW:  # 8 bytes less per example: 5 MB for a 1 GB file
+        out.line, out.offset = array("i"), array("i")
     findings = out.findings
     dropped = out.dropped
     per_code = {} if per_code is None else per_code
@@ -241,11 +248,12 @@ def _worker(path, pieces, encoding, slot, counters, next_piece, stop, conn) -> N
         conn.send(("ok", len(done)))
         while done:
             # the columns go one at a time as raw bytes: pickling whole chunks would hold them twice in each
-            # process (the pickle and the arrays), about 24 MB at the peak for half of a 1 GB file
+            # process (the pickle and the arrays), about 24 MB at the peak for half of a 1 GB file. The chunk goes
+            # with each column's typecode in its place
             i, result = done.pop(0)
             columns = {name: getattr(result, name) for name in _COLUMNS}
             for name in _COLUMNS:
-                setattr(result, name, None)
+                setattr(result, name, columns[name].typecode)
             conn.send((i, result))
             for name in _COLUMNS:
                 conn.send_bytes(columns.pop(name))
@@ -311,6 +319,7 @@ def _run_parallel(path, size, pieces, workers, encoding, progress, cancel) -> li
         send.close()
         procs.append(p)
         conns.append(recv)
+    import numpy  # noqa: F401  (for the merge; loaded while the worker runs: see the note at the imports)
 
     def report() -> None:
         if progress is not None:
@@ -331,10 +340,8 @@ def _run_parallel(path, size, pieces, workers, encoding, progress, cancel) -> li
                     if results[c][0] == "ok":
                         for _ in range(results[c][1]):
                             i, chunk = c.recv()
-                            for name in _COLUMNS:
-                                col = array(_COLUMNS[name])
-                                col.frombytes(c.recv_bytes())
-                                setattr(chunk, name, col)
+                            for name in _COLUMNS:  # the bytes received, typed in place (not copied)
+                                setattr(chunk, name, memoryview(c.recv_bytes()).cast(getattr(chunk, name)))
                             by_piece[i] = chunk
                 except EOFError:  # killed (out of memory, a signal) before it could answer
                     p = procs[conns.index(c)]
@@ -406,12 +413,30 @@ class Analysis:
         return Report(self, _catalog.resolve(model), n_epochs)
 
     def line_offset(self, line: int) -> int | None:
+        import numpy as np
+
         i = int(np.searchsorted(self.line, line))
         return int(self.offset[i]) if i < self.line.size and self.line[i] == line else None
 
 
+def _give_back_freed_memory() -> None:
+    """Return the free pages in the middle of the C heap to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    A chunk's columns are a few hundred KB each, so once glibc has raised its mmap threshold they live in the heap,
+    and freeing them after the merge copied them did not lower the process's memory: a 1 GB file held its columns
+    twice at the merge (19 MB more). Called once per column joined (~1 ms each)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chunk], seconds: float,
            tokenizer: str | None = None) -> Analysis:
+    import numpy as np
+
     base = 0
     shifted: list[Iterable[Finding]] = []
     dropped: dict[str, int] = {}
@@ -423,29 +448,34 @@ def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chun
             dropped[k] = dropped.get(k, 0) + v
         base += ch.lines
 
-    # Memory stays flat in the file's size: about 38 bytes per example live here (a 1 GB file holds ~630k), so a
+    # Memory stays flat in the file's size: about 30 bytes per example live here (a 1 GB file holds ~630k), so a
     # single chunk's arrays are used in place (no copy) and several are joined one column at a time, each chunk's
     # column freed as soon as it is joined — never all the chunks and all the joined columns at once.
     def cat(name: str, dtype, shift: bool = False) -> np.ndarray:
         if not chunks:
             return np.zeros(0, dtype=dtype)
         if len(chunks) == 1:
-            return np.frombuffer(getattr(chunks[0], name), dtype=dtype)
+            return np.asarray(getattr(chunks[0], name)).astype(dtype, copy=False)
         out = np.empty(sum(len(getattr(ch, name)) for ch in chunks), dtype=dtype)
         at = 0
         for ch, b in zip(chunks, bases):
-            part = np.frombuffer(getattr(ch, name), dtype=dtype)
-            out[at:at + part.size] = part + b if shift and b else part
-            at += part.size
+            part = np.asarray(getattr(ch, name))  # an array.array, or a memoryview of the bytes a worker sent
+            n = part.size
+            out[at:at + n] = part
+            if shift and b:
+                out[at:at + n] += b
+            at += n
             del part
-            setattr(ch, name, array(getattr(ch, name).typecode))
+            setattr(ch, name, None)
+        _give_back_freed_memory()
         return out
 
-    line = cat("line", np.int64, shift=True)
+    narrow = np.int32 if size < NARROW else np.int64
+    line = cat("line", narrow, shift=True)
     kind = cat("kind", np.int8)
     flags = cat("flags", np.int8)
     hashes = cat("hash", np.uint64)
-    offset, tokens = cat("offset", np.int64), cat("tokens", np.int32)
+    offset, tokens = cat("offset", narrow), cat("tokens", np.int32)
     trainable, messages = cat("trainable", np.int32), cat("messages", np.int32)
     lines_total = base
     extra: list[Finding] = []
@@ -495,13 +525,27 @@ def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chun
         h = hashes if every else hashes[parsed]
         ln = line if every else line[parsed]
         del parsed
-        order = np.argsort(h, kind="stable")
-        hs = h[order]
-        same = np.flatnonzero(hs[1:] == hs[:-1]) + 1
-        if same.size:
+        # the digests that occur more than once: a sorted copy (8 bytes per example; an argsort of every digest
+        # and the sorted copy were 16 at the peak), then the few examples that have them, found block by block
+        hs = np.sort(h)
+        repeated = np.unique(hs[1:][hs[1:] == hs[:-1]])
+        del hs
+        if repeated.size:
+            rows = []
+            for i in range(0, h.size, DEDUP_BLOCK):
+                block = h[i:i + DEDUP_BLOCK]
+                j = np.searchsorted(repeated, block)
+                j[j == repeated.size] = 0
+                rows.append(np.flatnonzero(repeated[j] == block) + i)
+            rows = np.concatenate(rows)  # in file order
+            hr = h[rows]
+            order = np.argsort(hr, kind="stable")  # by digest, each copy in file order
+            hs = hr[order]
+            same = np.flatnonzero(hs[1:] == hs[:-1]) + 1
             starts = np.flatnonzero(np.r_[True, hs[1:] != hs[:-1]])
             group_first = starts[np.searchsorted(starts, same, side="right") - 1]
-            for dup, orig in zip(ln[order[same]].tolist(), ln[order[group_first]].tolist()):
+            lr = ln[rows]
+            for dup, orig in zip(lr[order[same]].tolist(), lr[order[group_first]].tolist()):
                 extra.append(Finding(dup, "duplicate_example", f"same example as line {orig}", ""))
 
     n_examples = int(line.size)
@@ -619,6 +663,8 @@ def mark_cross_file_duplicates(analyses: list[Analysis], max_listed: int = MAX_F
     """Add a ``duplicate_across_files`` warning to each example of a later file that is the same (byte for byte,
     after surrounding whitespace) as an example of an earlier file: ``ftui check train.jsonl valid.jsonl`` shows
     validation examples that leak from train."""
+    import numpy as np
+
     seen: dict[int, tuple[str, int]] = {}
     for a in analyses:
         if a.hash is None:

@@ -168,17 +168,19 @@ def estimate(tokens_per_example, model: ModelInfo, n_epochs: int | str = "auto",
     """Billing tokens = Σ min(context, tokens); billed = epochs × billing; dollars from the per-1M price."""
     import numpy as np  # not at import: the TUI reads the catalog before its first paint
 
-    tokens = np.asarray(tokens_per_example, dtype=np.int64)
+    tokens = np.asarray(tokens_per_example)  # int32 from an analysis: no 64-bit copy, the sums are 64-bit
+    if tokens.dtype.kind not in "iu":
+        tokens = tokens.astype(np.int64)
     n = int(tokens.size) if n_examples is None else n_examples
     auto = n_epochs == "auto" or n_epochs is None
     epochs = auto_epochs(n) if auto else int(n_epochs)
     ctx = model.training_context
     if ctx:
-        billing = int(np.minimum(tokens, ctx).sum())
-        over = int((tokens > ctx).sum())
-        truncated = int(np.maximum(tokens - ctx, 0).sum())
+        billing = int(np.minimum(tokens, ctx).sum(dtype=np.int64))
+        over = int(np.count_nonzero(tokens > ctx))
+        truncated = int(np.maximum(tokens - ctx, 0).sum(dtype=np.int64))
     else:
-        billing, over, truncated = int(tokens.sum()), 0, 0
+        billing, over, truncated = int(tokens.sum(dtype=np.int64)), 0, 0
     billed = epochs * billing
     note = ""
     if model.price_per_1m_tokens is not None:
