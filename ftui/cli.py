@@ -456,12 +456,15 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(signal, "SIGPIPE"):  # `ftui check … | head`: end quietly when the reader goes, like any filter
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         try:
-            return cmd_check(args)
+            code = cmd_check(args)
+            sys.stdout.flush()  # here: a report that cannot be written (a full disk) fails now, not at the exit
+            return code
         except KeyboardInterrupt:
             print("\nftui check: interrupted", file=sys.stderr)
             return 130
         except OSError as exc:  # the analysis turns read errors into messages: this is writing the report
-            return _cannot_write(exc)
+            print(f"ftui check: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
     if args.command == "prepare":
         if hasattr(signal, "SIGPIPE"):
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -518,28 +521,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  deployments=deployments)
 
 
-_write_failed = False
-
-
-def _cannot_write(exc: OSError) -> int:
-    global _write_failed
-    _write_failed = True
-    print(f"ftui check: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
-    return EXIT_UNREADABLE
-
-
 def entry() -> None:
     """The `ftui` command and `python -m ftui.cli`: :func:`main`, then the exit."""
     code = main()
     if sys.argv[1:2] == ["check"]:
         # `ftui check` ends with large structures alive (quicktok's tables, the columns, the findings), and the
-        # interpreter's teardown freed them one by one: ~90 ms of a 0.9 s check of 100 MB. Its output is flushed here
-        # and its worker processes were joined before the report, so it leaves at once, as mypy does (hard_exit)
+        # interpreter's teardown freed them one by one: ~90 ms of a 0.9 s check of 100 MB. main has flushed the report
+        # and the worker processes were joined before it, so the process leaves at once, as mypy does
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-        except OSError as exc:  # (a full disk)
-            code = _cannot_write(exc) if not _write_failed else code
+        except OSError:  # the report that could not be written: main said so
+            pass
         os._exit(code)
     sys.exit(code)
 

@@ -424,7 +424,7 @@ def _give_back_freed_memory() -> None:
 
     A chunk's columns are a few hundred KB each, so once glibc has raised its mmap threshold they live in the heap,
     and freeing them after the merge copied them did not lower the process's memory: a 1 GB file held its columns
-    twice at the merge (19 MB more). Called once per column joined (~1 ms each)."""
+    twice at the merge (19 MB more). Called once per column joined (microseconds each)."""
     try:
         import ctypes
 
