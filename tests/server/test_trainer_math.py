@@ -235,13 +235,34 @@ def test_two_halves_at_once_give_the_batchs_loss_accuracy_and_gradients(lora, bf
         hook.remove()
     g_halves = grads()
     assert any(name.startswith("ftui-half") for name in threads) and threading.current_thread().name in threads
-    tol = 2e-2 if bf16 else 1e-4  # bf16 products of differently shaped matmuls round differently
-    assert math.isclose(halves["train_loss"], whole["train_loss"], rel_tol=tol)
-    assert math.isclose(evaluated["valid_loss"], whole["train_loss"], rel_tol=tol)
-    assert abs(halves["train_mean_token_accuracy"] - whole["train_mean_token_accuracy"]) <= (0.02 if bf16 else 1e-4)
-    num = sum(float((a - b).norm() ** 2) for a, b in zip(g_halves, g_whole)) ** 0.5
-    den = sum(float(b.norm() ** 2) for b in g_whole) ** 0.5
-    assert den > 0 and num / den < (2e-2 if bf16 else 1e-4), num / den
+
+    def rel(a, b) -> float:
+        return sum(float((x - y).norm() ** 2) for x, y in zip(a, b)) ** 0.5 / sum(float(y.norm() ** 2) for y in b) ** 0.5
+
+    if not bf16:  # float32: the same sums in another order
+        assert math.isclose(halves["train_loss"], whole["train_loss"], rel_tol=1e-4)
+        assert math.isclose(evaluated["valid_loss"], whole["train_loss"], rel_tol=1e-4)
+        assert abs(halves["train_mean_token_accuracy"] - whole["train_mean_token_accuracy"]) <= 1e-4
+        assert rel(g_halves, g_whole) < 1e-4
+        return
+    # bf16: each matmul shape may get another kernel (oneDNN picks AMX or avx512-bf16 by shape, and they round
+    # differently), so halves and whole differ by bf16's own error, which is not the same on every CPU (3.9 % apart in
+    # the gradient on an AMX Xeon, each 4.6-4.9 % from float32). What holds on any CPU: the halves are as close to the
+    # exact (float32) batch as the whole batch in bf16 is. A half's gradients dropped, or divided by the half's own
+    # token count, are ~50 % off.
+    exact = _trainer(False)
+    model_fp32 = lora[0]
+    exact.params = [p for p in model_fp32.parameters() if p.requires_grad]
+    model_fp32.zero_grad(set_to_none=True)
+    ref = exact._sft_train(model_fp32, batch, tok.pad_token_id, "cpu")
+    g_ref = [p.grad.clone() for p in exact.params]
+    model_fp32.zero_grad(set_to_none=True)
+    err_whole, err_halves = rel(g_whole, g_ref), rel(g_halves, g_ref)
+    assert 0 < err_whole < 0.1 and err_halves < 1.5 * err_whole + 1e-3, (err_whole, err_halves)
+    loss_err = abs(whole["train_loss"] - ref["train_loss"])
+    assert abs(halves["train_loss"] - ref["train_loss"]) <= 1.5 * loss_err + 5e-3 * ref["train_loss"]
+    assert abs(evaluated["valid_loss"] - ref["train_loss"]) <= 1.5 * loss_err + 5e-3 * ref["train_loss"]
+    assert abs(halves["train_mean_token_accuracy"] - ref["train_mean_token_accuracy"]) <= 0.03
 
 
 def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(lora, monkeypatch):

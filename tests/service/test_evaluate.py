@@ -86,12 +86,19 @@ async def test_teacher_forced_loss_of_the_references(svc, server, tmp_path):
     for s in scores:
         assert s["loss"] > 0 and 0 <= s["token_accuracy"] <= 1
         assert s["tokens"] == 2  # the digit and the end of turn
-    # the same example alone scores the same (batching and padding change nothing)
-    alone = await svc.score(BASE, examples[:1])
-    assert alone[0]["loss"] == pytest.approx(scores[0]["loss"], rel=1e-3)
+    # every example scores the same alone as in the batch, whatever it is padded to (a longer one joins the batch):
+    # a score never depends on what it was batched with (it did in bf16 on an AMX CPU: 8.7256 alone, 8.5616 in six)
+    longer = {"messages": [{"role": "system", "content": "Answer with one digit. " * 12},
+                           {"role": "user", "content": "Review: a long and rambling account of an app " * 6},
+                           {"role": "assistant", "content": "3"}]}
+    batched = await svc.score(BASE, examples + [longer])
+    for i, ex in enumerate(examples + [longer]):
+        alone = await svc.score(BASE, [ex])
+        assert alone[0]["loss"] == pytest.approx(batched[i]["loss"], rel=1e-4, abs=1e-5), i
+        assert alone[0]["token_accuracy"] == batched[i]["token_accuracy"]
     with pytest.raises(ServiceError) as e:
         await svc.score(BASE, [{"messages": [{"role": "user", "content": "no answer"}]}])
-    assert e.value.problem.status == 400 and e.value.problem.param in ("examples[0].messages", "examples")
+    assert e.value.problem.status == 400 and e.value.problem.param == "examples[0].messages"
     with pytest.raises(ServiceError) as e:
         await svc.score("no-such-model", examples[:1])
     assert e.value.problem.status == 404

@@ -96,22 +96,21 @@ def _score_batch(entry, encoded, batch: list[int], out: list) -> None:
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     dev = model.device
     from ..packing import right_pad
-    from ..trainer import _bf16_wanted
 
-    # bfloat16 autocast where the hardware has it (CUDA, AMX/avx512-bf16 CPUs): 2.5× faster on this project's CPU;
-    # the loss is then within bf16 precision of the float32 one (the training curves use the same autocast)
-    bf16 = _bf16_wanted(dev.type)
+    # No bfloat16 autocast here, though it is 2.25x faster on a CPU with AMX: a score is a measurement, and in bf16
+    # it depended on what the example was batched with (8.7256 alone vs 8.5616 in a batch of six on an AMX Xeon:
+    # oneDNN picks another kernel for another batch shape, and bf16 rounds each differently). In the model's own
+    # dtype (float32 on a CPU) an example scores the same alone or in any batch, within 1e-6, on any vendor's CPU.
     ids, lab, att = right_pad([encoded[i] for i in batch], pad, dev)
     tgt = lab[:, 1:]
     keep = tgt != -100
-    with lock, torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+    with lock, torch.inference_mode():
         inner = getattr(model, "model", None)
         if inner is not None and hasattr(model, "lm_head"):  # the output layer only where an answer is
             hidden = inner(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
             logits = model.lm_head(hidden[keep]).float()
         else:
             logits = model(input_ids=ids, attention_mask=att).logits[:, :-1][keep].float()
-        logits = logits.float()
         losses = torch.nn.functional.cross_entropy(logits, tgt[keep], reduction="none")
         right = (logits.argmax(-1) == tgt[keep]).float()
     rows = keep.nonzero()[:, 0]
