@@ -37,13 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Validate JSONL fine-tuning files offline: every problem by line, exact "
                            "token counts, distributions, and the epochs and cost of a job. Exit code 0: no errors "
                            "(warnings allowed); 1: errors; 2: a file could not be read, or bad usage.")
-    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("files", nargs="*", metavar="FILE")
     check.add_argument("--model", "-m", default=None,
                        help="model to count and price for (default: the config's, else gpt-4.1-mini)")
     check.add_argument("--epochs", type=_epochs, default="auto", help="n_epochs for the estimate (default auto)")
     check.add_argument("--json", action="store_true", help="print one JSON document (an array for several files)")
     check.add_argument("--all", action="store_true", help="list every finding, not the first few per code")
     check.add_argument("--workers", type=int, default=None, help="processes to use (default: CPU count)")
+    check.add_argument("--validation", action="append", default=[], metavar="FILE",
+                       help="check FILE as validation data (no 10-example minimum, not billed); files named valid, "
+                       "validation, val, test or eval (valid.jsonl, marv_valid.jsonl) are validation data anyway")
 
     prep = sub.add_parser(
         "prepare", help="turn raw labelled data into clean train / validation / test JSONL files",
@@ -180,6 +183,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     code = EXIT_OK
     progress = None if args.json else _progress_printer()
     analyses = []
+    if not args.files and not args.validation:
+        print("ftui check: name at least one FILE (or --validation FILE)", file=sys.stderr)
+        return EXIT_UNREADABLE
+    from .core.files import raw_table
+
+    tables = [p for p in [*args.files, *args.validation] if raw_table(p)]
+    if tables:  # raw rows, not training examples: prepare turns them into JSONL
+        for p in tables:
+            print(f"ftui check: {p} is a {raw_table(p)} table, not JSONL training data; "
+                  f"turn it into train/valid/test JSONL with `ftui prepare {p} --out DIR` (or open it in the app: "
+                  f"`ftui {p}`)", file=sys.stderr)
+        return EXIT_UNREADABLE
+    validation = {os.path.realpath(p) for p in args.validation}
+    args.files = list(args.files) + [p for p in args.validation if p not in args.files]
     for path in args.files:
         try:
             analyses.append((path, analyze(path, args.model, workers=args.workers, progress=progress), None))
@@ -197,7 +214,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         report = None
         if exc is None:
             try:
-                report = analysis.report(args.model, args.epochs)
+                role = "validation" if os.path.realpath(path) in validation else None  # else by name
+                report = analysis.report(args.model, args.epochs, role)
             except (CatalogError, EncodingError) as e:
                 exc = e
         if exc is not None:

@@ -9,6 +9,14 @@ import pytest
 SAMPLES = Path(__file__).resolve().parent.parent / "ftui" / "data" / "samples"
 
 
+def pytest_configure(config):
+    """The user's data dir (the upload ledger, a local server's state) is never touched by a test: each session
+    gets its own; a test that needs another sets its own."""
+    import tempfile
+
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="ftui-test-data-")
+
+
 @pytest.fixture
 def write_jsonl(tmp_path):
     """write_jsonl(rows, name=…) -> Path; rows are objects (dumped) or raw str/bytes lines."""

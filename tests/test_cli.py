@@ -168,3 +168,40 @@ def test_check_model_defaults_to_the_configs(tmp_path):
     assert json.loads(res.stdout)["model"] == "gpt-4o-mini-2024-07-18"
     res = run("check", SAMPLES / "marv.jsonl", "--json", "--model", "gpt-4.1-mini", env=env)
     assert json.loads(res.stdout)["model"].startswith("gpt-4.1-mini")
+
+
+def test_a_validation_file_is_checked_as_validation_by_flag_or_by_name(tmp_path):
+    """The bundled pair exits 0: marv_valid.jsonl (3 examples) is validation data — no 10-example minimum, nothing
+    billed — and so is a file named with --validation; the training file keeps its minimum and its price."""
+    res = run("check", SAMPLES / "marv.jsonl", SAMPLES / "marv_valid.jsonl", "--json", "--model", "gpt-4.1-mini")
+    assert res.returncode == 0, res.stdout
+    train, valid = json.loads(res.stdout)
+    assert (train["role"], valid["role"]) == ("training", "validation")
+    assert valid["counts"] == {} and valid["estimate"]["billed_tokens"] == 0 and valid["estimate"]["usd"] == 0
+    assert train["estimate"]["billed_tokens"] > 0
+    held = tmp_path / "held.jsonl"  # a name that says nothing: the flag says it
+    held.write_bytes((SAMPLES / "marv_valid.jsonl").read_bytes())
+    res = run("check", held)
+    assert res.returncode == 1 and "3 example(s); the service needs at least 10" in res.stdout
+    res = run("check", SAMPLES / "marv.jsonl", "--validation", held)
+    assert res.returncode == 0, res.stdout
+    assert f"{held} (validation) — chat, 3 examples" in res.stdout
+    assert "tokens per validation pass; not billed" in res.stdout
+    res = run("check", "--validation", held, "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["role"] == "validation"
+
+
+@pytest.mark.parametrize("name,kind", [("reviews.csv", "CSV"), ("rows.tsv", "TSV"), ("rows.parquet", "Parquet")])
+def test_a_raw_table_is_sent_to_prepare(tmp_path, name, kind):
+    path = tmp_path / name
+    path.write_bytes((SAMPLES / "reviews.csv").read_bytes())
+    res = run("check", path)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == (f"ftui check: {path} is a {kind} table, not JSONL training data; turn it into "
+                          f"train/valid/test JSONL with `ftui prepare {path} --out DIR` (or open it in the app: "
+                          f"`ftui {path}`)\n")
+
+
+def test_check_without_a_file_is_usage():
+    res = run("check")
+    assert res.returncode == 2 and "name at least one FILE" in res.stderr

@@ -406,11 +406,12 @@ class Analysis:
         """Examples that parsed into a known format (the ones with token counts)."""
         return self.kind != NONE
 
-    def report(self, model: str | None = None, n_epochs: int | str = "auto"):
-        """This analysis seen through one model (:class:`ftui.core.report.Report`)."""
+    def report(self, model: str | None = None, n_epochs: int | str = "auto", role: str | None = None):
+        """This analysis seen through one model (:class:`ftui.core.report.Report`); ``role`` training or
+        validation (default: by the file's name)."""
         from .report import Report
 
-        return Report(self, _catalog.resolve(model), n_epochs)
+        return Report(self, _catalog.resolve(model), n_epochs, role)
 
     def line_offset(self, line: int) -> int | None:
         import numpy as np

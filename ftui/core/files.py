@@ -55,3 +55,23 @@ def append_jsonl(path: Path, obj) -> tuple[Path, int]:
         old += b"\n"
     atomic_write(path, old + orjson.dumps(obj) + b"\n")
     return path, old.count(b"\n") + 1
+
+
+HELD_OUT_WORDS = ("valid", "validation", "val", "test", "eval")
+
+
+def held_out_name(path: str | os.PathLike) -> bool:
+    """Is this file, by its name, held-out data (a validation or test split) rather than training data?
+    ``valid.jsonl``, ``test.jsonl`` (what ``ftui prepare`` writes), ``marv_valid.jsonl``, ``reviews-test.jsonl``."""
+    stem = Path(path).name.split(".", 1)[0].lower()
+    return stem in HELD_OUT_WORDS or any(stem.endswith(sep + w) for w in HELD_OUT_WORDS for sep in "_-")
+
+
+# raw tables: `ftui prepare` (and the app's Prepare workspace) turns them into training data; `ftui check` does not
+# read them. Suffix -> what to call it.
+RAW_TABLES = {".csv": "CSV", ".tsv": "TSV", ".tab": "TSV", ".parquet": "Parquet", ".pq": "Parquet"}
+
+
+def raw_table(path: str | os.PathLike) -> str | None:
+    """"CSV", "TSV" or "Parquet" for a raw table by its name, else None."""
+    return RAW_TABLES.get(Path(path).suffix.lower())

@@ -12,6 +12,8 @@ inputs at once beyond the file being mapped.
 
 from __future__ import annotations
 
+import hashlib
+
 import itertools
 from array import array
 import re
@@ -850,11 +852,16 @@ def write(plan_: Plan, out_dir: str | Path, force: bool = False) -> dict[str, Pa
     if there and not force:
         raise PrepareError(f"{', '.join(str(p) for p in there)} already exist(s); nothing was written "
                            "(--force overwrites)")
+    digests = {}
     for name in SPLITS:
         if name not in files:
             continue
         data = plan_.lines.joined(plan_.splits[name].tolist())
         atomic_write(files[name], data)
+        digests[name] = hashlib.sha256(data).hexdigest()
     doc = plan_.report({k: v.name for k, v in files.items() if k != "report"})  # names: the folder may move
+    # each output's content hash: a file uploaded from here is known again by it (the app finds a job's own test
+    # split through it, and reuses an identical upload)
+    doc["sha256"] = digests
     atomic_write(files["report"], orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     return files

@@ -57,7 +57,8 @@ def render(report: Report, style: Style, show_all: bool = False) -> str:
     m = report.model
     out: list[str] = []
     fmt = a.format or "unknown format"
-    out.append(style.bold(f"{a.path}") + f" — {fmt}, {a.examples:,} examples in {a.lines:,} lines "
+    role = " (validation)" if report.role == "validation" else ""
+    out.append(style.bold(f"{a.path}") + f"{role} — {fmt}, {a.examples:,} examples in {a.lines:,} lines "
                f"({human_size(a.size)}, {a.seconds:.2f} s)")
     if len(a.format_counts) > 1:
         out.append("  formats seen: " + ", ".join(f"{k} {v:,}" for k, v in a.format_counts.items()))
@@ -119,6 +120,10 @@ def render(report: Report, style: Style, show_all: bool = False) -> str:
 
     e = report.estimate
     out.append("")
+    if report.role == "validation":
+        out.append(style.bold("Estimate") + f"  {e.billing_tokens_per_epoch:,} tokens per validation pass; "
+                   "not billed (a job is billed for its training tokens)")
+        return "\n".join(out)
     epochs = f"{e.n_epochs} epochs" + (" (auto)" if e.n_epochs_auto else "")
     cost = f" ≈ {style.bold(f'${e.usd:,.2f}')}" if e.usd is not None else ""
     out.append(style.bold("Estimate") + f"  {e.billing_tokens_per_epoch:,} billing tokens × {epochs} = "

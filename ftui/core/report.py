@@ -18,9 +18,15 @@ if TYPE_CHECKING:  # report never imports analysis at run time: analysis -> repo
 class Report:
     """An :class:`Analysis` seen through one model: context-limit findings, statistics and the cost estimate."""
 
-    def __init__(self, analysis: Analysis, model: _catalog.ModelInfo, n_epochs: int | str = "auto") -> None:
+    def __init__(self, analysis: Analysis, model: _catalog.ModelInfo, n_epochs: int | str = "auto",
+                 role: str | None = None) -> None:
+        """``role``: "training" or "validation" (held-out data: no 10-example minimum, nothing billed); by default
+        from the file's name (:func:`ftui.core.files.held_out_name`)."""
+        from .files import held_out_name
+
         self.analysis = a = analysis
         self.model = model
+        self.role = role or ("validation" if held_out_name(a.path) else "training")
         mask = a.valid_mask
         if mask.all():  # the usual file: the columns themselves, not copies (2.5 MB each for a 1 GB file)
             mask = slice(None)
@@ -37,6 +43,8 @@ class Report:
                                         f"training context of {model.id}; the end will be truncated", ""))
         self.findings: list[Finding] = list(heapq.merge(a.findings, too_long, key=_order)) if too_long \
             else a.findings
+        if self.role == "validation":  # the 10-example minimum is the training file's
+            self.findings = [f for f in self.findings if f.code != "too_few_examples"]
         self.counts: dict[str, int] = {}
         for f in self.findings:
             self.counts[f.code] = self.counts.get(f.code, 0) + 1
@@ -44,6 +52,11 @@ class Report:
             self.counts[code] = self.counts.get(code, 0) + extra
         # the service counts every example line for the epochs heuristic, parsed or not
         self.estimate = _catalog.estimate(self.tokens, model, n_epochs, n_examples=a.examples)
+        if self.role == "validation":  # a job is billed for its training tokens only
+            e = self.estimate
+            self.estimate = _catalog.Estimate(e.n_epochs, e.n_epochs_auto, e.billing_tokens_per_epoch, 0,
+                                              0.0 if e.usd is not None else None, e.over_context, e.truncated_tokens,
+                                              "validation data: not billed (a job is billed for its training tokens)")
 
     @property
     def errors(self) -> list[Finding]:
@@ -78,6 +91,7 @@ class Report:
         stats = self.stats()
         return {
             "path": a.path,
+            "role": self.role,
             "format": a.format,
             "model": self.model.id,
             "encoding": a.encoding,

@@ -19,6 +19,7 @@ from ftui.core.files import atomic_write
 from . import results
 from .errors import ServiceError, bad_response, explain
 from .jobs import JobTrack
+from .ledger import Ledger, sha256_of
 from .profiles import Profile
 
 Progress = Callable[[int, int], None]
@@ -195,20 +196,55 @@ class Service:
         page = await self._call(self.client.files.list(), "list files")
         return _items(page, "list files")
 
-    async def upload(self, path: str | Path, progress: Progress | None = None) -> dict:
+    async def file(self, file_id: str) -> dict:
+        return _dump(await self._call(self.client.files.retrieve(file_id), "read a file"), "read a file")
+
+    @property
+    def identity(self) -> str:
+        """What names this backend across restarts: the local backend's data dir (its port changes at every start),
+        else the base URL. Caches and the upload ledger are keyed by it."""
+        if self.profile.kind == "local":
+            from ftui.serveinfo import default_data_dir
+
+            return f"local:{Path(self.profile.data_dir or default_data_dir()).expanduser().resolve()}"
+        return self.base_url
+
+    async def upload(self, path: str | Path, progress: Progress | None = None, reuse: bool = True) -> dict:
         """Upload a training file: the Files API up to ``upload_threshold`` bytes, the Uploads API above it (parts in
-        parallel, each retried, one progress for the whole file; cancelling the caller cancels the Upload)."""
+        parallel, each retried, one progress for the whole file; cancelling the caller cancels the Upload).
+
+        With ``reuse``, a file this user already uploaded to this backend with the same content (sha256, in the
+        ledger) is returned instead, when the backend still has it at the same size; the dict then carries
+        ``"ftui_reused": True``. Every upload is recorded in the ledger."""
         path = Path(path)
-        if path.stat().st_size > self.upload_threshold:
-            return await self.upload_parts(path, progress)
-        reader = _ProgressReader(path, progress)
-        try:
-            f = await self._call(self.retrying.files.create(file=(path.name, reader, "application/jsonl"),
-                                                            purpose="fine-tune", extra_headers=_idempotent()),
-                                 "upload")
-        finally:
-            reader.close()
-        return _dump(f, "upload")
+        size = path.stat().st_size
+        digest = await asyncio.to_thread(sha256_of, path)
+        book = Ledger()
+        if reuse:
+            for known in book.by_content(self.identity, digest):
+                try:
+                    f = await self.file(known.file_id)
+                except ServiceError:  # deleted on the backend, or the backend is another one now
+                    book.forget(self.identity, known.file_id)
+                    continue
+                if f.get("bytes") == size and f.get("status") != "error":
+                    if progress is not None:
+                        progress(size, size)
+                    return {**f, "ftui_reused": True}
+        if size > self.upload_threshold:
+            f = await self.upload_parts(path, progress)
+        else:
+            reader = _ProgressReader(path, progress)
+            try:
+                f = _dump(await self._call(self.retrying.files.create(file=(path.name, reader, "application/jsonl"),
+                                                                      purpose="fine-tune",
+                                                                      extra_headers=_idempotent()),
+                                           "upload"), "upload")
+            finally:
+                reader.close()
+        if f.get("id"):
+            book.record(self.identity, f["id"], path, digest, size)
+        return f
 
     async def upload_parts(self, path: str | Path, progress: Progress | None = None,
                            cancel: asyncio.Event | None = None) -> dict:
@@ -288,6 +324,7 @@ class Service:
 
     async def delete_file(self, file_id: str) -> None:
         await self._call(self.retrying.files.delete(file_id), "delete file")
+        Ledger().forget(self.identity, file_id)
 
     async def delete_model(self, model_id: str) -> None:
         await self._call(self.retrying.models.delete(model_id), "delete model")

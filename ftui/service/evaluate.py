@@ -5,7 +5,8 @@ then scored (``ftui.core.scoring``) and written as ``eval.jsonl`` + ``eval.json`
   (offline, 5xx, 429 past the retries) pauses the run, which tries again with backoff until it answers or is
   stopped — what was answered stays answered.
 - Temperature 0 and a seed by default; ``max_tokens`` from the references' length.
-- Answers are cached per (backend, model, example, parameters) in the user cache dir: a re-run, or a run resumed
+- Answers are cached per (backend, model, example, parameters) in the user cache dir — the backend by its identity
+  (the local backend's data dir, not its port, which changes at every start): a re-run, or a run resumed
   after a stop, only asks for what is missing.
 - For the local backend, the teacher-forced loss and token accuracy of the references (``/v1/ftui/score``).
 """
@@ -154,7 +155,7 @@ async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None =
     max_tokens = params.max_tokens or default_max_tokens(data.references)
     out = EvalRun(data, list(models), params, max_tokens)
     folder = cache_folder or cache_dir()
-    caches = {m: AnswerCache(folder, svc.base_url, m) for m in models}
+    caches = {m: AnswerCache(folder, svc.identity, m) for m in models}  # not the URL: a local port changes
     pkey = params.key(max_tokens)
     n = len(data.examples)
     state = Progress(0, n * len(models), 0, 0, time.monotonic())

@@ -16,6 +16,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
+from ftui.core.files import raw_table
 from ftui.service import profiles as _profiles
 
 from . import config as _config
@@ -102,12 +103,16 @@ class FtuiApp(App):
         from .data_screen import DataScreen
 
         p = self.start_path
-        return DataScreen(p) if p.is_dir() else DataScreen(p.parent, open_file=p)
+        if p.is_dir() or raw_table(p):  # a raw table opens in Prepare (on_mount); Data browses its folder
+            return DataScreen(p if p.is_dir() else p.parent)
+        return DataScreen(p.parent, open_file=p)
 
     def on_mount(self) -> None:
         self.set_keymap(self.config.keymap)
         self.show_backend()
         self._on_hangup()
+        if raw_table(self.start_path):  # `ftui reviews.csv`: raw rows to prepare, as from the file browser
+            self.call_after_refresh(self.open_prepare, self.start_path)
         if self.config_error:
             self.notify(self.config_error.strip(), title="Config", severity="warning", timeout=8)
 
@@ -315,10 +320,11 @@ class FtuiApp(App):
         self.call_after_refresh(lambda: self.screen.set_input(str(path)) if hasattr(self.screen, "set_input")
                                 else None)
 
-    def open_eval(self, data: str, models: list[str]) -> None:
-        """The Eval workspace, filled in (the Jobs workspace's `e` on a finished job)."""
+    def open_eval(self, data: str, models: list[str], why: str = "") -> None:
+        """The Eval workspace, filled in (the Jobs workspace's `e` on a finished job); ``why`` says where the data
+        came from."""
         self.switch_mode("eval")
-        self.call_after_refresh(lambda: self.screen.prefill(data, models) if hasattr(self.screen, "prefill")
+        self.call_after_refresh(lambda: self.screen.prefill(data, models, why) if hasattr(self.screen, "prefill")
                                 else None)
 
     def open_chat(self, model: str) -> None:

@@ -21,6 +21,22 @@ from .messages import UploadProgress
 from .widgets.file_tree import is_dataset
 
 NONE = "none"
+PREPARE_REPORT = "prepare.json"  # written by ftui prepare beside its splits: a report, never a dataset
+
+
+def validation_beside(train: Path) -> Path | None:
+    """The validation file that goes with a training file, by the names ftui prepare and the samples use:
+    ``train.jsonl`` -> ``valid.jsonl``; ``NAME.jsonl`` -> ``NAME_valid.jsonl`` (or ``-valid``, ``_validation``)."""
+    if train.stem == "train":
+        names = [f"valid{train.suffix}", f"validation{train.suffix}", f"val{train.suffix}"]
+    else:
+        stem = train.stem.removesuffix("_train").removesuffix("-train")
+        names = [f"{stem}{sep}{word}{train.suffix}" for word in ("valid", "validation", "val") for sep in "_-"]
+    for name in names:
+        p = train.with_name(name)
+        if p.is_file() and p != train:
+            return p
+    return None
 
 
 def _num(value: str, kind):
@@ -68,14 +84,18 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
     def compose(self) -> ComposeResult:
         train = [(Text(f"upload {self.path}"), f"local:{self.path}")] if self.path else []
         valid = [(Text("none"), NONE)]
+        self.valid_guess = NONE
         if self.path:
             try:
                 siblings = sorted(Path(self.path).parent.iterdir())
             except OSError:
                 siblings = []
             for p in siblings:
-                if p.is_file() and is_dataset(p) and str(p) != self.path:
+                if p.is_file() and is_dataset(p) and str(p) != self.path and p.name != PREPARE_REPORT:
                     valid.append((Text(f"upload {p.name}"), f"local:{p}"))
+            guess = validation_beside(Path(self.path))
+            if guess is not None:
+                self.valid_guess = f"local:{guess}"
         self.local_options = {"#train": train, "#valid": valid}  # the backend's files are added to these
         fmt = self.report.analysis.format if self.report else None
         with VerticalScroll():
@@ -86,7 +106,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                              prompt="a file on the backend…")
             with Horizontal(classes="row"):
                 yield Label("Validation file")
-                yield Select(valid, value=NONE, allow_blank=False, id="valid")
+                yield Select(valid, value=self.valid_guess, allow_blank=False, id="valid")
             with Horizontal(classes="row"):
                 yield Label("Base model")
                 yield Select(self._base_models(), id="base", prompt="base model")
@@ -108,6 +128,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             yield Static("", id="estimate", markup=False)
             yield Static("", id="problems", markup=False)
             yield Checkbox("Upload anyway (the file has errors)", id="insist")
+            yield Checkbox("Upload again (an identical file is on the backend)", id="reupload")
             yield ProgressBar(id="upload", show_eta=False)
             with Horizontal(id="buttons"):
                 yield Button("Create job (ctrl+s)", variant="primary", id="create")
@@ -144,6 +165,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 w.compact = True
         self.query_one("#upload").display = False
         self.query_one("#insist").display = False
+        self.query_one("#reupload").display = False
         base = self.query_one("#base", Select)
         options = [v for _, v in self._base_models()]
         want = self.app.model_id if self.app.model_id in options else (options[0] if options else None)
@@ -152,6 +174,25 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         self._sync_method()
         self._update_estimate()
         self._load_files()
+        self._find_identical()
+
+    @work(thread=True, group="create-identical", exit_on_error=False, description="Looking for identical uploads")
+    def _find_identical(self) -> None:
+        """Is a file identical to the one to upload already on this backend (the upload ledger; no request)? Then
+        say so: submitting reuses it unless "Upload again" is ticked."""
+        svc = self.app.service
+        if svc is None or not self.path:
+            return
+        from ftui.service.ledger import Ledger, sha256_of
+
+        known = Ledger().by_content(svc.identity, sha256_of(Path(self.path)))
+        if known:
+            self.app.call_from_thread(self._offer_reupload, known[0].file_id)
+
+    def _offer_reupload(self, file_id: str) -> None:
+        box = self.query_one("#reupload", Checkbox)
+        box.label = f"Upload again ({Path(self.path or '').name} is on the backend as {file_id}: reused otherwise)"
+        box.display = True
 
     @work(group="create-files", exit_on_error=False, description="Listing backend files")
     async def _load_files(self) -> None:
@@ -285,7 +326,8 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         seed_text = self.query_one("#seed", Input).value.strip()
         spec = {"train": train, "valid": self.query_one("#valid", Select).value, "model": base, "method": method,
                 "hyperparameters": hp, "suffix": self.query_one("#suffix", Input).value.strip() or None,
-                "seed": int(seed_text) if seed_text else None}
+                "seed": int(seed_text) if seed_text else None,
+                "reupload": self.query_one("#reupload", Checkbox).value}
         self.submitting = True
         self.query_one("#create", Button).disabled = True
         problems.update("")
@@ -309,7 +351,10 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                     name = path.name
                     self.post_message(UploadProgress(name, 0, path.stat().st_size))
                     f = await svc.upload(path, progress=lambda d, t, n=name: self.post_message(
-                        UploadProgress(n, d, t)))
+                        UploadProgress(n, d, t)), reuse=not spec["reupload"])
+                    if f.get("ftui_reused"):
+                        self.app.notify(f"{name}: an identical file is on the backend ({f['id']}); not uploaded "
+                                        "again", timeout=6)
                     ids[role] = f["id"]
             job = await svc.create_job(training_file=ids["train"], validation_file=ids["valid"], model=spec["model"],
                                        method=spec["method"], hyperparameters=spec["hyperparameters"],

@@ -185,8 +185,8 @@ a disagreement shows the example with both answers. Results are written to `eval
         sel.clear_options()
         sel.add_options([(i, i, i in ticked) for i in ids])
 
-    def prefill(self, data: str, models: list[str]) -> None:
-        """From the Jobs workspace: a finished job's model, its validation data or the prepared test split."""
+    def prefill(self, data: str, models: list[str], why: str = "") -> None:
+        """From the Jobs workspace: a finished job's model and its own held-out data (``why`` says which)."""
         self.initial_models = list(models)
         self.query_one("#ev-data", Input).value = data
         sel = self.query_one("#ev-models", SelectionList)
@@ -197,7 +197,11 @@ a disagreement shows the example with both answers. Results are written to `eval
                 sel.select(m)
             except Exception:  # noqa: BLE001 — not in the list yet (the next fill ticks it)
                 pass
-        self._status(f"Ready: {', '.join(models)} on {os.path.basename(data) or '?'} — ctrl+r runs")
+        if not data:
+            self._status(why or "Data: name a JSONL file with reference answers.", error=True)
+            self.query_one("#ev-data", Input).focus()
+            return
+        self._status(f"Ready: {', '.join(models)} on {why or data} — ctrl+r runs")
 
     # -- running ---------------------------------------------------------------------------------------------
     def _status(self, text: str, error: bool = False, style: str = "") -> None:

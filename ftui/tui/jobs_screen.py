@@ -484,29 +484,29 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         if not model:
             self.notify("No fine-tuned model yet", severity="warning")
             return
-        prepared = self.app.last_prepared
-        if prepared is not None and (prepared / "test.jsonl").exists():
-            self.app.open_eval(str(prepared / "test.jsonl"), [model])
-            return
         track = self._track()
-        valid = track.job.get("validation_file") if track else None
-        if not valid:
-            self.app.open_eval("", [model])
-            self.notify("The job has no validation file: name held-out data in the Eval workspace", timeout=6)
-            return
-        self._eval_on_validation(model, valid)
+        self._eval_on_heldout(model, dict(track.job) if track else {})
 
-    @work(group="jobs-eval", exit_on_error=False, description="Downloading the validation file")
-    async def _eval_on_validation(self, model: str, file_id: str) -> None:
+    @work(group="jobs-eval", exit_on_error=False, description="Finding the job's held-out data")
+    async def _eval_on_heldout(self, model: str, job: dict) -> None:
+        """The job's own held-out data (``ftui.service.heldout``): the test split prepared with its training file,
+        else its validation file, else ask — and the Eval workspace says which and why."""
         from ftui.service.errors import ServiceError
         from ftui.service.evaluate import cache_dir
+        from ftui.service.heldout import heldout_for
 
+        folders = []
+        if self.app.last_prepared is not None:
+            folders.append(self.app.last_prepared)
+        data = self.app.data_screen()
+        if data is not None and getattr(data, "current", None):
+            folders.append(Path(data.current).parent)
         try:
-            path = await self.app.service.download_file(file_id, cache_dir().parent / "eval-data" / f"{file_id}.jsonl")
+            found = await heldout_for(self.app.service, job, folders, cache_dir().parent / "eval-data")
         except ServiceError as e:
-            self.notify(f"Cannot download {file_id}: {e}", severity="error")
+            self.notify(f"Cannot read the job's files: {e}", severity="error")
             return
-        self.app.open_eval(str(path), [model])
+        self.app.open_eval(str(found.path or ""), [model], why=found.why)
 
     @on(DataTable.RowSelected, "#checkpoints")
     def _checkpoint_chosen(self, event: DataTable.RowSelected) -> None:

@@ -30,6 +30,14 @@ def test_config(**kw) -> Config:
 test_config.__test__ = False  # a helper, not a test
 
 
+def profile_for(server, **kw):
+    """A profile for a test server (tests.backend.Server), polled fast."""
+    from ftui.service.profiles import Profile
+
+    return Profile("test", "compatible", base_url=server.base_url, api_key=server.api_key or "unused",
+                   poll_interval=0.3, **kw)
+
+
 class Recorder:
     """message_hook that records every message and lets a test await the first of a type."""
 

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from ftui.service.profiles import Profile
 from ftui.tui.app import FtuiApp
 from ftui.tui.chat_screen import ChatScreen
 from ftui.tui.create_job import CreateJobScreen
@@ -17,15 +16,10 @@ from ftui.tui.prompt import PathPrompt
 from textual.widgets import DataTable, Input, Log, Markdown, Select
 from tests.backend import start_job, wait_for
 from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, settle, test_config
+from tests.tui.conftest import Recorder, profile_for, settle, test_config
 
 pytestmark = pytest.mark.slow
 BASE = "smollm2-135m-instruct"
-
-
-def profile_for(server, **kw) -> Profile:
-    return Profile("test", "compatible", base_url=server.base_url, api_key=server.api_key or "unused",
-                   poll_interval=0.3, **kw)
 
 
 async def test_create_watch_chat_compare_save(server, tmp_path):
@@ -123,7 +117,8 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         saved = json.loads(lines[1])["messages"]
         assert [m["role"] for m in saved] == ["user", "assistant"] and saved[0]["content"] == "Hi"
         assert saved[1]["content"] == chat.columns[0].history[-1]["content"]
-        # measure it: `e` on the finished job opens Eval on its validation file, the tuned model and its base
+        # measure it: `e` on the finished job opens Eval on its validation file (no test split was prepared with
+        # marv.jsonl), the tuned model and its base, and says which file and why
         await pilot.press("f3")
         await settle(pilot)
         jobs.query_one("#jobs", DataTable).focus()
@@ -131,7 +126,10 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         await rec.until(lambda: app.current_mode == "eval" and "Ready" in str(app.screen.query_one("#ev-status")
                                                                                .render()), what="Eval, filled in")
         ev = app.screen
-        assert ev.query_one("#ev-data", Input).value.endswith(f"{job['validation_file']}.jsonl")
+        assert ev.query_one("#ev-data", Input).value.endswith(f"marv_valid-{job['validation_file']}.jsonl")
+        status = str(ev.query_one("#ev-status").render())
+        assert f"the job's validation file marv_valid.jsonl ({job['validation_file']})" in status
+        assert "no test split prepared with its training file marv.jsonl" in status
         assert ev.models() == [job["fine_tuned_model"], BASE]
         ev.query_one("#ev-out", Input).value = str(tmp_path / "eval")
         await pilot.press("ctrl+r")

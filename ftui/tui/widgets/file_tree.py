@@ -9,8 +9,10 @@ from typing import Iterable, Iterator
 from textual.message import Message
 from textual.widgets import DirectoryTree
 
+from ftui.core.files import RAW_TABLES
+
 DATASET_SUFFIXES = (".jsonl", ".json", ".jsonl.txt", ".ndjson")
-RAW_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")  # raw data: opens the Prepare workspace
+RAW_SUFFIXES = tuple(RAW_TABLES)  # raw data: opens the Prepare workspace
 
 
 def is_dataset(path: Path) -> bool:

@@ -73,6 +73,8 @@ Change the model (`m`, or the command palette) and every figure follows.
                      Text("training context", style="dim"),
                      ctx + (f"  ({est.over_context:,} over)" if est.over_context else ""))
         cost = f"${est.usd:,.2f}" if est.usd is not None else est.note
+        if report.role == "validation":
+            cost = "not billed: validation data"
         grid.add_row(Text("epochs", style="dim"), f"{est.n_epochs}" + (" (auto)" if est.n_epochs_auto else ""),
                      Text("billed tokens", style="dim"), _n(est.billed_tokens))
         grid.add_row(Text("estimated cost", style="dim"), Text(cost, style="bold"),
@@ -105,6 +107,8 @@ def compact(report) -> Text:
     if tok is not None:
         t.append(f" · per example {_n(tok.min)}–{_n(tok.max)}, median {_n(tok.median)}", style="dim")
     cost = f"${est.usd:,.2f}" if est.usd is not None else (est.note or "price unknown")
+    if report.role == "validation":
+        cost = "not billed: validation data"
     t.append("\n").append(model.id, style="bold cyan")
     t.append(f" · {est.n_epochs} epochs{' (auto)' if est.n_epochs_auto else ''} · {_n(est.billed_tokens)} billed · ")
     t.append(cost, style="bold")
