@@ -455,6 +455,9 @@ def cmd_tui(argv: list[str]) -> int:
     if path is not None and not os.path.exists(path):
         print(f"ftui: {path}: no such file or directory", file=sys.stderr)
         return EXIT_UNREADABLE
+    # a hang-up before the app has mounted (it installs its own handler then) ends it at once, with the same code:
+    # nothing has started yet that needs stopping (the backend starts after the first paint)
+    signal.signal(signal.SIGHUP, lambda sig, _frame: os._exit(128 + sig))
     from .tui.app import FtuiApp
 
     app = FtuiApp(path)

@@ -116,27 +116,67 @@ class FtuiApp(App):
         if self.config_error:
             self.notify(self.config_error.strip(), title="Config", severity="warning", timeout=8)
 
+    EXIT_GRACE = 5.0  # seconds a hang-up may take to exit the clean way before the process exits anyway
+
     def _on_hangup(self) -> None:
         """Over SSH the terminal can go without ctrl+q (a dropped connection, a killed tmux window): SIGHUP and
-        SIGTERM end the app the clean way, so the backend it started is released like on a normal quit."""
+        SIGTERM end the app the clean way, so the backend it started is released like on a normal quit.
+
+        A hang-up is also a SIGCONT (the kernel sends both when the terminal goes), and Textual's SIGCONT handler
+        restarts the terminal driver — re-entering its start-up when the drop comes in the first second, which left
+        the shutdown putting into a writer queue no thread reads (every thread waiting, forever). So SIGHUP gets a
+        plain handler, which Python runs before SIGCONT's (it runs pending handlers by signal number): it turns the
+        SIGCONT resume off — there is no terminal to resume — then asks the loop to exit. And whatever a driver or a
+        worker does on the way out, the process exits within ``EXIT_GRACE`` seconds."""
         if self.is_headless:
             return
         import asyncio
         import signal
 
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGHUP, signal.SIGTERM):
+
+        def hung_up(sig, _frame) -> None:
             try:
-                loop.add_signal_handler(sig, self._hang_up, sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+                signal.signal(signal.SIGCONT, signal.SIG_DFL)  # no resume of a terminal that is gone
+            except (ValueError, OSError):
                 pass
+            loop.call_soon_threadsafe(self._hang_up, sig)
+
+        try:
+            signal.signal(signal.SIGHUP, hung_up)
+        except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGHUP here
+            pass
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self._hang_up, signal.SIGTERM)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
 
     def _hang_up(self, sig) -> None:
         from .errors import logger
 
         logger().info("signal %s: exiting", int(sig))
         self._quitting.set()
+        watchdog = threading.Timer(self.EXIT_GRACE, self._exit_anyway, (int(sig),))
+        watchdog.daemon = True
+        watchdog.start()
         self.exit(return_code=128 + int(sig))
+
+    def _exit_anyway(self, sig: int) -> None:
+        """The clean exit did not finish in time (a terminal driver stuck on a terminal that is gone): release the
+        backend as on_unmount would, and end the process."""
+        import os
+
+        from .errors import logger
+
+        logger().warning("signal %s: the clean exit took over %.0f s; exiting now", sig, self.EXIT_GRACE)
+        try:
+            if self.local is not None and self.local.owned:
+                self.local.release()
+        except Exception:  # noqa: BLE001 — nothing may keep the process from ending now
+            pass
+        for h in logger().handlers:
+            h.flush()
+        os._exit(128 + sig)
 
     def after_first_paint(self, callback) -> None:
         """Run ``callback`` once the first screen is drawn (at once if it already is): heavy work waits for it."""

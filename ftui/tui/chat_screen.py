@@ -57,6 +57,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
         self.columns = [Column(0), Column(1)]
         self.compare = False
         self.last_prompt = ""
+        self.system_default = ""  # the training data's system prompt put in the box for the chosen model
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -117,6 +118,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
     def _fill_models(self) -> None:
         options = self.model_options()
         values = [v for _, v in options]
+        before = self._models()[0]
         for col, default in (("a", 0), ("b", -1)):
             sel = self.query_one(f"#model-{col}", Select)
             current = sel.value
@@ -126,6 +128,9 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
                     sel.value = current
                 elif values:
                     sel.value = values[default]
+        after = self._models()[0]
+        if after and after != before:  # (Select.Changed is held back while filling)
+            self._offer_system_prompt(after)
 
     def choose_model(self, model: str, column: int = 0) -> None:
         """Chat with this model (from the Jobs workspace); base model on the right for comparing."""
@@ -136,6 +141,45 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
         sel.set_options(options)
         sel.value = model
         self.query_one("#prompt", Input).focus()
+        self._offer_system_prompt(model)
+
+    @on(Select.Changed, "#model-a")
+    def _left_model_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self._offer_system_prompt(event.value)
+
+    def _offer_system_prompt(self, model: str) -> None:
+        if self.app.service is None:
+            return
+        ckpt = self.app.checkpoints.get(model) or {}
+        self._find_system_prompt(model, ckpt.get("fine_tuning_job_id"))
+
+    @work(exclusive=True, group="chat-system", exit_on_error=False, description="Reading the training data")
+    async def _find_system_prompt(self, model: str, job_id: str | None) -> None:
+        from ftui.service.trained_on import training_system_prompt
+
+        found = await training_system_prompt(self.app.service, model, job_id)
+        self._set_system_default(model, found)
+
+    def _set_system_default(self, model: str, found) -> None:
+        """A fine-tuned model trained with a system prompt gets it as the default, visibly; text the user typed is
+        never replaced (only an empty box, or the default of the previous model)."""
+        area = self.query_one("#system", TextArea)
+        current = area.text.strip()
+        if current and current != self.system_default:
+            return
+        if found is None:
+            if current and current == self.system_default:
+                area.text = ""
+            self.system_default = ""
+            area.border_title = "System prompt (ctrl+y)"
+            return
+        self.system_default = found.text.strip()
+        area.text = found.text
+        area.border_title = (f"System prompt from {model.split(':')[-1] if model.startswith('ft:') else model}'s "
+                             f"training data ({found.share:.0%} of {found.source}) · ctrl+y edits")
+        self._status(f"System prompt set from the training data of {model} ({found.share:.0%} of its examples "
+                     "share it): the model was trained with it.")
 
     # -- sending ---------------------------------------------------------------------------------------------
     def _models(self) -> list[str | None]:
@@ -209,6 +253,8 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
     async def _done(self, message: ChatDone) -> None:
         col = self.columns[message.column]
         await self._finish(col)
+        pane = self.query_one(f"#col-{message.column}", VerticalScroll)
+        self.call_after_refresh(pane.scroll_end, animate=False)  # after the last block and the usage line grew
         col.history.append({"role": "assistant", "content": col.answer})
         u = message.usage or {}
         model = self._models()[message.column]
@@ -257,13 +303,46 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
 
     # -- compare, system, new, save --------------------------------------------------------------------------
     def action_toggle_compare(self) -> None:
+        if any(c.busy for c in self.columns):
+            self._status("Still answering: Esc stops it.", error=True)
+            return
         self.compare = not self.compare
+        if self.compare:
+            self._copy_conversation()
         self._show_compare()
+
+    def _copy_conversation(self) -> None:
+        """Both models get the same prompt: the right side continues the left's conversation so far (otherwise the
+        left model would see earlier turns the right one never saw — 107 against 37 prompt tokens)."""
+        left, right = self.columns
+        right.history = [dict(m) for m in left.history]
+        right.widgets = []
+        pane = self.query_one("#col-1", VerticalScroll)
+        pane.remove_children()
+        if not right.history:
+            return
+        turns = sum(1 for m in right.history if m["role"] == "user")
+        shown: list = [Static(Text(f"the left conversation so far ({turns} turn{'s' * (turns != 1)}), "
+                                   "which both models continue", style="dim italic"), classes="msg-usage")]
+        for m in right.history:
+            if m["role"] == "user":
+                shown.append(Static(Text.assemble(("you  ", "bold"), m["content"]), classes="msg-user"))
+            else:
+                shown.append(Markdown(m["content"], classes="msg-assistant"))
+        pane.mount_all(shown)
+        pane.scroll_end(animate=False)
 
     def _show_compare(self) -> None:
         for sel in ("#vs", "#model-b", "#col-1"):
             self.query_one(sel).display = self.compare
-        self._status("Compare mode: the same prompt goes to both models." if self.compare else "")
+        turns = sum(1 for m in self.columns[1].history if m["role"] == "user")
+        if not self.compare:
+            self._status("")
+        elif turns:
+            self._status(f"Compare mode: both models continue the same conversation ({turns} earlier "
+                         f"turn{'s' * (turns != 1)}); ctrl+n starts both afresh.")
+        else:
+            self._status("Compare mode: the same prompt goes to both models.")
 
     def action_system(self) -> None:
         self.query_one("#system", TextArea).focus()

@@ -106,3 +106,31 @@ async def test_teacher_forced_loss_of_the_references(svc, server, tmp_path):
     r = await run(svc, data, [BASE], EvalParams(max_tokens=2), cache_folder=tmp_path / "c")
     doc = summary(r)
     assert doc["models"][BASE]["mean_loss"] > 0 and doc["models"][BASE]["mean_token_accuracy"] is not None
+
+
+@pytest.mark.slow
+async def test_cached_answers_survive_a_local_server_restart_on_another_port(tmp_path, model_cache):
+    """The cache is keyed by the backend's identity (the local backend's data dir), not its URL: a server that
+    idled out and came back on another port answers nothing again."""
+    from ftui.service.client import Service
+    from tests.backend import Server
+
+    data = _data(tmp_path, 4)
+    first = Server(tmp_path / "data").start()
+    try:
+        svc = Service(Profile("local", "local", data_dir=str(first.data_dir)), base_url=first.base_url)
+        r1 = await run(svc, data, [BASE], EvalParams(max_tokens=2), cache_folder=tmp_path / "c", teacher_forced=False)
+        await svc.close()
+    finally:
+        first.stop()
+    assert r1.complete and not any(a.cached for a in r1.answers[BASE])
+    second = Server(tmp_path / "data").start()
+    try:
+        assert second.port != first.port
+        svc = Service(Profile("local", "local", data_dir=str(second.data_dir)), base_url=second.base_url)
+        r2 = await run(svc, data, [BASE], EvalParams(max_tokens=2), cache_folder=tmp_path / "c", teacher_forced=False)
+        await svc.close()
+    finally:
+        second.stop()
+    assert all(a.cached for a in r2.answers[BASE])
+    assert [a.text for a in r2.answers[BASE]] == [a.text for a in r1.answers[BASE]]

@@ -106,3 +106,31 @@ async def test_an_identical_file_is_uploaded_once(svc, server, tmp_path):
         fh.write("\n")
     changed = await svc.upload(data)
     assert changed["id"] != third["id"]
+
+
+def test_the_shared_system_prompt_is_the_one_most_examples_begin_with():
+    from ftui.service.trained_on import shared_system_prompt
+
+    def ex(system):
+        msgs = [{"role": "system", "content": system}] if system else []
+        return json.dumps({"messages": msgs + [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+
+    assert shared_system_prompt([ex("A"), ex("A"), ex("B"), "not json"]) == ("A", 2 / 3)
+    assert shared_system_prompt([ex("A"), ex("B"), ex(None)]) is None  # a third each: no default
+    assert shared_system_prompt([ex(None), ex(None)]) is None
+    assert shared_system_prompt([ex("A"), ex(None)]) == ("A", 0.5)
+
+
+async def test_a_tuned_models_training_system_prompt_is_read_from_its_training_file(svc, server, tmp_path,
+                                                                                    monkeypatch):
+    from ftui.service.trained_on import training_system_prompt
+
+    f = await svc.upload(SAMPLES / "marv.jsonl")
+    job = await _job(svc, f["id"])
+    found = await training_system_prompt(svc, "ft:x:ckpt-step-1", job_id=job["id"])  # a checkpoint of this job
+    assert (found.text, found.share, found.source) == ("Marv is a factual chatbot that is also sarcastic.", 1.0,
+                                                       "marv.jsonl")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "elsewhere"))  # no ledger: the backend's copy is read
+    found = await training_system_prompt(svc, "ft:x:ckpt-step-1", job_id=job["id"])
+    assert (found.text, found.source) == ("Marv is a factual chatbot that is also sarcastic.", f["id"])
+    assert await training_system_prompt(svc, BASE) is None

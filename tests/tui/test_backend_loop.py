@@ -13,7 +13,7 @@ from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.jobs_screen import JobsScreen
 from ftui.tui.messages import BackendReady, ChatDone, EvalDone, JobsPolled, UploadProgress
 from ftui.tui.prompt import PathPrompt
-from textual.widgets import DataTable, Input, Log, Markdown, Select
+from textual.widgets import DataTable, Input, Log, Markdown, Select, TextArea
 from tests.backend import start_job, wait_for
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, profile_for, settle, test_config
@@ -89,6 +89,11 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         ckpt = chat.query_one("#model-a", Select).value
         assert ":ckpt-step-" in ckpt
         chat.query_one("#model-a", Select).value = job["fine_tuned_model"]
+        # the model was trained with Marv's system prompt: the chat offers it, visibly
+        await rec.until(lambda: chat.system_default, what="the training data's system prompt")
+        await settle(pilot)
+        assert chat.query_one("#system", TextArea).text == "Marv is a factual chatbot that is also sarcastic."
+        assert "training data (100% of marv.jsonl)" in chat.query_one("#system", TextArea).border_title
         await pilot.click("#prompt")
         await pilot.press(*"Who are you?", "enter")
         await rec.until(lambda: len(rec.of(ChatDone)) == 1, what="the answer")
@@ -103,6 +108,11 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         await rec.until(lambda: len(rec.of(ChatDone)) == 3, what="both answers")
         await settle(pilot)
         assert {m.column for m in rec.of(ChatDone)[1:]} == {0, 1}
+        # the same prompt: the right side continued the left's conversation (system, first turn, "Hi")
+        left, right = sorted(rec.of(ChatDone)[1:], key=lambda m: m.column)
+        assert left.usage["prompt_tokens"] == right.usage["prompt_tokens"]
+        assert [m["content"] for m in chat.columns[1].history[:3]] == \
+            [m["content"] for m in chat.columns[0].history[:3]]
         assert chat.columns[1].history[-1]["role"] == "assistant"
         # save the last exchange (left) as a training example, appended atomically
         target = tmp_path / "saved.jsonl"

@@ -144,3 +144,91 @@ def test_never_two_servers_on_one_data_dir(tmp_path, model_cache):
         assert "another ftui serve already uses" in second.stderr and str(first.proc.pid) in second.stderr
     finally:
         first.stop()
+
+
+def _controlling_tty() -> None:
+    """In the child: a session of its own whose controlling terminal is the pty (stdin), as under sshd or tmux."""
+    import fcntl
+    import termios
+
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class HangUp:
+    """The app on a pty that is its controlling terminal; ``drop()`` closes the terminal's side as a dropped SSH
+    connection or `tmux kill-session` does: the kernel sends SIGHUP and SIGCONT, and the pty reads and writes fail."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        import threading
+
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "FTUI_CONFIG_FILE")}
+        env.update(XDG_DATA_HOME=str(tmp_path / "data"), XDG_STATE_HOME=str(tmp_path / "state"),
+                   XDG_CONFIG_HOME=str(tmp_path / "config"), TERM="xterm-256color", COLUMNS="80", LINES="24")
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ftui.cli", str(SAMPLES / "broken.jsonl")], stdin=slave,
+                                     stdout=slave, stderr=slave, env=env, preexec_fn=_controlling_tty,
+                                     close_fds=True)
+        os.close(slave)
+        self.screen = bytearray()
+        self.data_dir = tmp_path / "data" / "ftui" / "server"
+        self.log = tmp_path / "state" / "ftui" / "ftui.log"
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        import select
+
+        while not self._stop.is_set():  # never blocked in read: a close must really close the terminal
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.screen += chunk
+
+    def drop(self) -> float:
+        """Close the terminal; -> seconds until the app exited."""
+        self._stop.set()
+        self.thread.join()
+        os.close(self.master)
+        t0 = time.monotonic()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("the app did not exit within 20 s of the hang-up") from None
+        return time.monotonic() - t0
+
+
+# the moments of start-up a drop can come at: the first bytes drawn, the findings on screen, the backend up, later
+MOMENTS = {
+    "first bytes": lambda h: len(h.screen) > 0,
+    "findings shown": lambda h: b"invalid" in h.screen,
+    "backend marker": lambda h: (h.data_dir / "serve.json").exists(),
+    "backend listening": lambda h: (h.data_dir / "serve.out").exists() and b"listening" in (
+        h.data_dir / "serve.out").read_bytes(),
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_dropped_terminal_at_any_moment_of_start_up_ends_the_app_promptly(tmp_path, model_cache, moment, attempt):
+    h = HangUp(tmp_path)
+    try:
+        _wait(lambda: MOMENTS[moment](h), 90, moment)
+        took = h.drop()
+    finally:
+        if h.proc.poll() is None:
+            h.proc.kill()
+    assert took < 5 + 3, took  # the clean exit; at worst the EXIT_GRACE watchdog
+    assert h.proc.returncode == 128 + signal.SIGHUP  # by the hang-up, whenever it came
+    if (h.data_dir / "serve.json").exists():  # a backend the app started is released with it (no job was live)
+        info = json.loads((h.data_dir / "serve.json").read_text())
+        _wait(lambda: not _alive(int(info["pid"])), 20, "the backend to stop with the app")

@@ -59,3 +59,33 @@ async def test_the_bundled_sample_gets_its_validation_file_preselected(server):
         await pilot.press("n")
         await settle(pilot)
         assert app.screen.query_one("#valid", Select).value == f"local:{SAMPLES / 'marv_valid.jsonl'}"
+
+
+async def test_compare_sends_both_models_the_same_conversation(server):
+    from textual.widgets import Static
+
+    from ftui.tui.chat_screen import ChatScreen
+    from ftui.tui.messages import ChatDone
+
+    rec = Recorder()
+    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+        await rec.wait_for(BackendReady)
+        await pilot.press("f4")
+        chat = app.screen
+        assert isinstance(chat, ChatScreen)
+        await rec.until(lambda: chat._models()[0] is not None, what="the model list")
+        chat.query_one("#prompt", Input).focus()
+        await pilot.press(*"Name a colour.", "enter")
+        await rec.until(lambda: len(rec.of(ChatDone)) == 1, what="the first answer")
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        assert "both models continue the same conversation (1 earlier turn)" in str(
+            chat.query_one("#chat-status", Static).render())
+        chat.query_one("#model-b", Select).value = chat._models()[0]
+        await pilot.press(*"And another?", "enter")
+        await rec.until(lambda: len(rec.of(ChatDone)) == 3, what="both answers")
+        left, right = sorted(rec.of(ChatDone)[1:], key=lambda m: m.column)
+        assert left.usage["prompt_tokens"] == right.usage["prompt_tokens"] > rec.of(ChatDone)[0].usage["prompt_tokens"]
+        await pilot.press("ctrl+n")  # both start afresh
+        assert chat.columns[0].history == [] and chat.columns[1].history == []
