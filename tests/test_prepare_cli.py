@@ -29,9 +29,10 @@ def test_prepare_writes_three_splits_reports_every_step_and_checks_them(tmp_path
         assert step in res.stdout, step
     assert "stratified by the answer (5 labels)" in res.stdout
     assert "Labels" in res.stdout and "Near duplicates" in res.stdout
-    for name in ("train.jsonl", "valid.jsonl", "test.jsonl"):
-        assert f"{out / name} — chat" in res.stdout  # the check summary of each output, with its estimate
-    assert res.stdout.count("Estimate") == 3
+    assert f"{out / 'train.jsonl'} — chat" in res.stdout  # the check summary of each output, with its estimate
+    for name in ("valid.jsonl", "test.jsonl"):  # held-out splits: no 10-example minimum, not billed
+        assert f"{out / name} (validation) — chat" in res.stdout
+    assert res.stdout.count("Estimate") == 3 and res.stdout.count("tokens per validation pass; not billed") == 2
     report = json.loads((out / "prepare.json").read_text())
     assert report["recipe"]["system"] == "Answer with the digit only."
     first = json.loads((out / "train.jsonl").read_text().splitlines()[0])
