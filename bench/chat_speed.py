@@ -62,6 +62,9 @@ def stream(c, model: str, messages: list[dict], max_tokens: int):
 
 
 def main() -> None:
+    from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
+
+    ends_cleanly()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ.setdefault("FTUI_MODEL_CACHE", str(tmp / "cache"))

@@ -25,6 +25,9 @@ from check_vs_cookbook import OUT, ROOT, run_measured, seed_tiktoken_cache  # no
 
 
 def main() -> None:
+    from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
+
+    ends_cleanly()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[10, 1000, 100_000])
     ap.add_argument("--repeat", type=int, default=3)

@@ -94,6 +94,9 @@ def seed_tiktoken_cache(folder: Path) -> None:
 
 
 def main() -> None:
+    from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
+
+    ends_cleanly()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=100)
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared",

@@ -25,6 +25,9 @@ SYSTEM = "Rate the app review from 1 to 5 stars. Answer with the digit only."
 
 
 async def main() -> None:
+    from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
+
+    ends_cleanly()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--loss-examples", type=int, default=1000)

@@ -111,6 +111,9 @@ async def _tui_lag(src: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
+    from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
+
+    ends_cleanly()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=300_000)
     ap.add_argument("--seed", type=int, default=1)

@@ -123,6 +123,9 @@ def ftui_run(server, path: Path, epochs: int) -> tuple[float, int, float]:
 
 
 def main() -> None:
+    from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
+
+    ends_cleanly()
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["marv", "chat"])
     ap.add_argument("--rounds", type=int, default=3, help="plain/ftui pairs per set (medians are reported)")

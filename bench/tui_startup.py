@@ -128,6 +128,9 @@ async def stall(path: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
+    from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
+
+    ends_cleanly()
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=float, default=100)
     ap.add_argument("--repeat", type=int, default=7)

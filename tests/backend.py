@@ -14,6 +14,19 @@ from pathlib import Path
 from ftui.serveinfo import free_port
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it is gone, however it went (a test run or a bench
+    killed by a timeout, even SIGKILL): `ftui serve` then stops its runner and exits. Linux only (prctl); elsewhere
+    the starter's own stop() is all there is."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Server:
     def __init__(self, data_dir: Path, api_key: str | None = None, test_hooks: bool = False,
                  env: dict | None = None) -> None:
@@ -38,7 +51,8 @@ class Server:
         # no background preload of torch unless a test asks for it: most servers here never chat, and the
         # memory tests measure the API process's own growth
         env = {**os.environ, "FTUI_SERVE_PRELOAD": "0", **(self.env or {})}
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                                     preexec_fn=_die_with_parent)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -60,6 +60,7 @@ class Source:
     n_issues: int = 0
     rows_seen: int = 0
     note: str = ""  # e.g. "JSON, not JSON Lines"
+    delimiter: str = ""  # CSV: the separator the header's first lines were sniffed to use ("," ";" "|" or a tab)
 
     def issue(self, line: int | None, message: str) -> None:
         self.n_issues += 1
@@ -125,6 +126,10 @@ def open_source(path: str | os.PathLike, fmt: str | None = None) -> Source:
     elif b"\x00" in head:
         raise SourceError(path, "looks like a binary file (NUL bytes), not text")
     src = Source(str(path), fmt)
+    if fmt == "csv":
+        src.delimiter = sniff_delimiter(head)
+        if src.delimiter != ",":
+            src.note = f"{DELIMITER_NAMES[src.delimiter]}-separated"
     if fmt in ("csv", "tsv"):
         src.columns = _csv_header(src)
     elif fmt == "parquet":
@@ -159,13 +164,37 @@ def _decoded_lines(src: Source, bad: set[int]) -> Iterator[str]:
                 yield raw.decode("utf-8", "replace")
 
 
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def sniff_delimiter(head: bytes) -> str:
+    """The separator of a CSV file from its first lines (the csv module's Sniffer, limited to the usual four):
+    spreadsheets in many locales write ``;`` (the decimal comma takes ``,``). A comma when nothing is clear."""
+    text = head.decode("utf-8", "replace")
+    lines = text.splitlines()[:20]
+    if len(lines) > 1 and not text.endswith(("\n", "\r")):
+        lines = lines[:-1]  # a line cut by the 64 KB probe
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters="".join(DELIMITER_NAMES)).delimiter
+    except csv.Error:
+        return ","
+
+
 def _dialect(src: Source):
-    return "excel-tab" if src.format == "tsv" else "excel"
+    if src.format == "tsv":
+        return "excel-tab"
+    if src.delimiter in ("", ","):
+        return "excel"
+
+    class Sniffed(csv.excel):
+        delimiter = src.delimiter
+
+    return Sniffed
 
 
 def _csv_header(src: Source) -> list[str]:
     bad: set[int] = set()
-    probe = Source(src.path, src.format)
+    probe = Source(src.path, src.format, delimiter=src.delimiter)
     try:
         header = next(csv.reader(_decoded_lines(probe, bad), _dialect(src)), None)
     except csv.Error as exc:

@@ -89,7 +89,11 @@ class LocalBackend:
         with os.fdopen(fd, "w") as fh:
             fh.write(self.api_key)
         os.chmod(key_file, 0o600)
-        log = open(self.data_dir / "serve.out", "ab")  # what it prints before its own log (serve.log) is set up
+        # what it prints before its own log (serve.log) is set up: 0600 like everything in the data dir (an existing
+        # file from an older version is tightened too)
+        out = self.data_dir / "serve.out"
+        log = os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        os.chmod(out, 0o600)
         cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), "--idle-exit", f"{IDLE_EXIT:g}", "--api-key-file", str(key_file)]
         env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}

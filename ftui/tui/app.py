@@ -223,6 +223,47 @@ class FtuiApp(App):
 
         return FilesScreen()
 
+    async def action_quit(self) -> None:
+        """Quit — but first say that jobs still training go on without the app, and where to follow them again.
+        ctrl+q on that question quits at once."""
+        from .confirm import Confirm
+
+        if isinstance(self.screen, Confirm) and getattr(self.screen, "quitting", False):
+            self.exit()
+            return
+        live = await self._live_jobs()
+        if not live:
+            self.exit()
+            return
+        names = ", ".join(j["id"] for j in live[:3]) + (f" and {len(live) - 3} more" if len(live) > 3 else "")
+        if self.profile.kind == "local":
+            where = ("the local backend keeps training after the app is gone and stops by itself once they end")
+        else:
+            where = f"they train on {self.profile.label()}"
+        n = len(live)
+        question = Confirm(f"{n} job{'s' * (n != 1)} still training ({names}): {where}. Run ftui again and press F3 "
+                           "(Jobs) to follow them. Quit now?")
+        question.quitting = True
+        self.push_screen(question, lambda yes: self.exit() if yes else None)
+
+    async def _live_jobs(self) -> list[dict]:
+        """The jobs still training or queued, as far as the app can tell within a second or two."""
+        import asyncio
+
+        from ftui.serveinfo import LIVE
+
+        if self.service is None:
+            return []
+        stack = self._screen_stacks.get("jobs") or []
+        tracks = getattr(stack[0], "tracks", None) if stack else None
+        if tracks:
+            return [t.job for t in tracks.values() if t.job.get("status") in LIVE]
+        try:
+            jobs = await asyncio.wait_for(self.service.jobs(limit=100), 2)
+        except Exception:  # noqa: BLE001 — a backend that does not answer must not keep the app from quitting
+            return []
+        return [j for j in jobs if j.get("status") in LIVE]
+
     def action_workspace(self, name: str) -> None:
         if self.current_mode != name and not isinstance(self.screen, _modal_types()):
             self.switch_mode(name)

@@ -25,6 +25,8 @@ class Confirm(FtuiModal[bool]):
     Confirm #confirm-hint { color: $text-muted; margin-top: 1; }
     """
 
+    quitting = False  # the quit question: ctrl+q on it quits
+
     def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question

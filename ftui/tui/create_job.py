@@ -16,6 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select,
 
 from ftui.core import catalog
 
+from .widgets.form_input import FormInput
 from .base import FtuiModal
 from .messages import UploadProgress
 from .widgets.file_tree import is_dataset
@@ -63,6 +64,8 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
     CreateJobScreen .row > Label { width: 18; padding: 1 0 0 0; }
     CreateJobScreen .row > Select, CreateJobScreen .row > Input { width: 1fr; }
     CreateJobScreen #hp Input { width: 1fr; }
+    CreateJobScreen .row > .hp-label { width: auto; padding: 1 1 0 1; color: $text-muted; }
+    CreateJobScreen.-short-form .row > .hp-label { padding: 0 1; }
     CreateJobScreen #estimate { padding: 1 0; }
     CreateJobScreen #problems { color: $error; }
     CreateJobScreen #buttons { height: auto; margin: 1 0; }
@@ -114,17 +117,23 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 yield Label("Method")
                 yield Select([("supervised (SFT)", "supervised"), ("preference (DPO)", "dpo")],
                              value="dpo" if fmt == "preference" else "supervised", allow_blank=False, id="method")
+            # every field keeps a label beside it: a placeholder alone is gone once the field is filled
             with Horizontal(classes="row", id="hp"):
                 yield Label("Hyperparameters")
-                yield Input(placeholder="epochs: auto", id="epochs", restrict=r"[0-9]*")
-                yield Input(placeholder="batch size: auto", id="batch", restrict=r"[0-9]*")
-                yield Input(placeholder="LR multiplier: auto", id="lr", restrict=r"[0-9.]*")
-                yield Input(placeholder="beta: auto", id="beta", restrict=r"[0-9.]*")
+                yield Label("epochs", classes="hp-label")
+                yield FormInput(placeholder="auto", id="epochs", name_for_errors="Epochs", restrict=r"[0-9]*")
+                yield Label("batch", classes="hp-label")
+                yield FormInput(placeholder="auto", id="batch", name_for_errors="Batch size", restrict=r"[0-9]*")
+                yield Label("LR ×", classes="hp-label")
+                yield FormInput(placeholder="auto", id="lr", name_for_errors="LR multiplier", restrict=r"[0-9.]*")
+                yield Label("beta", classes="hp-label", id="beta-label")
+                yield FormInput(placeholder="auto", id="beta", name_for_errors="Beta", restrict=r"[0-9.]*")
             with Horizontal(classes="row"):
                 yield Label("Suffix / seed")
-                yield Input(placeholder="suffix (optional)", id="suffix", restrict=r"[A-Za-z0-9_.\-]*",
-                            max_length=64)
-                yield Input(placeholder="seed (optional)", id="seed", restrict=r"[0-9]*")
+                yield FormInput(placeholder="optional", id="suffix", name_for_errors="Suffix",
+                                restrict=r"[A-Za-z0-9_.\-]*", max_length=64)
+                yield Label("seed", classes="hp-label")
+                yield FormInput(placeholder="optional", id="seed", name_for_errors="Seed", restrict=r"[0-9]*")
             yield Static("", id="estimate", markup=False)
             yield Static("", id="problems", markup=False)
             yield Checkbox("Upload anyway (the file has errors)", id="insist")
@@ -220,7 +229,9 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         self._update_estimate()
 
     def _sync_method(self) -> None:
-        self.query_one("#beta").display = self.query_one("#method", Select).value == "dpo"
+        dpo = self.query_one("#method", Select).value == "dpo"
+        self.query_one("#beta").display = dpo
+        self.query_one("#beta-label").display = dpo
 
     def _epochs(self):
         try:

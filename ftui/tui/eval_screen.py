@@ -23,6 +23,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (Button, Checkbox, DataTable, Header, Input, Label, ProgressBar, SelectionList, Static,
                              TabbedContent, TabPane)
 
+from .widgets.form_input import FormInput
 from .base import FtuiModal, FtuiScreen
 from .messages import EvalDone, EvalFailed, EvalProgress
 from .widgets.footer import Footer
@@ -123,17 +124,17 @@ a disagreement shows the example with both answers. Results are written to `eval
         with Horizontal(id="eval-body"):
             with VerticalScroll(id="eval-form"):
                 yield Label("Data: JSONL with reference answers", classes="prep-label")
-                yield Input(self.initial_data, id="ev-data", compact=True, placeholder="test.jsonl")
+                yield FormInput(self.initial_data, id="ev-data", compact=True, placeholder="test.jsonl")
                 yield Label("Models", classes="prep-label")
                 yield SelectionList(id="ev-models", compact=True)
                 yield Checkbox("add each fine-tuned model's base", True, id="ev-base", compact=True)
                 with Horizontal(classes="prep-pair"):
                     yield Label("at once", classes="prep-inline")
-                    yield Input("4", id="ev-conc", compact=True, restrict=r"[0-9]*")
+                    yield FormInput("4", id="ev-conc", name_for_errors="Concurrency", compact=True, restrict=r"[0-9]*")
                     yield Label("limit", classes="prep-inline")
-                    yield Input("", id="ev-limit", compact=True, restrict=r"[0-9]*", placeholder="all")
+                    yield FormInput("", id="ev-limit", name_for_errors="Limit", compact=True, restrict=r"[0-9]*", placeholder="all")
                 yield Label("Output folder (empty: eval-<data>-<time>)", classes="prep-label")
-                yield Input("", id="ev-out", compact=True, placeholder="eval-…")
+                yield FormInput("", id="ev-out", compact=True, placeholder="eval-…")
                 with Horizontal(id="ev-buttons"):
                     yield Button("Run", id="ev-run", compact=True, variant="primary")
                     yield Button("Stop", id="ev-stop", compact=True, variant="warning")

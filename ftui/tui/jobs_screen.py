@@ -229,8 +229,14 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         table = self.query_one("#jobs", DataTable)
         ids = set(message.changed) | set(message.new_events)
         order = sorted(self.tracks.values(), key=lambda t: t.job.get("created_at") or 0, reverse=True)
+        added = any(t.id not in table.rows for t in order)
         sync_rows(table, [(t.id, self._row(t)) for t in order if t.id in ids or t.id not in table.rows],
                   remove_missing=False)
+        if added:  # newest first, as after a restart; the cursor stays on the job it was on
+            created = {t.id: t.job.get("created_at") or 0 for t in order}
+            table.sort("id", key=lambda job_id: (created.get(str(job_id), 0), str(job_id)), reverse=True)
+            if self.selected in table.rows:
+                table.move_cursor(row=table.get_row_index(self.selected), animate=False)
         if self.selected is None and table.row_count:
             self._select(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
         elif self.selected in ids or (message.extra or {}).get(self.selected):
@@ -248,7 +254,10 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         job = track.job
         kind, _ = method_of(job)
         st = job["status"]
-        step = f"{track.step or 0}/{track.total_steps}" if track.total_steps else ("—" if st != "running" else "…")
+        if track.total_steps:
+            step = f"{track.step or 0}/{track.total_steps}"
+        else:  # not known yet: a job's steps come with its events, which a finished job loads when it is selected
+            step = {"running": "…", "succeeded": "done"}.get(st, "—")
         return {"id": job["id"], "model": job.get("model") or "", "method": kind,
                 "status": Text(st, style=STATUS_STYLE.get(st, "")), "step": step,
                 "created": ts(job.get("created_at")), "ft": job.get("fine_tuned_model") or ""}

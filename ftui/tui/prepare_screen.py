@@ -9,6 +9,7 @@ writes the files (refusing to overwrite unless *Overwrite* is ticked) and opens 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (Button, Checkbox, DataTable, Header, Input, Label, Select, Static, TabbedContent,
                              TabPane)
 
+from .widgets.form_input import FormInput
 from .base import FtuiModal, FtuiScreen
 from .messages import PrepareColumns, PrepareFailed, PreparePlanned, PrepareProgress
 from .widgets.footer import Footer
@@ -83,6 +85,23 @@ class PairScreen(FtuiModal[None]):
                 yield right
 
 
+# `ftui prepare`'s messages name its flags; here the form's fields do the same jobs, so the messages name those
+FIELDS = {"--user/--assistant": "the User/Assistant fields", "--user": "the User field",
+          "--assistant": "the Assistant field", "--system": "the System prompt field",
+          "--split-counts": "the Split field", "--split": "the Split field", "--group-by": "the Group by field",
+          "--dedup none": "Exact duplicates by: off", "--dedup": "Exact duplicates by",
+          "--near-threshold": "the Jaccard field", "--keep-errors": "keep examples with errors",
+          "--force overwrites": "tick overwrite existing outputs", "--force": "overwrite existing outputs",
+          "--out": "the Output folder", "--max-per-label": "the max/label field",
+          "--max-examples": "the max field", "--seed": "the seed field"}
+_FLAG = re.compile("|".join(re.escape(k) for k in sorted(FIELDS, key=len, reverse=True)))
+
+
+def in_form_words(text: str) -> str:
+    """A message of the prepare pipeline with each command-line flag replaced by the form field that does its job."""
+    return _FLAG.sub(lambda m: FIELDS[m.group(0)], text)
+
+
 class PrepareScreen(FtuiScreen):
     HELP = """\
 # Prepare workspace
@@ -120,16 +139,16 @@ outputs in the Data workspace. **Esc** stops a running preview.
         with Horizontal(id="prep-body"):
             with VerticalScroll(id="recipe"):
                 yield Label("Input file(s), comma-separated", classes="prep-label")
-                yield Input(inp, id="in-inputs", compact=True, placeholder="reviews.csv")
+                yield FormInput(inp, id="in-inputs", compact=True, placeholder="reviews.csv")
                 yield Static("", id="prep-columns", markup=False)
                 yield Label("Output folder", classes="prep-label")
-                yield Input(default_out(inp), id="in-out", compact=True)
+                yield FormInput(default_out(inp), id="in-out", compact=True)
                 yield Label("User ← column or {template}", classes="prep-label")
-                yield Input("", id="in-user", compact=True, placeholder="empty: guessed / chat as is")
+                yield FormInput("", id="in-user", compact=True, placeholder="empty: guessed / chat as is")
                 yield Label("Assistant ← column or {template}", classes="prep-label")
-                yield Input("", id="in-assistant", compact=True, placeholder="empty: guessed / chat as is")
+                yield FormInput("", id="in-assistant", compact=True, placeholder="empty: guessed / chat as is")
                 yield Label("System prompt", classes="prep-label")
-                yield Input("", id="in-system", compact=True, placeholder="none")
+                yield FormInput("", id="in-system", compact=True, placeholder="none")
                 yield Label("Exact duplicates by", classes="prep-label")
                 yield Select([("the prompt", "prompt"), ("the whole example", "example"), ("off", "none")],
                              value="prompt", allow_blank=False, id="sel-dedup", compact=True)
@@ -137,24 +156,24 @@ outputs in the Data workspace. **Esc** stops a running preview.
                 yield Checkbox("remove near duplicates", True, id="cb-near", compact=True)
                 with Horizontal(classes="prep-pair"):
                     yield Label("Jaccard ≥", classes="prep-inline")
-                    yield Input("0.7", id="in-threshold", compact=True, restrict=r"[0-9.]*")
+                    yield FormInput("0.7", id="in-threshold", name_for_errors="Jaccard threshold", compact=True, restrict=r"[0-9.]*")
                     yield Label("shingle", classes="prep-inline")
-                    yield Input("3", id="in-shingle", compact=True, restrict=r"[0-9]*")
+                    yield FormInput("3", id="in-shingle", name_for_errors="Shingle", compact=True, restrict=r"[0-9]*")
                 with Horizontal(classes="prep-pair"):
                     yield Label("Split", classes="prep-inline")
-                    yield Input("80/10/10", id="in-split", compact=True)
+                    yield FormInput("80/10/10", id="in-split", name_for_errors="Split", compact=True)
                     yield Label("seed", classes="prep-inline")
-                    yield Input("0", id="in-seed", compact=True, restrict=r"-?[0-9]*")
+                    yield FormInput("0", id="in-seed", name_for_errors="Seed", compact=True, restrict=r"-?[0-9]*")
                 yield Label("Stratify by the answer", classes="prep-label")
                 yield Select([("auto (≤ 50 labels)", "auto"), ("on", "on"), ("off", "off")], value="auto",
                              allow_blank=False, id="sel-stratify", compact=True)
                 yield Label("Group by (a column kept in one split)", classes="prep-label")
-                yield Input("", id="in-group", compact=True, placeholder="none")
+                yield FormInput("", id="in-group", compact=True, placeholder="none")
                 with Horizontal(classes="prep-pair"):
                     yield Label("max/label", classes="prep-inline")
-                    yield Input("", id="in-max-label", compact=True, restrict=r"[0-9]*", placeholder="all")
+                    yield FormInput("", id="in-max-label", name_for_errors="Max per label", compact=True, restrict=r"[0-9]*", placeholder="all")
                     yield Label("max", classes="prep-inline")
-                    yield Input("", id="in-max-examples", compact=True, restrict=r"[0-9]*", placeholder="all")
+                    yield FormInput("", id="in-max-examples", name_for_errors="Max examples", compact=True, restrict=r"[0-9]*", placeholder="all")
                 yield Checkbox("keep examples with errors", False, id="cb-keep-errors", compact=True)
                 yield Checkbox("remove leakage into valid/test", True, id="cb-leakage", compact=True)
                 yield Checkbox("sort train by the answer", False, id="cb-sort", compact=True)
@@ -280,7 +299,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
             if not columns:  # JSON / JSONL: the keys of the first row
                 row = next(iter(src), None)
                 columns = list(row.values) if row is not None else []
-            self.post_message(PrepareColumns(path, columns, src.format))
+            self.post_message(PrepareColumns(path, columns, src.format + (f" ({src.note})" if src.note else "")))
         except (SourceError, OSError) as e:
             self.post_message(PrepareColumns(path, [], "", str(e)))
 
@@ -364,9 +383,19 @@ outputs in the Data workspace. **Esc** stops a running preview.
 
     def on_prepare_failed(self, message: PrepareFailed) -> None:
         self.running = False
-        self._status(message.error, error=not message.error.startswith("Stopped"))
-        if not message.error.startswith("Stopped"):
-            self.notify(message.error, title="Prepare", severity="error", timeout=10)
+        error = in_form_words(message.error)
+        self._status(error, error=not error.startswith("Stopped"))
+        if not error.startswith("Stopped"):
+            self.notify(error, title="Prepare", severity="error", timeout=10)
+            self._clear_results()  # the previous file's steps must not stand beside this file's error
+
+    def _clear_results(self) -> None:
+        self.plan = self.plan_recipe = None
+        for table in ("#prep-steps", "#prep-pairs"):
+            self.query_one(table, DataTable).clear()
+        self.query_one("#prep-notes", Static).update("")
+        for chart in self.query("#prep-labels, #prep-labels-inline"):
+            chart.show({}, "no preview")
 
     def on_prepare_planned(self, message: PreparePlanned) -> None:
         self.running = False
@@ -396,13 +425,13 @@ outputs in the Data workspace. **Esc** stops a running preview.
         for s in p.steps:
             removed = s.before - s.after
             steps.add_row(*map(Text, (STEP_TITLES.get(s.name, s.name), f"{s.before:,}", f"{s.after:,}",
-                                      f"−{removed:,}" if removed else "", s.note)), key=s.name)
+                                      f"−{removed:,}" if removed else "", in_form_words(s.note))), key=s.name)
         notes = list(p.notes)
         for s in p.steps:
             for key in ("issues", "dropped", "examples"):
                 for item in (s.detail.get(key) or [])[:3]:
                     notes.append(f"{STEP_TITLES.get(s.name, s.name)}: {item}")
-        self.query_one("#prep-notes", Static).update(Text("\n".join(notes), style="dim"))
+        self.query_one("#prep-notes", Static).update(Text(in_form_words("\n".join(notes)), style="dim"))
         self._show_examples(p)
         labels = p.label_counts()
         for chart in self.query("#prep-labels, #prep-labels-inline"):

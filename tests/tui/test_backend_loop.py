@@ -125,8 +125,10 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         lines = target.read_text().splitlines()
         assert len(lines) == 2 and json.loads(lines[0])["messages"][0]["content"] == "old"
         saved = json.loads(lines[1])["messages"]
-        assert [m["role"] for m in saved] == ["user", "assistant"] and saved[0]["content"] == "Hi"
-        assert saved[1]["content"] == chat.columns[0].history[-1]["content"]
+        # the example is what the model saw: the training data's system prompt, the prompt, the answer
+        assert [m["role"] for m in saved] == ["system", "user", "assistant"]
+        assert saved[0]["content"] == "Marv is a factual chatbot that is also sarcastic." and saved[1]["content"] == "Hi"
+        assert saved[2]["content"] == chat.columns[0].history[-1]["content"]
         # measure it: `e` on the finished job opens Eval on its validation file (no test split was prepared with
         # marv.jsonl), the tuned model and its base, and says which file and why
         await pilot.press("f3")
@@ -191,3 +193,8 @@ async def test_no_key_starts_the_local_backend_and_stops_it_on_exit(tmp_path, mo
         pid = local.proc.pid
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    # everything in the data dir is the user's alone: files 0600, folders 0700 (serve.out was 0644)
+    data_dir = tmp_path / "xdg" / "ftui" / "server"
+    modes = {str(q.relative_to(data_dir)): q.stat().st_mode & 0o777 for q in [data_dir, *data_dir.rglob("*")]}
+    assert "serve.out" in modes and "serve.key" in modes
+    assert {k: m for k, m in modes.items() if m != (0o700 if (data_dir / k).is_dir() else 0o600)} == {}

@@ -31,6 +31,7 @@ async def test_a_csv_named_on_the_command_line_opens_in_prepare_not_as_jsonl(tmp
 
 async def test_the_create_form_preselects_the_prepared_validation_split_and_never_offers_prepare_json(
         server, tmp_path):
+    server.clear_faults()  # nothing left armed by an earlier test on this shared server
     out = tmp_path / "reviews-prepared"
     write(plan(Recipe([str(SAMPLES / "reviews.csv")], user="review", assistant="star")), out)
     rec = Recorder()
@@ -50,6 +51,7 @@ async def test_the_create_form_preselects_the_prepared_validation_split_and_neve
 
 
 async def test_the_bundled_sample_gets_its_validation_file_preselected(server):
+    server.clear_faults()  # nothing left armed by an earlier test on this shared server
     app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
     rec = Recorder()
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
@@ -63,6 +65,7 @@ async def test_the_bundled_sample_gets_its_validation_file_preselected(server):
 
 async def test_compare_sends_both_models_the_same_conversation(server):
     from textual.widgets import Static
+    server.clear_faults()  # nothing left armed by an earlier test on this shared server
 
     from ftui.tui.chat_screen import ChatScreen
     from ftui.tui.messages import ChatDone
@@ -89,3 +92,141 @@ async def test_compare_sends_both_models_the_same_conversation(server):
         assert left.usage["prompt_tokens"] == right.usage["prompt_tokens"] > rec.of(ChatDone)[0].usage["prompt_tokens"]
         await pilot.press("ctrl+n")  # both start afresh
         assert chat.columns[0].history == [] and chat.columns[1].history == []
+
+
+async def test_quitting_with_a_live_job_says_training_goes_on_and_where_to_see_it(server):
+    from textual.widgets import Label
+    server.clear_faults()  # nothing left armed by an earlier test on this shared server
+
+    from ftui.tui.confirm import Confirm
+    from tests.backend import start_job, wait_for
+
+    client = server.client()
+    job = start_job(client, "quitter", n_epochs=20)
+    wait_for(client, job.id, statuses=("queued", "running"))
+    try:
+        rec = Recorder()
+        app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+        async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+            await rec.wait_for(BackendReady)
+            await pilot.press("ctrl+q")
+            await rec.until(lambda: isinstance(app.screen, Confirm), what="the question")
+            text = str(app.screen.query_one(Label).render())
+            assert f"1 job still training ({job.id})" in text and "press F3 (Jobs) to follow them" in text
+            await pilot.press("n")  # stays
+            await settle(pilot)
+            assert app.is_running and not isinstance(app.screen, Confirm)
+            await pilot.press("ctrl+q")
+            await rec.until(lambda: isinstance(app.screen, Confirm), what="the question again")
+            await pilot.press("ctrl+q")  # twice quits
+            await rec.until(lambda: not app.is_running, what="the app to quit")
+        assert client.fine_tuning.jobs.retrieve(job.id).status in ("queued", "running")  # training went on
+    finally:
+        client.fine_tuning.jobs.cancel(job.id)
+
+
+async def test_quitting_with_no_live_job_asks_nothing(server):
+    server.clear_faults()  # nothing left armed by an earlier test on this shared server
+    rec = Recorder()
+    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+        await rec.wait_for(BackendReady)
+        for j in server.client().fine_tuning.jobs.list(limit=100).data:  # whatever other tests left running
+            if j.status in ("queued", "running", "validating_files", "pausing"):
+                server.client().fine_tuning.jobs.cancel(j.id)
+        await pilot.press("ctrl+q")
+        await rec.until(lambda: not app.is_running, what="the app to quit")
+
+
+async def test_prepare_sniffs_semicolons_names_its_fields_and_a_failed_preview_drops_the_old_one(tmp_path,
+                                                                                                monkeypatch):
+    from textual.widgets import DataTable, Static
+
+    from ftui.tui.messages import PrepareFailed
+
+    monkeypatch.chdir(tmp_path)
+    semi = tmp_path / "semi.csv"
+    rows = [("review", "star")] + [(f"Review number {i}; {'great' if i % 2 else 'bad'} app", str(1 + i % 5))
+                                   for i in range(40)]
+    semi.write_text("".join(f'"{r}";{s}\n' if i else f"{r};{s}\n" for i, (r, s) in enumerate(rows)))
+    rec = Recorder()
+    app = FtuiApp(semi, config=test_config())
+    async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+        await rec.until(lambda: rec.of(PreparePlanned), what="the preview")
+        await settle(pilot)
+        screen = app.screen
+        assert str(screen.query_one("#prep-columns", Static).render()) == "csv (semicolon-separated): review, star"
+        plan_ = rec.of(PreparePlanned)[-1].plan
+        assert sum(v.size for v in plan_.splits.values()) == 40
+        notes = str(screen.query_one("#prep-notes", Static).render())
+        assert "the User/Assistant fields choose others" in notes and "--user" not in notes
+        assert screen.query_one("#prep-steps", DataTable).row_count > 0
+        # a recipe that cannot work: the error, and no steps of the earlier preview beside it
+        screen.query_one("#in-user", Input).value = "nope"
+        screen.query_one("#in-assistant", Input).value = "star"
+        await pilot.press("ctrl+r")
+        await rec.until(lambda: rec.of(PrepareFailed), what="the failed preview")
+        await settle(pilot)
+        assert "nope" in str(screen.query_one("#prep-status", Static).render())
+        assert screen.query_one("#prep-steps", DataTable).row_count == 0 and screen.plan is None
+
+
+async def test_form_fields_keep_their_value_on_focus_and_say_why_a_character_is_refused(tmp_path, monkeypatch):
+    from ftui.tui.widgets.form_input import FormInput
+
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "reviews.csv"
+    shutil.copy(SAMPLES / "reviews.csv", csv)
+    rec = Recorder()
+    app = FtuiApp(csv, config=test_config())
+    async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+        await rec.until(lambda: rec.of(PreparePlanned), what="the preview")
+        screen = app.screen
+        seed = screen.query_one("#in-shingle", FormInput)
+        seed.focus()
+        await settle(pilot)
+        assert seed.selection.is_empty  # nothing selected: typing adds, it does not replace unseen
+        await pilot.press("end", "x")
+        assert seed.value == "3"
+        assert any("Shingle: whole numbers only" in str(n.message) for n in app._notifications)
+        await pilot.press("5")
+        assert seed.value == "35"
+        assert seed.has_class("-textual-compact") and seed.styles.border_left[0] == "outer"  # the focus bar
+
+
+async def test_jobs_created_during_a_session_are_listed_newest_first_like_after_a_restart(server):
+    server.clear_faults()  # nothing left armed by an earlier test on this shared server
+    import time
+
+    from textual.widgets import DataTable
+
+    from ftui.tui.jobs_screen import JobsScreen
+    from tests.backend import start_job
+
+    client = server.client()
+    rec = Recorder()
+    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    made = []
+    try:
+        async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+            await rec.wait_for(BackendReady)
+            await pilot.press("f3")
+            jobs = app.screen
+            assert isinstance(jobs, JobsScreen)
+            table = jobs.query_one("#jobs", DataTable)
+            await rec.until(lambda: jobs.tracks is not None and table.row_count == len(jobs.tracks),
+                            what="the list")
+            for _ in range(2):
+                if made:  # created_at counts seconds: the second job one second later
+                    await rec.until(lambda: time.time() >= made[-1].created_at + 1.05, what="a second to pass")
+                made.append(start_job(client, "order", n_epochs=1))
+                client.fine_tuning.jobs.cancel(made[-1].id)
+                await pilot.press("ctrl+r")  # made outside the app: the list is re-read now, not at the next minute
+                await rec.until(lambda: made[-1].id in table.rows, what="the new job's row")
+            await settle(pilot)
+            rows = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+            assert rows.index(made[1].id) < rows.index(made[0].id) and rows.index(made[1].id) == 0
+    finally:
+        for j in made:
+            if client.fine_tuning.jobs.retrieve(j.id).status not in ("cancelled", "failed", "succeeded"):
+                client.fine_tuning.jobs.cancel(j.id)

@@ -103,7 +103,7 @@ async def test_creating_posts_are_retried_without_a_second_job_or_file(server):
     try:
         files_before = {f.id for f in client.files.list().data}
         server.fault("/v1/files", status=503, method="POST", after=True)  # uploaded, then the answer is lost
-        f = await svc.upload(SAMPLES / "marv.jsonl")
+        f = await svc.upload(SAMPLES / "marv.jsonl", reuse=False)  # a real POST, not an identical file reused
         new_files = {x.id for x in client.files.list().data} - files_before
         assert new_files == {f["id"]}, "the retry got the first upload's answer, not a second file"
         jobs_before = {j.id for j in client.fine_tuning.jobs.list(limit=100).data}
@@ -119,6 +119,7 @@ async def test_creating_posts_are_retried_without_a_second_job_or_file(server):
         await svc.chat("smollm2-135m-instruct", [{"role": "user", "content": "Hi"}], text.append, max_tokens=4)
         assert "".join(text)
     finally:
+        server.clear_faults()  # nothing left armed for the next test on this shared server
         await svc.close()
 
 

@@ -15,6 +15,9 @@ class Footer(_Footer):
 
     def on_resize(self) -> None:
         self.compact = self.size.width < 120  # tighter keys where 80 columns must show the workspace keys
+        # below 100 columns the keys run under the palette key docked at the right, whose cells then mixed with
+        # theirs ("palettei"): there it is left out (ctrl+p works, and F1's help names it)
+        self.show_command_palette = self.size.width >= 100
 
     def bindings_changed(self, screen) -> None:
         self._bindings_ready = True
