@@ -16,10 +16,10 @@ from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select,
 
 from ftui.core import catalog
 
-from .widgets.form_input import FormInput
 from .base import FtuiModal
 from .messages import UploadProgress
 from .widgets.file_tree import is_dataset
+from .widgets.form_input import FormInput
 
 NONE = "none"
 PREPARE_REPORT = "prepare.json"  # written by ftui prepare beside its splits: a report, never a dataset

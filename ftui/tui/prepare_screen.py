@@ -18,13 +18,23 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import (Button, Checkbox, DataTable, Header, Input, Label, Select, Static, TabbedContent,
-                             TabPane)
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
-from .widgets.form_input import FormInput
 from .base import FtuiModal, FtuiScreen
 from .messages import PrepareColumns, PrepareFailed, PreparePlanned, PrepareProgress
 from .widgets.footer import Footer
+from .widgets.form_input import FormInput
 from .widgets.tables import set_columns
 
 RAW_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
