@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a model to evaluate (repeat to compare); a fine-tuned model brings its base model along")
     ev.add_argument("--no-base", action="store_true", help="do not add the base model of a fine-tuned model")
     ev.add_argument("--out", "-o", metavar="DIR", help="folder for eval.jsonl and eval.json (default: "
-                    "./eval-<data name>-<time>)")
+                    "eval-<data name>-<time> beside DATA)")
     ev.add_argument("--concurrency", "-j", type=int, default=4, help="requests in flight (default 4)")
     ev.add_argument("--limit", type=int, metavar="N", help="only the first N examples")
     ev.add_argument("--max-tokens", type=int, metavar="N", help="answer length cap (default: from the references)")
@@ -242,13 +242,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    import orjson
+
     from .core.analysis import DatasetError, analyze
     from .core.catalog import CatalogError
     from .core.prepare import PrepareError, Recipe, parse_split, plan, write
     from .core.render import Style, render, render_plan
     from .core.tokens import EncodingError
-
-    import orjson
 
     if not args.out and not args.dry_run:
         print("ftui prepare: --out DIR is required (or --dry-run)", file=sys.stderr)
@@ -333,8 +333,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             b = base_of(m)
             if b and b not in models:
                 models.append(b)
-    out = Path(args.out) if args.out else Path.cwd() / (
-        f"eval-{Path(args.data).stem}-{_time.strftime('%Y%m%d-%H%M%S')}")
+    from .core.files import output_near
+
+    out = Path(args.out) if args.out else output_near(
+        args.data, f"eval-{Path(args.data).stem}-{_time.strftime('%Y%m%d-%H%M%S')}")
     try:
         run, files = asyncio.run(_eval(args, data, models, out))
     except _NoBackend as exc:

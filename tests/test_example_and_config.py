@@ -89,3 +89,16 @@ def test_save_refuses_a_config_that_does_not_parse(tmp_path):
 def test_new_config_is_written_0600(tmp_path):
     path = cfg.save(cfg.Config(theme="nord"), tmp_path / "new" / "config.toml")
     assert (path.stat().st_mode & 0o777) == 0o600 and cfg.load(path) == (cfg.Config(theme="nord"), None)
+
+
+def test_short_model_ids_keep_what_tells_them_apart():
+    from ftui.tui.widgets.names import short_model
+
+    a, b = "ft:smollm2-135m-instruct:local:pilot:ab12cd34", "ft:smollm2-135m-instruct:local:other:ee99ff00"
+    assert short_model(a, 30) == "ft:…:pilot:ab12cd34" and short_model(b, 30) == "ft:…:other:ee99ff00"
+    assert short_model(a, 44) == "ft:…:pilot:ab12cd34 (smollm2-135m-instruct)"
+    assert short_model(a + ":ckpt-step-12", 34) == "ft:…:pilot:ab12cd34:ckpt-step-12"
+    assert short_model(a + ":ckpt-step-12", 30).endswith("ab12cd34:ckpt-step-12")
+    assert short_model("smollm2-135m-instruct", 30) == "smollm2-135m-instruct"
+    long = "x" * 20 + "middle" + "y" * 20
+    assert short_model(long, 20) == "xxxxxx…yyyyyyyyyyyyy" and len(short_model(long, 20)) == 20

@@ -75,3 +75,33 @@ RAW_TABLES = {".csv": "CSV", ".tsv": "TSV", ".tab": "TSV", ".parquet": "Parquet"
 def raw_table(path: str | os.PathLike) -> str | None:
     """"CSV", "TSV" or "Parquet" for a raw table by its name, else None."""
     return RAW_TABLES.get(Path(path).suffix.lower())
+
+
+def user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/ftui`` (``~/.local/share/ftui``): what ftui writes for the user when no better place is given."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "ftui"
+
+
+def output_near(source: str | os.PathLike, name: str) -> Path:
+    """Where an output made from ``source`` goes by default: beside it (``reviews.csv`` -> ``reviews-prepared/``
+    in the same folder), never in whatever folder ftui was started from. When that folder is ftui's own (the bundled
+    samples) or cannot be written, the user's data folder instead."""
+    folder = Path(source).expanduser().resolve().parent
+    package = Path(__file__).resolve().parent.parent
+    if folder.is_relative_to(package) or not os.access(folder, os.W_OK):
+        return user_data_dir() / name
+    return folder / name
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path as short as it can be said: relative to the current folder when inside it, ``~/…`` under the home
+    folder, else absolute (form fields at 80 columns)."""
+    p = Path(path).expanduser().absolute()
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            rel = p.relative_to(base)
+        except ValueError:
+            continue
+        return prefix + str(rel) if str(rel) != "." else (prefix.rstrip("/") or ".")
+    return str(p)

@@ -16,6 +16,7 @@ from textual.widgets import Header, Input, Label, Markdown, Select, Static, Text
 from .base import FtuiScreen
 from .messages import ChatDelta, ChatDone, ChatFailed
 from .widgets.footer import Footer
+from .widgets.names import short_model
 
 
 class Column:
@@ -108,7 +109,9 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
         tuned = [m["id"] for m in models if m["id"].startswith("ft:")]
         ckpts = [c for c in self.app.checkpoints if c not in tuned]
         base = [m["id"] for m in models if not m["id"].startswith("ft:")]
-        out = [(t, t) for t in tuned] + [(f"{c}  (checkpoint)", c) for c in ckpts] + [(b, b) for b in base]
+        # fine-tuned ids keep their suffix and id visible (they all begin alike); the usage line names the whole id
+        out = ([(short_model(t, 44), t) for t in tuned] + [(f"{short_model(c, 40)} (ckpt)", c) for c in ckpts]
+               + [(b, b) for b in base])
         for col in ("a", "b"):
             v = self.query_one(f"#model-{col}", Select).value
             if isinstance(v, str) and v not in {x for _, x in out}:
@@ -368,9 +371,11 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
         if example is None:
             self.notify("Nothing to save yet: no finished exchange in that column", severity="warning")
             return
+        from ftui.core.files import user_data_dir
+
         from .prompt import PathPrompt
 
-        default = self.app.config.chat_save_path or str(Path.cwd() / "chat-examples.jsonl")
+        default = self.app.config.chat_save_path or str(user_data_dir() / "chat-examples.jsonl")
         self.app.push_screen(PathPrompt("Append the exchange as a training example to", default),
                              lambda p: self.save_to(p, example) if p else None)
 

@@ -12,8 +12,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
+from textual.widgets import (
+    Header,
+    Label,
+    ProgressBar,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 from textual.worker import Worker, WorkerState
-from textual.widgets import (Header, Label, ProgressBar, Select, Static, TabbedContent, TabPane)
 
 from ftui.core import catalog
 

@@ -34,10 +34,13 @@ from textual.widgets import (
     TabPane,
 )
 
+from ftui.core.files import output_near
+
 from .base import FtuiModal, FtuiScreen
 from .messages import EvalDone, EvalFailed, EvalProgress
 from .widgets.footer import Footer
 from .widgets.form_input import FormInput
+from .widgets.names import short_model
 from .widgets.tables import set_columns
 
 
@@ -53,12 +56,13 @@ def _near(folder: str) -> str:
         return folder
 
 
-def _short(model: str, width: int = 30) -> str:
-    """A long ``ft:`` id keeps its start and its end (the suffix and id tell runs apart)."""
-    if len(model) <= width:
-        return model
-    keep = (width - 1) // 2
-    return model[:keep] + "…" + model[-(width - 1 - keep):]
+def _short(model: str, width: int = 44) -> str:
+    return short_model(model, width)
+
+
+def _ticked_prompt(model: str, ticked: bool, width: int = 34) -> Text:
+    """A model in the list: ✓ when ticked (not colour alone), the id shortened so the suffix stays visible."""
+    return Text.assemble(("✓ " if ticked else "· ", "bold green" if ticked else "dim"), short_model(model, width))
 
 
 class DisagreementScreen(FtuiModal[None]):
@@ -144,7 +148,7 @@ a disagreement shows the example with both answers. Results are written to `eval
                     yield FormInput("4", id="ev-conc", name_for_errors="Concurrency", compact=True, restrict=r"[0-9]*")
                     yield Label("limit", classes="prep-inline")
                     yield FormInput("", id="ev-limit", name_for_errors="Limit", compact=True, restrict=r"[0-9]*", placeholder="all")
-                yield Label("Output folder (empty: eval-<data>-<time>)", classes="prep-label")
+                yield Label("Output folder (empty: eval-<data>-<time> beside the data)", classes="prep-label")
                 yield FormInput("", id="ev-out", compact=True, placeholder="eval-…")
                 with Horizontal(id="ev-buttons"):
                     yield Button("Run", id="ev-run", compact=True, variant="primary")
@@ -195,7 +199,23 @@ a disagreement shows the example with both answers. Results are written to `eval
         if set(ids) == have:
             return
         sel.clear_options()
-        sel.add_options([(i, i, i in ticked) for i in ids])
+        sel.add_options([(_ticked_prompt(i, i in ticked), i, i in ticked) for i in ids])
+
+    @on(SelectionList.SelectedChanged, "#ev-models")
+    def _marks(self, event: SelectionList.SelectedChanged) -> None:
+        sel = event.selection_list
+        chosen = set(sel.selected)
+        for index in range(sel.option_count):
+            value = sel.get_option_at_index(index).value
+            sel.replace_option_prompt_at_index(index, _ticked_prompt(value, value in chosen))
+
+    @on(SelectionList.SelectionHighlighted, "#ev-models")
+    def _whole_name(self, event: SelectionList.SelectionHighlighted) -> None:
+        """The highlighted model's whole id, where the list has to cut it (while the person moves in the list)."""
+        if self.focused is not event.selection_list:
+            return
+        self._status(f"{event.selection.value}" + ("  (ticked)" if event.selection.value in
+                                                     event.selection_list.selected else ""), style="dim")
 
     def prefill(self, data: str, models: list[str], why: str = "") -> None:
         """From the Jobs workspace: a finished job's model and its own held-out data (``why`` says which)."""
@@ -247,8 +267,8 @@ a disagreement shows the example with both answers. Results are written to `eval
             return
         conc = int(self.query_one("#ev-conc", Input).value or 4)
         limit = self.query_one("#ev-limit", Input).value
-        out = self.query_one("#ev-out", Input).value.strip() or (
-            f"eval-{Path(data).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = self.query_one("#ev-out", Input).value.strip() or str(output_near(
+            data, f"eval-{Path(data).stem}-{time.strftime('%Y%m%d-%H%M%S')}"))
         self.running = True
         self.stop_event = asyncio.Event()
         self._status(f"Reading {os.path.basename(data)}…")
@@ -343,8 +363,9 @@ a disagreement shows the example with both answers. Results are written to `eval
         labels = doc.get("labels")
         table = self.query_one("#ev-scores", DataTable)
         table.clear()
+        width = 30 if self.app.size.width < 100 else 44  # 80 columns: the scores must stay in view
         for m, s in doc["models"].items():
-            table.add_row(*map(Text, (_short(m), _f(s["exact_match"]), _f(s["contains"]), _f(s["accuracy"]),
+            table.add_row(*map(Text, (_short(m, width), _f(s["exact_match"]), _f(s["contains"]), _f(s["accuracy"]),
                                       _f(s["macro_f1"]), _f(s.get("mean_loss"), 3), _f(s.get("mean_token_accuracy")),
                                       f"{s['outside_label_set']:,}" if labels else "—", f"{s['errors']:,}")), key=m)
         lines = []

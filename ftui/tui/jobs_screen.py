@@ -28,6 +28,7 @@ from .errors import guarded
 from .messages import JobsPolled, PollProblem
 from .widgets.footer import Footer
 from .widgets.tables import set_columns, sync_rows
+
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "paused": "magenta",
                 "queued": "blue", "validating_files": "blue"}
 
@@ -448,9 +449,11 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         if not track.job.get("result_files"):
             self.notify("No results file yet (it comes when the job succeeds)", severity="warning")
             return
+        from ftui.core.files import user_data_dir
+
         from .prompt import PathPrompt
 
-        default = str(Path.cwd() / f"{track.id}-results.csv")
+        default = str(user_data_dir() / "results" / f"{track.id}-results.csv")
         self.app.push_screen(PathPrompt("Save the results CSV to", default),
                              lambda p: self._download(track.job, p) if p else None)
 

@@ -58,9 +58,13 @@ def default_input(start: Path) -> str:
 
 
 def default_out(inp: str) -> str:
-    """``<input name>-prepared``, relative to the folder ftui was started in."""
-    stem = Path(inp.split(",")[0].strip()).stem if inp.strip() else "data"
-    return f"{stem}-prepared"
+    """``<input name>-prepared`` beside the input (the user's data folder for the bundled samples)."""
+    from ftui.core.files import output_near, shown
+
+    first = inp.split(",")[0].strip()
+    if not first:
+        return "data-prepared"
+    return shown(output_near(first, f"{Path(first).stem}-prepared"))
 
 
 class PairScreen(FtuiModal[None]):

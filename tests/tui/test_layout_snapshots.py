@@ -24,6 +24,7 @@ T0 = 1_767_225_600  # 2026-01-01 00:00 UTC
 @pytest.fixture(autouse=True)
 def fixed_place_and_time(monkeypatch):
     monkeypatch.chdir(ROOT)  # relative paths in the header, the same on every machine
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)  # default output folders read ~/.local/share/ftui/… everywhere
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield

@@ -45,7 +45,8 @@ async def test_from_a_csv_in_the_browser_to_three_files_open_in_the_data_workspa
         assert isinstance(screen, PrepareScreen) and app.current_mode == "prepare"
         assert screen.query_one("#in-inputs", Input).value == str(data / "reviews.csv")
         assert isinstance(first, PreparePlanned) and first.files is None  # a preview: nothing written
-        assert not (tmp_path / "reviews-prepared").exists()
+        assert screen.query_one("#in-out", Input).value == "raw/reviews-prepared"  # beside the input, not in cwd
+        assert not (data / "reviews-prepared").exists()
         steps = screen.query_one("#prep-steps", DataTable)
         assert [steps.get_row_at(i)[0].plain for i in range(steps.row_count)] == [
             "read rows", "map to examples", "drop errors", "exact duplicates", "near duplicates", "shuffle",
@@ -83,7 +84,8 @@ async def test_from_a_csv_in_the_browser_to_three_files_open_in_the_data_workspa
         await pilot.press("ctrl+s")
         written = await _plans(rec, 3, pilot)
         assert isinstance(written, PreparePlanned) and written.plan is second.plan  # the previewed plan, reused
-        out = tmp_path / "reviews-prepared"
+        out = data / "reviews-prepared"
+        assert not (tmp_path / "reviews-prepared").exists()
         assert sorted(p.name for p in out.iterdir()) == ["prepare.json", "test.jsonl", "train.jsonl",
                                                           "valid.jsonl"]
         await rec.until(lambda: any(m.path.endswith("train.jsonl") for m in rec.of(AnalysisDone)),

@@ -15,6 +15,7 @@ SIZE = (120, 36)
 @pytest.fixture(autouse=True)
 def in_repo(monkeypatch):
     monkeypatch.chdir(ROOT)  # relative paths in the header, the same on every machine
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)  # default output folders read ~/.local/share/ftui/… everywhere
 
 
 def app(name: str) -> FtuiApp:

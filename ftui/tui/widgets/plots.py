@@ -11,6 +11,8 @@ from textual_plotext import PlotextPlot
 
 from ftui.core.stats import histogram
 
+from .names import short_model
+
 
 class Histogram(PlotextPlot):
     """Bars from :func:`ftui.core.stats.histogram`; optional vertical marker (e.g. the model's context limit)."""
@@ -220,4 +222,4 @@ class LabelF1(_GroupedBars):
         models = list(doc["models"].items())[: len(self.COLORS)]
         self.plt.ylim(0, 1)
         self._bars(labels, [[s["per_label"][lab]["f1"] for lab in labels] for _, s in models],
-                   [m if len(m) <= 28 else m[:27] + "…" for m, _ in models], "F1 per label")
+                   [short_model(m, 28) for m, _ in models], "F1 per label")
