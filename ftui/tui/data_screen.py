@@ -59,6 +59,8 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         Binding("l", "toggle_log", "Log scale", id="ftui.histogram_log", tooltip="Histograms: log / linear x",
                 show=False),
         Binding("f", "focus_findings", "Findings", id="ftui.findings", tooltip="Go to the findings", show=False),
+        Binding("h", "histograms", "Histograms", id="ftui.histograms", show=False,
+                tooltip="Show the histograms; again: the next one (a short terminal shows one at a time)"),
         Binding("t", "focus_tree", "Files", id="ftui.files", tooltip="Go to the file browser", show=False),
         Binding("b", "toggle_tree", "Browser", id="ftui.toggle_files",
                 tooltip="Show or hide the file browser (hidden at first below 100 columns)"),
@@ -262,7 +264,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         pane = self.query_one("#tab-histograms", TabPane)
         if not pane.query(Histogram):
             pane.query_one("#hist-empty").remove()
-            pane.mount_all([Histogram("Tokens per example", "tokens", id="hist-tokens"),
+            pane.mount_all([Histogram("Tokens per example", "tokens", id="hist-tokens", classes="-current"),
                             Histogram("Trainable tokens per example", "trainable tokens", id="hist-trainable"),
                             Histogram("Messages per example", "messages", id="hist-messages")])
         log = self.app.config.histogram_log
@@ -357,6 +359,26 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         self.app.config.histogram_log = not self.app.config.histogram_log
         self.draw_histograms()
         self.notify("Histograms: " + ("log" if self.app.config.histogram_log else "linear") + " scale", timeout=2)
+
+    HISTOGRAMS = ("hist-tokens", "hist-trainable", "hist-messages")
+
+    def action_histograms(self) -> None:
+        """The Histograms tab; pressed again, the next histogram (a short terminal has room for one at a time)."""
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != "tab-histograms":
+            tabs.active = "tab-histograms"
+            return
+        from .widgets.plots import Histogram
+
+        shown = [h for h in self.query(Histogram) if h.has_class("-current")]
+        if not shown:
+            return
+        i = self.HISTOGRAMS.index(shown[0].id)
+        shown[0].remove_class("-current")
+        nxt = self.query_one(f"#{self.HISTOGRAMS[(i + 1) % 3]}", Histogram)
+        nxt.add_class("-current")
+        if self.has_class("-short"):
+            self.notify(f"{nxt.plot_title} ({(i + 1) % 3 + 1} of 3) · h: the next one", timeout=2)
 
     def action_focus_findings(self) -> None:
         self.query_one(TabbedContent).active = "tab-findings"

@@ -19,12 +19,13 @@ def _keys_table(screen, widget: Widget | None) -> str:
         if not b.description or not b.id or (b.action, key) in seen:
             continue
         seen.add((b.action, key))
-        rows.append(f"| `{b.key_display or key}` | {b.description}{' — ' + b.tooltip if b.tooltip else ''} | "
-                    f"`{b.id}` |")
+        # one line a key (a table's id column took half of an 80-column screen: ~7 screens of help)
+        rows.append(f"- **`{b.key_display or key}`** {b.description}{' — ' + b.tooltip if b.tooltip else ''} "
+                    f"· `{b.id}`")
     if not rows:
         return ""
-    return ("\n## Keys here\n\n| key | does | binding id (for `[keymap]` in the config) |\n|---|---|---|\n"
-            + "\n".join(rows) + "\n")
+    return ("\n## Keys here\n\n" + "\n".join(rows)
+            + "\n\n(`ftui.…` after each key is its binding id, for `[keymap]` in the config.)\n")
 
 
 class HelpScreen(FtuiModal[None]):
@@ -33,6 +34,7 @@ class HelpScreen(FtuiModal[None]):
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 90%; max-width: 110; height: 85%; border: thick $accent;
                                   background: $surface; padding: 0 1; }
+    HelpScreen.-short > VerticalScroll, HelpScreen.-narrow > VerticalScroll { width: 100%; height: 100%; }
     """
 
     def __init__(self, under, widget: Widget | None) -> None:

@@ -230,3 +230,38 @@ async def test_jobs_created_during_a_session_are_listed_newest_first_like_after_
         for j in made:
             if client.fine_tuning.jobs.retrieve(j.id).status not in ("cancelled", "failed", "succeeded"):
                 client.fine_tuning.jobs.cancel(j.id)
+
+
+async def test_at_80x24_every_histogram_is_reachable_and_help_fits_in_few_screens():
+    from textual.containers import VerticalScroll
+    from textual.widgets import TabbedContent
+
+    from ftui.tui.help_screen import HelpScreen
+    from ftui.tui.widgets.plots import Histogram
+
+    rec = Recorder()
+    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config())
+    async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+        await rec.until(lambda: rec.of(AnalysisDone), what="marv.jsonl analysed")
+        await settle(pilot)
+        data = app.screen
+        await pilot.press("h")  # a key for the Histograms tab
+        await settle(pilot)
+        assert data.query_one(TabbedContent).active == "tab-histograms"
+        seen = []
+        for _ in range(3):
+            visible = [h.id for h in data.query(Histogram) if h.display and h.size.height >= 8]
+            assert len(visible) == 1  # the one that fits, drawn whole
+            seen += visible
+            await pilot.press("h")
+            await settle(pilot)
+        assert seen == ["hist-tokens", "hist-trainable", "hist-messages"]
+        await pilot.press("f")  # and back to the findings
+        assert data.query_one(TabbedContent).active == "tab-findings"
+        await pilot.press("f1")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        scroll = app.screen.query_one(VerticalScroll)
+        pages = scroll.virtual_size.height / max(1, scroll.size.height)
+        assert pages < 3.5, pages  # was ~7 screens with a binding-id column
+        assert "`ftui.histograms`" in app.screen.text
