@@ -18,18 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import (
-    Button,
-    Checkbox,
-    DataTable,
-    Header,
-    Input,
-    Label,
-    Select,
-    Static,
-    TabbedContent,
-    TabPane,
-)
+from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, Select, Static, TabbedContent, TabPane
 
 from .base import FtuiModal, FtuiScreen
 from .messages import PrepareColumns, PrepareFailed, PreparePlanned, PrepareProgress
@@ -402,6 +391,15 @@ outputs in the Data workspace. **Esc** stops a running preview.
         if not error.startswith("Stopped"):
             self.notify(error, title="Prepare", severity="error", timeout=10)
             self._clear_results()  # the previous file's steps must not stand beside this file's error
+
+    @on(DataTable.RowHighlighted, "#prep-steps")
+    def _whole_note(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted step's whole note, where its column cuts it (while the person moves in the table)."""
+        if self.plan is None or self.focused is not event.data_table or event.row_key is None:
+            return
+        step = next((x for x in self.plan.steps if x.name == event.row_key.value), None)
+        if step is not None and step.note:
+            self._status(f"{STEP_TITLES.get(step.name, step.name)}: {in_form_words(step.note)}")
 
     def _clear_results(self) -> None:
         self.plan = self.plan_recipe = None

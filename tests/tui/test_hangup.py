@@ -37,18 +37,26 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 
 class Terminal:
-    """The other end of the app's pty: drained all the time (a full pty buffer would block the app), kept."""
+    """The other end of the app's pty: drained all the time (a full pty buffer would block the app), kept. Never
+    blocked in a read, so that ``close()`` really closes the terminal: a descriptor closed while another thread
+    reads it stays open until that read returns, and the app would never see its terminal go."""
 
     def __init__(self, master: int) -> None:
         import threading
 
         self.master = master
         self.screen = bytearray()
+        self._stop = threading.Event()
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
 
     def _drain(self) -> None:
-        while True:
+        import select
+
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if not ready:
+                continue
             try:
                 chunk = os.read(self.master, 65536)
             except OSError:
@@ -58,7 +66,12 @@ class Terminal:
             self.screen += chunk
 
     def close(self) -> None:
-        os.close(self.master)
+        self._stop.set()
+        self.thread.join()
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
 
 
 def start_app(tmp_path: Path, idle_exit: str = "300") -> tuple[subprocess.Popen, Terminal, Path]:
@@ -160,43 +173,25 @@ class HangUp:
     connection or `tmux kill-session` does: the kernel sends SIGHUP and SIGCONT, and the pty reads and writes fail."""
 
     def __init__(self, tmp_path: Path) -> None:
-        import threading
 
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "FTUI_CONFIG_FILE")}
         env.update(XDG_DATA_HOME=str(tmp_path / "data"), XDG_STATE_HOME=str(tmp_path / "state"),
                    XDG_CONFIG_HOME=str(tmp_path / "config"), TERM="xterm-256color", COLUMNS="80", LINES="24")
-        self.master, slave = pty.openpty()
+        master, slave = pty.openpty()
         self.proc = subprocess.Popen([sys.executable, "-m", "ftui.cli", str(SAMPLES / "broken.jsonl")], stdin=slave,
                                      stdout=slave, stderr=slave, env=env, preexec_fn=_controlling_tty,
                                      close_fds=True)
         os.close(slave)
-        self.screen = bytearray()
+        self.term = Terminal(master)
         self.data_dir = tmp_path / "data" / "ftui" / "server"
-        self.log = tmp_path / "state" / "ftui" / "ftui.log"
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._drain, daemon=True)
-        self.thread.start()
 
-    def _drain(self) -> None:
-        import select
-
-        while not self._stop.is_set():  # never blocked in read: a close must really close the terminal
-            ready, _, _ = select.select([self.master], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.screen += chunk
+    @property
+    def screen(self) -> bytearray:
+        return self.term.screen
 
     def drop(self) -> float:
         """Close the terminal; -> seconds until the app exited."""
-        self._stop.set()
-        self.thread.join()
-        os.close(self.master)
+        self.term.close()
         t0 = time.monotonic()
         try:
             self.proc.wait(20)

@@ -9,9 +9,15 @@ from ftui.core.prepare import Recipe, plan, write
 from ftui.tui.app import FtuiApp
 from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.messages import AnalysisDone, BackendReady, PreparePlanned
-from ftui.tui.prepare_screen import PrepareScreen
+from ftui.tui.prepare_screen import STEP_TITLES, PrepareScreen, in_form_words
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, profile_for, settle, test_config
+
+
+def _online(server, path):
+    """The app on the shared test server, with faults an earlier test may have left armed cleared, and a recorder."""
+    server.clear_faults()
+    return FtuiApp(path, config=test_config(backend="test"), profile=profile_for(server)), Recorder()
 
 
 async def test_a_csv_named_on_the_command_line_opens_in_prepare_not_as_jsonl(tmp_path, monkeypatch):
@@ -31,11 +37,9 @@ async def test_a_csv_named_on_the_command_line_opens_in_prepare_not_as_jsonl(tmp
 
 async def test_the_create_form_preselects_the_prepared_validation_split_and_never_offers_prepare_json(
         server, tmp_path):
-    server.clear_faults()  # nothing left armed by an earlier test on this shared server
     out = tmp_path / "reviews-prepared"
     write(plan(Recipe([str(SAMPLES / "reviews.csv")], user="review", assistant="star")), out)
-    rec = Recorder()
-    app = FtuiApp(out / "train.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    app, rec = _online(server, out / "train.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
         await rec.wait_for(BackendReady)
         await rec.until(lambda: rec.of(AnalysisDone), what="train.jsonl analysed")
@@ -51,9 +55,7 @@ async def test_the_create_form_preselects_the_prepared_validation_split_and_neve
 
 
 async def test_the_bundled_sample_gets_its_validation_file_preselected(server):
-    server.clear_faults()  # nothing left armed by an earlier test on this shared server
-    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
-    rec = Recorder()
+    app, rec = _online(server, SAMPLES / "marv.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
         await rec.wait_for(BackendReady)
         await rec.until(lambda: rec.of(AnalysisDone), what="marv.jsonl analysed")
@@ -65,13 +67,11 @@ async def test_the_bundled_sample_gets_its_validation_file_preselected(server):
 
 async def test_compare_sends_both_models_the_same_conversation(server):
     from textual.widgets import Static
-    server.clear_faults()  # nothing left armed by an earlier test on this shared server
 
     from ftui.tui.chat_screen import ChatScreen
     from ftui.tui.messages import ChatDone
 
-    rec = Recorder()
-    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    app, rec = _online(server, SAMPLES / "marv.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
         await rec.wait_for(BackendReady)
         await pilot.press("f4")
@@ -96,7 +96,6 @@ async def test_compare_sends_both_models_the_same_conversation(server):
 
 async def test_quitting_with_a_live_job_says_training_goes_on_and_where_to_see_it(server):
     from textual.widgets import Label
-    server.clear_faults()  # nothing left armed by an earlier test on this shared server
 
     from ftui.tui.confirm import Confirm
     from tests.backend import start_job, wait_for
@@ -105,8 +104,7 @@ async def test_quitting_with_a_live_job_says_training_goes_on_and_where_to_see_i
     job = start_job(client, "quitter", n_epochs=20)
     wait_for(client, job.id, statuses=("queued", "running"))
     try:
-        rec = Recorder()
-        app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+        app, rec = _online(server, SAMPLES / "marv.jsonl")
         async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
             await rec.wait_for(BackendReady)
             await pilot.press("ctrl+q")
@@ -126,9 +124,7 @@ async def test_quitting_with_a_live_job_says_training_goes_on_and_where_to_see_i
 
 
 async def test_quitting_with_no_live_job_asks_nothing(server):
-    server.clear_faults()  # nothing left armed by an earlier test on this shared server
-    rec = Recorder()
-    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    app, rec = _online(server, SAMPLES / "marv.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
         await rec.wait_for(BackendReady)
         for j in server.client().fine_tuning.jobs.list(limit=100).data:  # whatever other tests left running
@@ -160,7 +156,15 @@ async def test_prepare_sniffs_semicolons_names_its_fields_and_a_failed_preview_d
         assert sum(v.size for v in plan_.splits.values()) == 40
         notes = str(screen.query_one("#prep-notes", Static).render())
         assert "the User/Assistant fields choose others" in notes and "--user" not in notes
-        assert screen.query_one("#prep-steps", DataTable).row_count > 0
+        steps = screen.query_one("#prep-steps", DataTable)
+        assert steps.row_count > 0
+        steps.focus()  # moving in the steps shows the highlighted step's whole note, which its column may cut
+        longest = max(range(len(plan_.steps)), key=lambda i: len(plan_.steps[i].note))
+        steps.move_cursor(row=longest)
+        await settle(pilot)
+        step = plan_.steps[longest]
+        assert str(screen.query_one("#prep-status", Static).render()) == (
+            f"{STEP_TITLES.get(step.name, step.name)}: {in_form_words(step.note)}")
         # a recipe that cannot work: the error, and no steps of the earlier preview beside it
         screen.query_one("#in-user", Input).value = "nope"
         screen.query_one("#in-assistant", Input).value = "star"
@@ -195,7 +199,6 @@ async def test_form_fields_keep_their_value_on_focus_and_say_why_a_character_is_
 
 
 async def test_jobs_created_during_a_session_are_listed_newest_first_like_after_a_restart(server):
-    server.clear_faults()  # nothing left armed by an earlier test on this shared server
     import time
 
     from textual.widgets import DataTable
@@ -204,8 +207,7 @@ async def test_jobs_created_during_a_session_are_listed_newest_first_like_after_
     from tests.backend import start_job
 
     client = server.client()
-    rec = Recorder()
-    app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config(backend="test"), profile=profile_for(server))
+    app, rec = _online(server, SAMPLES / "marv.jsonl")
     made = []
     try:
         async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
