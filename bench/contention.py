@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """How the local backend shares a busy machine: streamed chat tokens/s of the base model through a real `ftui serve`
 and the official SDK, alone and beside CPU hogs (busy-looping processes, as a compile or another job would be),
-for each thread wait policy of the server's OpenMP runtime.
+for each variant of the server's thread settings (its OpenMP runtime's wait policy and spin count).
 
-    python bench/contention.py [--hogs 4] [--tokens 96] [--repeat 3]
+    python bench/contention.py [--hogs 4] [--tokens 96] [--repeat 3] [--variants default,GOMP_SPINCOUNT=10000]
 
 With H hogs on C cores a fair share is C / (C + H) of the machine for everything else; a backend whose speed
 beside the hogs is well under its share of its speed alone degrades out of proportion (OpenMP threads spinning at
 barriers while the thread they wait for is descheduled). Prints tokens/s alone, beside the hogs, their ratio and
-the fair share, per policy.
+the fair share, per variant. `default` is what `ftui serve` does (GOMP_SPINCOUNT=10000 since 2026-12-04);
+GOMP_SPINCOUNT=300000 is GNU OpenMP's own default, what it did before.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def main() -> None:
     ap.add_argument("--hogs", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--policies", default="default,PASSIVE")
+    ap.add_argument("--variants", default="default,GOMP_SPINCOUNT=300000,OMP_WAIT_POLICY=PASSIVE",
+                    help="comma-separated: default, or NAME=VALUE set in the server's environment")
     a = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
     share = cores / (cores + a.hogs)
@@ -72,10 +74,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ.setdefault("FTUI_MODEL_CACHE", str(tmp / "cache"))
-        for policy in a.policies.split(","):
-            env = {} if policy == "default" else {"OMP_WAIT_POLICY": policy}
-            (tmp / policy).mkdir()
-            s = Server(tmp / policy, env=env).start()
+        for i, variant in enumerate(a.variants.split(",")):
+            env = {} if variant == "default" else dict([variant.split("=", 1)])
+            (tmp / str(i)).mkdir()
+            s = Server(tmp / str(i), env=env).start()
             stop = mp.Event()
             hogs = []
             try:
@@ -91,7 +93,7 @@ def main() -> None:
                 for h in hogs:
                     h.join(5)
                 s.stop()
-            print(f"  OMP_WAIT_POLICY={policy:8s} alone {alone:6.1f} tok/s · beside {a.hogs} hogs {busy:6.1f} tok/s"
+            print(f"  {variant:24s} alone {alone:6.1f} tok/s · beside {a.hogs} hogs {busy:6.1f} tok/s"
                   f" · {busy / alone:.2f} of alone (fair share {share:.2f}, {busy / alone / share:.2f} of it)",
                   flush=True)
 
