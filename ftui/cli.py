@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--dry-run", action="store_true", help="run every step and report; write nothing")
     prep.add_argument("--format", dest="input_format", choices=("csv", "tsv", "json", "jsonl", "parquet"),
                       help="input format (default: by extension, else sniffed)")
+    prep.add_argument("--delimiter", choices=(",", ";", "|", "tab"), default=None,
+                      help="a CSV's separator (default: sniffed from its first lines: spreadsheets in many locales "
+                      "write ';')")
     g = prep.add_argument_group("mapping (tabular inputs; chat and preference JSONL pass through unchanged)")
     g.add_argument("--user", metavar="COLUMN|TEMPLATE",
                    help="the user message: a column, or a template like '{title}\n{review}'")
@@ -263,7 +266,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             except ValueError:
                 raise PrepareError(f"--split-counts {args.split_counts!r}: whole numbers like 1000,100,100") \
                     from None
-        recipe = Recipe(inputs=list(args.inputs), input_format=args.input_format, user=args.user,
+        recipe = Recipe(inputs=list(args.inputs), input_format=args.input_format,
+                        delimiter="\t" if args.delimiter == "tab" else args.delimiter, user=args.user,
                         assistant=args.assistant, system=args.system, keep_errors=args.keep_errors,
                         dedup=args.dedup, normalize=not args.exact_case, near=args.near,
                         near_threshold=args.near_threshold, shingle=args.shingle, seed=args.seed,

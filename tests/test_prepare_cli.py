@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ftui.core.analysis import analyze
 from ftui.core.catalog import resolve
 from ftui.core.example import example_view
@@ -131,3 +133,26 @@ def test_check_reports_examples_of_a_later_file_that_are_in_an_earlier_one(tmp_p
     assert f"line {len(valid)}: same example as marv.jsonl line 5" in res.stdout
     alone = run("check", v)
     assert "duplicate_across_files" not in alone.stdout
+
+
+def test_a_semicolon_csv_is_sniffed_and_a_separator_can_be_named(tmp_path):
+    from ftui.core.sources import SourceError, open_source
+
+    semi = tmp_path / "semi.csv"
+    semi.write_text("review;star\n" + "".join(f'"Review {i}; fine, really";{1 + i % 5}\n' for i in range(30)))
+    src = open_source(semi)
+    assert (src.delimiter, src.columns, src.note) == (";", ["review", "star"], "semicolon-separated")
+    assert [r.values for r in src][0] == {"review": "Review 0; fine, really", "star": "1"}
+    assert open_source(semi, delimiter=",").columns == ["review;star"]  # named: not sniffed
+    with pytest.raises(SourceError, match="separator ':'"):
+        open_source(semi, delimiter=":")
+    res = run("prepare", semi, "--out", tmp_path / "out", "--user", "review", "--assistant", "star")
+    assert res.returncode == 0, res.stderr
+    first = json.loads((tmp_path / "out" / "train.jsonl").read_text().splitlines()[0])
+    assert first["messages"][-1]["content"] in {"1", "2", "3", "4", "5"}
+    res = run("prepare", semi, "--out", tmp_path / "out2", "--delimiter", ",", "--user", "review",
+              "--assistant", "star")
+    assert res.returncode == 2 and res.stderr == (
+        f"ftui prepare: {semi}: --user names column(s) 'review' that the file does not have; its columns are "
+        "review;star (one column whose name holds ';': the file may be separated by it; --delimiter ';' reads it "
+        "so)\n")

@@ -62,6 +62,7 @@ Progress = Callable[[str, int], None]  # (step name, rows read so far — 0 for 
 class Recipe:
     inputs: list[str]
     input_format: str | None = None  # csv | tsv | json | jsonl | parquet; default: by extension / content
+    delimiter: str | None = None  # a CSV's separator ("," ";" "|" or a tab); default: sniffed from its first lines
     user: str | None = None  # a column name or a template over columns, e.g. "{title}\n{review}"
     assistant: str | None = None
     system: str | None = None
@@ -414,8 +415,15 @@ class _Mapper:
             for t in (user, assistant):
                 missing = [c for c in t.columns if c not in columns]
                 if missing:
+                    hint = ""
+                    if src.format == "csv" and len(src.columns) == 1:  # one column: the separator may be another
+                        other = [d for d in (";", "\t", "|", ",") if d != (src.delimiter or ",") and d in src.columns[0]]
+                        if other:
+                            hint = (f" (one column whose name holds {other[0]!r}: the file may be separated by it; "
+                                    f"--delimiter {'tab' if other[0] == chr(9) else other[0]!r} reads it so)")
                     raise PrepareError(f"{src.path}: {t.option} names column(s) {', '.join(map(repr, missing))} "
-                                       f"that the file does not have; its columns are {', '.join(sorted(columns))}")
+                                       f"that the file does not have; its columns are {', '.join(sorted(columns))}"
+                                       + hint)
         g = self.recipe.group_by
         if g is not None and columns and g not in columns:
             raise PrepareError(f"{src.path}: --group-by {g!r} is not a column; the columns are "
@@ -457,7 +465,7 @@ class _Mapper:
     def _legacy(self, src: Source, rows) -> Iterator[_Mapped]:
         # a first pass (a second reader over the same file) finds the separator and stop sequence all rows share
         seps, stops, lead, any_comp = set(LEGACY_SEPARATORS), set(LEGACY_STOPS), True, False
-        for r in open_source(src.path, src.format):
+        for r in open_source(src.path, src.format, src.delimiter or None):
             p, c = r.values.get("prompt"), r.values.get("completion")
             if isinstance(p, str):
                 seps = {x for x in seps if p.endswith(x)}
@@ -576,7 +584,7 @@ def plan(recipe: Recipe, progress: Progress | None = None, cancel=None) -> Plan:
     for fi, path in enumerate(recipe.inputs):
         tick("read", n_rows)
         try:
-            src = open_source(path, recipe.input_format)
+            src = open_source(path, recipe.input_format, recipe.delimiter)
         except SourceError as exc:
             raise PrepareError(str(exc)) from None
         for m in mapper.map_source(src):

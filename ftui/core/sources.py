@@ -105,7 +105,8 @@ def _is_json_document(head: bytes) -> bool:
     return False
 
 
-def open_source(path: str | os.PathLike, fmt: str | None = None) -> Source:
+def open_source(path: str | os.PathLike, fmt: str | None = None, delimiter: str | None = None) -> Source:
+    """``delimiter``: a CSV's separator (one of ``DELIMITER_NAMES``); by default sniffed from its first lines."""
     p = Path(path)
     try:
         if p.is_dir():
@@ -126,8 +127,10 @@ def open_source(path: str | os.PathLike, fmt: str | None = None) -> Source:
     elif b"\x00" in head:
         raise SourceError(path, "looks like a binary file (NUL bytes), not text")
     src = Source(str(path), fmt)
+    if delimiter and delimiter not in DELIMITER_NAMES:
+        raise SourceError(path, f"separator {delimiter!r}: one of {', '.join(map(repr, DELIMITER_NAMES))}")
     if fmt == "csv":
-        src.delimiter = sniff_delimiter(head)
+        src.delimiter = delimiter or sniff_delimiter(head)
         if src.delimiter != ",":
             src.note = f"{DELIMITER_NAMES[src.delimiter]}-separated"
     if fmt in ("csv", "tsv"):

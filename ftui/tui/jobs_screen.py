@@ -77,6 +77,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         Binding("e", "eval", "Eval", id="jobs.eval",
                 tooltip="Measure the fine-tuned model (or checkpoint) against its base on held-out data"),
         Binding("ctrl+r", "refresh", "Refresh", id="jobs.refresh", tooltip="Read the job list again now", show=False),
+        Binding("v", "view_events", "Events in full", id="jobs.events", show=False,
+                tooltip="The selected job's events, every line whole (the log cuts them at its width)"),
         Binding("g", "toggle_chart", "Loss/accuracy", id="jobs.chart",
                 tooltip="Below 100 columns one chart fits: switch between loss and accuracy"),
     ]
@@ -131,7 +133,7 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         set_columns(c, [("step", "step"), ("model", "checkpoint model"), ("train", "train loss"),
                         ("valid", "valid loss"), ("acc", "accuracy")])
         c.border_title = "Checkpoints (Enter: chat with it)"
-        self.query_one("#events", Log).border_title = "Events"
+        self.query_one("#events", Log).border_title = "Events (v: in full)"
         self.backend_ready()
 
     def backend_ready(self) -> None:
@@ -286,8 +288,7 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         log = self.query_one("#events", Log)
         fresh = track.events[self._shown_events:]
         if fresh:
-            log.write_lines([f"{ts(e.get('created_at'), False)} {e.get('level', 'info'):5} {e.get('message', '')}"
-                             for e in fresh])
+            log.write_lines([self._event_line(e) for e in fresh])
             self._shown_events = len(track.events)
             if log.auto_scroll:  # also when the lines came before the log had its size (a job just selected)
                 self.call_after_refresh(log.scroll_end, animate=False)
@@ -468,6 +469,19 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             self.notify(str(e), title="Download failed", severity="error", timeout=8)
             return
         self.notify(f"Saved {dest}", timeout=5)
+
+    @staticmethod
+    def _event_line(e: dict) -> str:
+        return f"{ts(e.get('created_at'), False)} {e.get('level', 'info'):5} {e.get('message', '')}"
+
+    def action_view_events(self) -> None:
+        track = self.tracks.get(self.selected or "")
+        if track is None or not track.events:
+            self.notify("No events for this job yet", severity="warning")
+            return
+        from .text_screen import TextScreen
+
+        self.app.push_screen(TextScreen(f"Events of {track.id}", "\n".join(map(self._event_line, track.events))))
 
     def _model_choice(self) -> str | None:
         ck = self.query_one("#checkpoints", DataTable)

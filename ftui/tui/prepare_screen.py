@@ -96,7 +96,8 @@ FIELDS = {"--user/--assistant": "the User/Assistant fields", "--user": "the User
           "--near-threshold": "the Jaccard field", "--keep-errors": "keep examples with errors",
           "--force overwrites": "tick overwrite existing outputs", "--force": "overwrite existing outputs",
           "--out": "the Output folder", "--max-per-label": "the max/label field",
-          "--max-examples": "the max field", "--seed": "the seed field"}
+          "--max-examples": "the max field", "--seed": "the seed field",
+          "--delimiter": "the CSV separator choice"}
 _FLAG = re.compile("|".join(re.escape(k) for k in sorted(FIELDS, key=len, reverse=True)))
 
 
@@ -144,6 +145,9 @@ outputs in the Data workspace. **Esc** stops a running preview.
                 yield Label("Input file(s), comma-separated", classes="prep-label")
                 yield FormInput(inp, id="in-inputs", compact=True, placeholder="reviews.csv")
                 yield Static("", id="prep-columns", markup=False)
+                yield Select([("CSV separator: sniffed", "auto"), ("comma ,", ","), ("semicolon ;", ";"),
+                              ("tab", "\t"), ("pipe |", "|")], value="auto", allow_blank=False, id="sel-delimiter",
+                             compact=True)
                 yield Label("Output folder", classes="prep-label")
                 yield FormInput(default_out(inp), id="in-out", compact=True)
                 yield Label("User ← column or {template}", classes="prep-label")
@@ -212,7 +216,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
         self.app.after_first_paint(self._first)
 
     def _first(self) -> None:
-        self._read_columns(self.query_one("#in-inputs", Input).value)
+        self._read_columns(self.query_one("#in-inputs", Input).value, self._delimiter())
         if self.query_one("#in-inputs", Input).value.strip():
             self.action_preview()
 
@@ -221,7 +225,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
         """Start from this file (the Data workspace's browser hands raw files over)."""
         self.query_one("#in-inputs", Input).value = path
         self.query_one("#in-out", Input).value = default_out(path)
-        self._read_columns(path)
+        self._read_columns(path, self._delimiter())
         self.action_preview()
 
     def _inputs(self) -> list[str]:
@@ -253,7 +257,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
         if not inputs:
             raise PrepareError("Input: name at least one file")
         return Recipe(
-            inputs=inputs, user=text("in-user").strip() or None, assistant=text("in-assistant").strip() or None,
+            inputs=inputs, delimiter=self._delimiter(), user=text("in-user").strip() or None, assistant=text("in-assistant").strip() or None,
             system=text("in-system") or None, keep_errors=check("cb-keep-errors"),
             dedup=str(self.query_one("#sel-dedup", Select).value), normalize=check("cb-normalize"),
             near=check("cb-near"), near_threshold=number("in-threshold", "Jaccard", float, 0.7),
@@ -265,6 +269,10 @@ outputs in the Data workspace. **Esc** stops a running preview.
             max_examples=number("in-max-examples", "max examples"),
             leakage=check("cb-leakage"), sort_train_by_label=check("cb-sort"), model=self.app.model_id)
 
+    def _delimiter(self) -> str | None:
+        value = self.query_one("#sel-delimiter", Select).value
+        return None if value == "auto" else str(value)
+
     @on(Input.Changed)
     @on(Checkbox.Changed)
     @on(Select.Changed)
@@ -272,7 +280,9 @@ outputs in the Data workspace. **Esc** stops a running preview.
         if self.plan is not None and not self.running and event.control.id not in ("in-out", "cb-force"):
             self._status("The recipe changed: ctrl+r previews it again (ctrl+s previews and writes).", stale=True)
         if event.control.id == "in-inputs":
-            self._read_columns(event.value)
+            self._read_columns(event.value, self._delimiter())
+        elif event.control.id == "sel-delimiter":
+            self._read_columns(self.query_one("#in-inputs", Input).value, self._delimiter())
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
@@ -288,7 +298,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
 
     @work(thread=True, exclusive=True, group="prepare-columns", exit_on_error=False,
           description="Reading the input's columns")
-    def _read_columns(self, value: str) -> None:
+    def _read_columns(self, value: str, delimiter: str | None = None) -> None:
         from ftui.core.sources import SourceError, open_source
 
         first = value.split(",")[0].strip()
@@ -297,7 +307,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
             return
         path = os.path.expanduser(first)
         try:
-            src = open_source(path)
+            src = open_source(path, delimiter=delimiter)
             columns = list(src.columns)
             if not columns:  # JSON / JSONL: the keys of the first row
                 row = next(iter(src), None)

@@ -267,3 +267,36 @@ async def test_at_80x24_every_histogram_is_reachable_and_help_fits_in_few_screen
         pages = scroll.virtual_size.height / max(1, scroll.size.height)
         assert pages < 3.5, pages  # was ~7 screens with a binding-id column
         assert "`ftui.histograms`" in app.screen.text
+
+
+async def test_v_shows_the_selected_jobs_events_whole_where_the_log_cuts_them(server):
+    from textual.widgets import DataTable, Static
+
+    from ftui.tui.jobs_screen import JobsScreen
+    from ftui.tui.text_screen import TextScreen
+    from tests.backend import start_job, wait_for
+
+    client = server.client()
+    job = start_job(client, "events", n_epochs=1)
+    client.fine_tuning.jobs.cancel(job.id)
+    wait_for(client, job.id, statuses=("cancelled",))
+    app, rec = _online(server, SAMPLES / "marv.jsonl")
+    async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
+        await rec.wait_for(BackendReady)
+        await pilot.press("f3")
+        jobs = app.screen
+        assert isinstance(jobs, JobsScreen)
+        table = jobs.query_one("#jobs", DataTable)
+        await rec.until(lambda: job.id in table.rows, what="the job listed")
+        table.move_cursor(row=table.get_row_index(job.id))
+        await rec.until(lambda: jobs.tracks[job.id].events_complete, what="its events")
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        assert isinstance(app.screen, TextScreen)
+        body = str(app.screen.query_one("#text-body", Static).render())
+        for e in jobs.tracks[job.id].events:
+            assert e["message"] in body  # every event, whole
+        assert any(len(JobsScreen._event_line(e)) > 60 for e in jobs.tracks[job.id].events)  # wider than the log
+        await pilot.press("escape")
+        assert isinstance(app.screen, JobsScreen)
