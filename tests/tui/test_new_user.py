@@ -90,6 +90,18 @@ async def test_compare_sends_both_models_the_same_conversation(server):
         await rec.until(lambda: len(rec.of(ChatDone)) == 3, what="both answers")
         left, right = sorted(rec.of(ChatDone)[1:], key=lambda m: m.column)
         assert left.usage["prompt_tokens"] == right.usage["prompt_tokens"] > rec.of(ChatDone)[0].usage["prompt_tokens"]
+        await settle(pilot)
+        for pane in chat.query(".transcript"):  # each answer scrolled into view, to its end
+            assert pane.max_scroll_y > 0 and pane.scroll_y == pane.max_scroll_y
+        # saving the exchange offers the user's data folder, not the folder ftui was started in
+        from ftui.core.files import user_data_dir
+        from ftui.tui.prompt import PathPrompt
+
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, PathPrompt)
+        assert app.screen.query_one(Input).value == str(user_data_dir() / "chat-examples.jsonl")
+        await pilot.press("escape")
         await pilot.press("ctrl+n")  # both start afresh
         assert chat.columns[0].history == [] and chat.columns[1].history == []
 
