@@ -469,7 +469,18 @@ def cmd_tui(argv: list[str]) -> int:
     app = FtuiApp(path)
     if args.model:
         app.model_id = args.model
-    app.run()
+    try:
+        app.run()
+    except OSError:  # the terminal went away under the driver (EIO)
+        if not app.hung_up_by:
+            raise
+    if app.hung_up_by:
+        # a dropped terminal ends the app with 128 + the signal, whatever else went on meanwhile; nothing more is
+        # written to a terminal that is gone (a flush of stdout/stderr there fails with EIO: exit code 1 or 120)
+        import logging
+
+        logging.shutdown()
+        os._exit(128 + app.hung_up_by)
     return app.return_code or EXIT_OK
 
 

@@ -137,11 +137,15 @@ class FtuiApp(App):
         loop = asyncio.get_running_loop()
 
         def hung_up(sig, _frame) -> None:
+            self.hung_up_by = int(sig)  # the exit code says so, however the exit goes (cli.cmd_tui)
             try:
                 signal.signal(signal.SIGCONT, signal.SIG_DFL)  # no resume of a terminal that is gone
             except (ValueError, OSError):
                 pass
-            loop.call_soon_threadsafe(self._hang_up, sig)
+            try:
+                loop.call_soon_threadsafe(self._hang_up, sig)
+            except RuntimeError:  # the loop already closed: the app is on its way out anyway
+                pass
 
         try:
             signal.signal(signal.SIGHUP, hung_up)
@@ -152,8 +156,12 @@ class FtuiApp(App):
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 
+    hung_up_by: int | None = None  # the signal that ended the app (SIGHUP, SIGTERM), if one did
+
     def _hang_up(self, sig) -> None:
         from .errors import logger
+
+        self.hung_up_by = int(sig)
 
         logger().info("signal %s: exiting", int(sig))
         self._quitting.set()

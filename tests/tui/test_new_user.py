@@ -20,12 +20,16 @@ def _online(server, path):
     return FtuiApp(path, config=test_config(backend="test"), profile=profile_for(server)), Recorder()
 
 
-async def test_a_csv_named_on_the_command_line_opens_in_prepare_not_as_jsonl(tmp_path, monkeypatch):
+def _offline_on_a_csv(tmp_path, monkeypatch):
+    """The app (no backend) started on a copy of the bundled reviews CSV, from its folder; and a recorder."""
     monkeypatch.chdir(tmp_path)
     csv = tmp_path / "reviews.csv"
     shutil.copy(SAMPLES / "reviews.csv", csv)
-    rec = Recorder()
-    app = FtuiApp(csv, config=test_config())
+    return FtuiApp(csv, config=test_config()), Recorder(), csv
+
+
+async def test_a_csv_named_on_the_command_line_opens_in_prepare_not_as_jsonl(tmp_path, monkeypatch):
+    app, rec, csv = _offline_on_a_csv(tmp_path, monkeypatch)
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
         await rec.until(lambda: rec.of(PreparePlanned), what="the preview of the CSV")
         await settle(pilot)
@@ -35,19 +39,32 @@ async def test_a_csv_named_on_the_command_line_opens_in_prepare_not_as_jsonl(tmp
         assert not [m for m in rec.of(AnalysisDone) if str(m.path).endswith(".csv")]  # never read as JSONL
 
 
+async def _workspace(app, rec, pilot, key: str, kind):
+    """Once the backend answers, the workspace behind ``key`` (F3 Jobs, F4 Chat), checked to be a ``kind``."""
+    await rec.wait_for(BackendReady)
+    await pilot.press(key)
+    assert isinstance(app.screen, kind)
+    return app.screen
+
+
+async def _create_form(app, rec, pilot) -> CreateJobScreen:
+    """Jobs → n once the backend answers and the open file is analysed: the create-job form."""
+    await rec.wait_for(BackendReady)
+    await rec.until(lambda: rec.of(AnalysisDone), what="the open file analysed")
+    await pilot.press("f3")
+    await pilot.press("n")
+    await settle(pilot)
+    assert isinstance(app.screen, CreateJobScreen)
+    return app.screen
+
+
 async def test_the_create_form_preselects_the_prepared_validation_split_and_never_offers_prepare_json(
         server, tmp_path):
     out = tmp_path / "reviews-prepared"
     write(plan(Recipe([str(SAMPLES / "reviews.csv")], user="review", assistant="star")), out)
     app, rec = _online(server, out / "train.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
-        await rec.wait_for(BackendReady)
-        await rec.until(lambda: rec.of(AnalysisDone), what="train.jsonl analysed")
-        await pilot.press("f3")
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        assert isinstance(form, CreateJobScreen)
+        form = await _create_form(app, rec, pilot)
         valid = form.query_one("#valid", Select)
         assert valid.value == f"local:{out / 'valid.jsonl'}"
         offered = [str(v) for _, v in form.local_options["#valid"]]
@@ -57,12 +74,8 @@ async def test_the_create_form_preselects_the_prepared_validation_split_and_neve
 async def test_the_bundled_sample_gets_its_validation_file_preselected(server):
     app, rec = _online(server, SAMPLES / "marv.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
-        await rec.wait_for(BackendReady)
-        await rec.until(lambda: rec.of(AnalysisDone), what="marv.jsonl analysed")
-        await pilot.press("f3")
-        await pilot.press("n")
-        await settle(pilot)
-        assert app.screen.query_one("#valid", Select).value == f"local:{SAMPLES / 'marv_valid.jsonl'}"
+        form = await _create_form(app, rec, pilot)
+        assert form.query_one("#valid", Select).value == f"local:{SAMPLES / 'marv_valid.jsonl'}"
 
 
 async def test_compare_sends_both_models_the_same_conversation(server):
@@ -73,10 +86,7 @@ async def test_compare_sends_both_models_the_same_conversation(server):
 
     app, rec = _online(server, SAMPLES / "marv.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
-        await rec.wait_for(BackendReady)
-        await pilot.press("f4")
-        chat = app.screen
-        assert isinstance(chat, ChatScreen)
+        chat = await _workspace(app, rec, pilot, "f4", ChatScreen)
         await rec.until(lambda: chat._models()[0] is not None, what="the model list")
         chat.query_one("#prompt", Input).focus()
         await pilot.press(*"Name a colour.", "enter")
@@ -190,11 +200,7 @@ async def test_prepare_sniffs_semicolons_names_its_fields_and_a_failed_preview_d
 async def test_form_fields_keep_their_value_on_focus_and_say_why_a_character_is_refused(tmp_path, monkeypatch):
     from ftui.tui.widgets.form_input import FormInput
 
-    monkeypatch.chdir(tmp_path)
-    csv = tmp_path / "reviews.csv"
-    shutil.copy(SAMPLES / "reviews.csv", csv)
-    rec = Recorder()
-    app = FtuiApp(csv, config=test_config())
+    app, rec, csv = _offline_on_a_csv(tmp_path, monkeypatch)
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
         await rec.until(lambda: rec.of(PreparePlanned), what="the preview")
         screen = app.screen
@@ -294,10 +300,7 @@ async def test_v_shows_the_selected_jobs_events_whole_where_the_log_cuts_them(se
     wait_for(client, job.id, statuses=("cancelled",))
     app, rec = _online(server, SAMPLES / "marv.jsonl")
     async with app.run_test(size=(80, 24), message_hook=rec) as pilot:
-        await rec.wait_for(BackendReady)
-        await pilot.press("f3")
-        jobs = app.screen
-        assert isinstance(jobs, JobsScreen)
+        jobs = await _workspace(app, rec, pilot, "f3", JobsScreen)
         table = jobs.query_one("#jobs", DataTable)
         await rec.until(lambda: job.id in table.rows, what="the job listed")
         table.move_cursor(row=table.get_row_index(job.id))
