@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,9 +106,34 @@ def validated(model_cls, data: dict):
         raise APIError(400, f"Invalid value for '{param}': {what}.", param=param or None) from None
 
 
+# A JSON request body's most: 256 scored examples of a model's whole context, a long chat, with room to spare. A
+# larger one is refused with 413 before it is read — by its Content-Length, or as its chunks arrive — so one request
+# can never make the API process hold more than this (a 100 MB chat request had driven it past 9 GB).
+MAX_JSON_BODY = int(os.environ.get("FTUI_SERVE_MAX_JSON_BODY", str(16 * 2**20)))
+
+
+def _too_large() -> APIError:
+    return APIError(413, f"The request body is larger than the {MAX_JSON_BODY:,} bytes this API takes.",
+                    code="request_too_large")
+
+
+async def read_bounded(request: Request, limit: int | None = None) -> bytes:
+    """The request's body, refused (413) past ``limit`` bytes before more than that is held."""
+    limit = MAX_JSON_BODY if limit is None else limit
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _too_large()
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise _too_large()
+    return bytes(buf)
+
+
 async def body(request: Request) -> dict:
     try:
-        data = orjson.loads(await request.body())
+        data = orjson.loads(await read_bounded(request))
     except orjson.JSONDecodeError:
         raise APIError(400, "We could not parse the JSON body of your request.") from None
     if not isinstance(data, dict):

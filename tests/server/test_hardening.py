@@ -300,3 +300,57 @@ def test_serve_sets_a_short_openmp_spin_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     share_the_cpu()
     assert "GOMP_SPINCOUNT" not in os.environ
+
+
+def _post_json_in_chunks(server, path: str, parts, declared: int | None) -> tuple[int, bytes]:
+    """POST a JSON body sent chunk by chunk: with a Content-Length, or chunked (no length) when ``declared`` is None."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    conn.putrequest("POST", path)
+    conn.putheader("Content-Type", "application/json")
+    if declared is None:
+        conn.putheader("Transfer-Encoding", "chunked")
+    else:
+        conn.putheader("Content-Length", str(declared))
+    for k, v in server._auth().items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    try:
+        for part in parts:
+            conn.send(b"%x\r\n%s\r\n" % (len(part), part) if declared is None else part)
+        if declared is None:
+            conn.send(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused early: the answer is already there
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_an_oversized_json_body_is_refused_before_it_is_read(tmp_path, model_cache, declared):
+    """A 100 MB chat request (it had driven the API process past 9 GB) is a 413, with or without Content-Length,
+    and the process's peak memory does not grow with it."""
+    from tests.backend import Server
+
+    server = Server(tmp_path / "data").start()
+    try:
+        head = b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "'
+        chunk = b"x" * 2**20
+        n = 100
+        tail = b'"}]}'
+        parts = [head] + [chunk] * n + [tail]
+        before = _vm_hwm_kb(server.proc.pid)
+        status, data = _post_json_in_chunks(server, "/v1/chat/completions", parts,
+                                            sum(map(len, parts)) if declared else None)
+        grew_mb = (_vm_hwm_kb(server.proc.pid) - before) / 1024
+        assert status == 413, data[:200]
+        err = json.loads(data)["error"]
+        assert err["code"] == "request_too_large" and "16,777,216 bytes" in err["message"]
+        assert grew_mb < 40, f"peak memory grew {grew_mb:.0f} MB for a refused 100 MB body"
+        # a body under the limit is read as before
+        status, data = _post_json_in_chunks(server, "/v1/fine_tuning/jobs", [b'{"model": 1}'], None)
+        assert status == 400 and json.loads(data)["error"]["param"] == "model"
+        assert server.client().models.list().data  # and the server goes on
+    finally:
+        server.stop()
