@@ -30,20 +30,10 @@ import orjson
 from xxhash import xxh3_64_intdigest
 
 from . import catalog as _catalog
-from .findings import Finding
-from .findings import file_first as _order
-from .rules import (
-    AMBIGUOUS,
-    CHAT,
-    COMPLETION,
-    FORMAT_NAMES,
-    HAS_SYSTEM,
-    HAS_USER,
-    NONE,
-    PREFERENCE,
-    REINFORCEMENT,
-    ExampleChecker,
-)
+from .findings import Finding, file_first as _order
+from .rules import (AMBIGUOUS, CHAT, COMPLETION, FORMAT_NAMES, HAS_SYSTEM, HAS_USER, NONE, PREFERENCE,
+                    REINFORCEMENT, ExampleChecker)
+
 from .tokens import counter, counter_backend, counter_for
 
 if TYPE_CHECKING:

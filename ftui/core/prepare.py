@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from array import array
 import re
 import time
-from array import array
 from dataclasses import asdict, dataclass, field
 from hashlib import blake2b
 from pathlib import Path

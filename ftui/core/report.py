@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import catalog as _catalog
-from .findings import CODES, ERROR, WARNING, Finding
-from .findings import file_first as _order
+from .findings import CODES, ERROR, WARNING, Finding, file_first as _order
 from .stats import Distribution, describe
 
 if TYPE_CHECKING:  # report never imports analysis at run time: analysis -> report, one way

@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import basemodels, guard
 from .api import APIError, Context, _err, body
-from .azure import AzureShape
 from .inference import ModelCache
+from .azure import AzureShape
 from .routes import chat, files, jobs, models, score, uploads
 from .store import Store, atomic_write
 

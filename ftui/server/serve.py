@@ -13,15 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from ftui.serveinfo import (
-    API_KEY_ENV,
-    LIVE,
-    DataDirBusy,
-    default_data_dir,
-    free_port,
-    lock_data_dir,
-    running_server,
-)
+from ftui.serveinfo import API_KEY_ENV, LIVE, DataDirBusy, default_data_dir, free_port, lock_data_dir, running_server
 
 from .store import CURRENT, Store, atomic_write, now
 

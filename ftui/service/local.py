@@ -16,13 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ftui.serveinfo import (
-    API_KEY_ENV,
-    LIVE,
-    default_data_dir,
-    free_port,
-    running_server,
-)
+from ftui.serveinfo import API_KEY_ENV, LIVE, default_data_dir, free_port, running_server
 
 IDLE_EXIT = float(os.environ.get("FTUI_SERVE_IDLE_EXIT", "300"))
 

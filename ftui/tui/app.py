@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from textual import events, on, work
+from textual import on
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -26,9 +27,7 @@ WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & 
 
 
 def _model_commands():
-    from .commands import (
-        ModelCommands,  # textual.command costs ~20 ms: loaded when the palette first opens
-    )
+    from .commands import ModelCommands  # textual.command costs ~20 ms: loaded when the palette first opens
 
     return ModelCommands
 

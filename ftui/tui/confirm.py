@@ -10,6 +10,7 @@ from textual.widgets import Button, Label
 
 from .base import FtuiModal
 
+
 HINT = "y yes · n or Esc no · Enter presses the highlighted button (No; Tab moves to Yes)"
 
 

@@ -11,18 +11,12 @@ from typing import Literal
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
 from ..azure import deployment_model
-from ..inference import (
-    BATCH_MAX_TOKENS,
-    GenerationFailed,
-    generate,
-    on_torch,
-    prompt_length,
-)
+from ..inference import BATCH_MAX_TOKENS, GenerationFailed, generate, on_torch, prompt_length
 from .models import resolve_model
 
 router = APIRouter()
