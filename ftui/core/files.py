@@ -57,6 +57,8 @@ def append_jsonl(path: Path, obj) -> tuple[Path, int]:
     return path, old.count(b"\n") + 1
 
 
+PREPARE_REPORT = "prepare.json"  # written by `ftui prepare` beside its splits: a report, never a dataset
+
 HELD_OUT_WORDS = ("valid", "validation", "val", "test", "eval")
 
 
@@ -78,7 +80,8 @@ def raw_table(path: str | os.PathLike) -> str | None:
 
 
 def user_data_dir() -> Path:
-    """``$XDG_DATA_HOME/ftui`` (``~/.local/share/ftui``): what ftui writes for the user when no better place is given."""
+    """``$XDG_DATA_HOME/ftui`` (``~/.local/share/ftui``): what ftui writes for the user when no better place is
+    given."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "ftui"
 

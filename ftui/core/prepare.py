@@ -12,13 +12,12 @@ inputs at once beyond the file being mapped.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from array import array
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from hashlib import blake2b
+from hashlib import blake2b, sha256
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -26,14 +25,14 @@ import numpy as np
 import orjson
 
 from . import neardup
-from .files import atomic_write
+from .files import PREPARE_REPORT, atomic_write
 from .findings import CODES, ERROR
 from .rules import CHAT, COMPLETION, PREFERENCE, ExampleChecker
-from .sources import ReadIssue, Row, Source, SourceError, open_source
+from .sources import DELIMITER_NAMES, ReadIssue, Row, Source, SourceError, open_source
 
 SPLITS = ("train", "valid", "test")
 FILE_NAMES = {"train": "train.jsonl", "valid": "valid.jsonl", "test": "test.jsonl"}
-REPORT_NAME = "prepare.json"
+REPORT_NAME = PREPARE_REPORT
 MAX_LABELS = 50  # stratify by the answer when it takes at most this many distinct values
 MAX_LISTED = 20  # examples of each kind of drop kept in the report
 MAX_PAIRS = 50  # near-duplicate pairs kept for the report and the app
@@ -417,7 +416,7 @@ class _Mapper:
                 if missing:
                     hint = ""
                     if src.format == "csv" and len(src.columns) == 1:  # one column: the separator may be another
-                        other = [d for d in (";", "\t", "|", ",") if d != (src.delimiter or ",") and d in src.columns[0]]
+                        other = [d for d in DELIMITER_NAMES if d != (src.delimiter or ",") and d in src.columns[0]]
                         if other:
                             hint = (f" (one column whose name holds {other[0]!r}: the file may be separated by it; "
                                     f"--delimiter {'tab' if other[0] == chr(9) else other[0]!r} reads it so)")
@@ -865,7 +864,7 @@ def write(plan_: Plan, out_dir: str | Path, force: bool = False) -> dict[str, Pa
             continue
         data = plan_.lines.joined(plan_.splits[name].tolist())
         atomic_write(files[name], data)
-        digests[name] = hashlib.sha256(data).hexdigest()
+        digests[name] = sha256(data).hexdigest()
     doc = plan_.report({k: v.name for k, v in files.items() if k != "report"})  # names: the folder may move
     # each output's content hash: a file uploaded from here is known again by it (the app finds a job's own test
     # split through it, and reuses an identical upload)

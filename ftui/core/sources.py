@@ -183,23 +183,18 @@ def sniff_delimiter(head: bytes) -> str:
         return ","
 
 
-def _dialect(src: Source):
+def _reader(lines, src: Source):
+    """csv.reader over ``lines`` in the source's dialect: TSV, or CSV with its (sniffed or named) separator."""
     if src.format == "tsv":
-        return "excel-tab"
-    if src.delimiter in ("", ","):
-        return "excel"
-
-    class Sniffed(csv.excel):
-        delimiter = src.delimiter
-
-    return Sniffed
+        return csv.reader(lines, "excel-tab")
+    return csv.reader(lines, "excel", delimiter=src.delimiter or ",")
 
 
 def _csv_header(src: Source) -> list[str]:
     bad: set[int] = set()
     probe = Source(src.path, src.format, delimiter=src.delimiter)
     try:
-        header = next(csv.reader(_decoded_lines(probe, bad), _dialect(src)), None)
+        header = next(_reader(_decoded_lines(probe, bad), src), None)
     except csv.Error as exc:
         raise SourceError(src.path, f"line 1: the header cannot be read: {exc}") from None
     if not header:
@@ -219,7 +214,7 @@ def _read_csv(src: Source) -> Iterator[Row]:
     bad: set[int] = set()
     lines = _decoded_lines(src, bad)
     # csv.field_size_limit stays at its default (128 KiB a field): a runaway quote ends as an error, not memory
-    reader = csv.reader(lines, _dialect(src))
+    reader = _reader(lines, src)
     width = len(src.columns)
     start = 1
     try:

@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftui.core.files import PREPARE_REPORT
+
 from .errors import ServiceError
 from .ledger import Ledger, sha256_of
-
-PREPARE_REPORT = "prepare.json"
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftui.core.files import atomic_write
+from ftui.core.files import atomic_write, user_data_dir
 
 KEEP = 500
 
 
 def ledger_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "ftui" / "uploads.json"
+    return user_data_dir() / "uploads.json"
 
 
 def sha256_of(path: Path) -> str:

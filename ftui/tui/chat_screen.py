@@ -59,6 +59,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
         self.compare = False
         self.last_prompt = ""
         self.system_default = ""  # the training data's system prompt put in the box for the chosen model
+        self.trained_prompts: dict = {}  # model -> its training data's SystemPrompt or None: read once per model
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -161,8 +162,9 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
     async def _find_system_prompt(self, model: str, job_id: str | None) -> None:
         from ftui.service.trained_on import training_system_prompt
 
-        found = await training_system_prompt(self.app.service, model, job_id)
-        self._set_system_default(model, found)
+        if model not in self.trained_prompts:  # the file is read (or downloaded) once, not at every selection
+            self.trained_prompts[model] = await training_system_prompt(self.app.service, model, job_id)
+        self._set_system_default(model, self.trained_prompts[model])
 
     def _set_system_default(self, model: str, found) -> None:
         """A fine-tuned model trained with a system prompt gets it as the default, visibly; text the user typed is

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Select, Static
 
 from ftui.core import catalog
+from ftui.core.files import PREPARE_REPORT
 
 from .base import FtuiModal
 from .messages import UploadProgress
@@ -22,7 +23,6 @@ from .widgets.file_tree import is_dataset
 from .widgets.form_input import FormInput
 
 NONE = "none"
-PREPARE_REPORT = "prepare.json"  # written by ftui prepare beside its splits: a report, never a dataset
 
 
 def validation_beside(train: Path) -> Path | None:

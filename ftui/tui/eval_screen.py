@@ -45,10 +45,6 @@ def _near(folder: str) -> str:
         return folder
 
 
-def _short(model: str, width: int = 44) -> str:
-    return short_model(model, width)
-
-
 def _ticked_prompt(model: str, ticked: bool, width: int = 34) -> Text:
     """A model in the list: ✓ when ticked (not colour alone), the id shortened so the suffix stays visible."""
     return Text.assemble(("✓ " if ticked else "· ", "bold green" if ticked else "dim"), short_model(model, width))
@@ -136,7 +132,8 @@ a disagreement shows the example with both answers. Results are written to `eval
                     yield Label("at once", classes="prep-inline")
                     yield FormInput("4", id="ev-conc", name_for_errors="Concurrency", compact=True, restrict=r"[0-9]*")
                     yield Label("limit", classes="prep-inline")
-                    yield FormInput("", id="ev-limit", name_for_errors="Limit", compact=True, restrict=r"[0-9]*", placeholder="all")
+                    yield FormInput("", id="ev-limit", name_for_errors="Limit", compact=True, restrict=r"[0-9]*",
+                                    placeholder="all")
                 yield Label("Output folder (empty: eval-<data>-<time> beside the data)", classes="prep-label")
                 yield FormInput("", id="ev-out", compact=True, placeholder="eval-…")
                 with Horizontal(id="ev-buttons"):
@@ -354,7 +351,7 @@ a disagreement shows the example with both answers. Results are written to `eval
         table.clear()
         width = 30 if self.app.size.width < 100 else 44  # 80 columns: the scores must stay in view
         for m, s in doc["models"].items():
-            table.add_row(*map(Text, (_short(m, width), _f(s["exact_match"]), _f(s["contains"]), _f(s["accuracy"]),
+            table.add_row(*map(Text, (short_model(m, width), _f(s["exact_match"]), _f(s["contains"]), _f(s["accuracy"]),
                                       _f(s["macro_f1"]), _f(s.get("mean_loss"), 3), _f(s.get("mean_token_accuracy")),
                                       f"{s['outside_label_set']:,}" if labels else "—", f"{s['errors']:,}")), key=m)
         lines = []
@@ -373,7 +370,7 @@ a disagreement shows the example with both answers. Results are written to `eval
         conf = []
         if labels:
             first, s = next(iter(doc["models"].items()))
-            conf.append(f"{_short(first)}: rows = reference, columns = the label answered ('none': no label)")
+            conf.append(f"{short_model(first, 44)}: rows = reference, columns = the label answered ('none': no label)")
             conf.append(" " * 6 + "".join(f"{lab[:5]:>6}" for lab in labels) + f"{'none':>6}")
             for lab, row in zip(labels, s["confusion"]):
                 conf.append(f"{lab[:6]:>6}" + "".join(f"{v:>6,}" for v in row))

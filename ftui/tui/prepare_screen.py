@@ -163,7 +163,8 @@ outputs in the Data workspace. **Esc** stops a running preview.
                 yield Checkbox("remove near duplicates", True, id="cb-near", compact=True)
                 with Horizontal(classes="prep-pair"):
                     yield Label("Jaccard ≥", classes="prep-inline")
-                    yield FormInput("0.7", id="in-threshold", name_for_errors="Jaccard threshold", compact=True, restrict=r"[0-9.]*")
+                    yield FormInput("0.7", id="in-threshold", name_for_errors="Jaccard threshold", compact=True,
+                                    restrict=r"[0-9.]*")
                     yield Label("shingle", classes="prep-inline")
                     yield FormInput("3", id="in-shingle", name_for_errors="Shingle", compact=True, restrict=r"[0-9]*")
                 with Horizontal(classes="prep-pair"):
@@ -178,9 +179,11 @@ outputs in the Data workspace. **Esc** stops a running preview.
                 yield FormInput("", id="in-group", compact=True, placeholder="none")
                 with Horizontal(classes="prep-pair"):
                     yield Label("max/label", classes="prep-inline")
-                    yield FormInput("", id="in-max-label", name_for_errors="Max per label", compact=True, restrict=r"[0-9]*", placeholder="all")
+                    yield FormInput("", id="in-max-label", name_for_errors="Max per label", compact=True,
+                                    restrict=r"[0-9]*", placeholder="all")
                     yield Label("max", classes="prep-inline")
-                    yield FormInput("", id="in-max-examples", name_for_errors="Max examples", compact=True, restrict=r"[0-9]*", placeholder="all")
+                    yield FormInput("", id="in-max-examples", name_for_errors="Max examples", compact=True,
+                                    restrict=r"[0-9]*", placeholder="all")
                 yield Checkbox("keep examples with errors", False, id="cb-keep-errors", compact=True)
                 yield Checkbox("remove leakage into valid/test", True, id="cb-leakage", compact=True)
                 yield Checkbox("sort train by the answer", False, id="cb-sort", compact=True)
@@ -257,7 +260,8 @@ outputs in the Data workspace. **Esc** stops a running preview.
         if not inputs:
             raise PrepareError("Input: name at least one file")
         return Recipe(
-            inputs=inputs, delimiter=self._delimiter(), user=text("in-user").strip() or None, assistant=text("in-assistant").strip() or None,
+            inputs=inputs, delimiter=self._delimiter(), user=text("in-user").strip() or None,
+            assistant=text("in-assistant").strip() or None,
             system=text("in-system") or None, keep_errors=check("cb-keep-errors"),
             dedup=str(self.query_one("#sel-dedup", Select).value), normalize=check("cb-normalize"),
             near=check("cb-near"), near_threshold=number("in-threshold", "Jaccard", float, 0.7),

@@ -19,11 +19,10 @@ class TextScreen(FtuiModal[None]):
     TextScreen > VerticalScroll { width: 95%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
     """
 
-    def __init__(self, title: str, text: str, end: bool = True) -> None:
+    def __init__(self, title: str, text: str) -> None:
         super().__init__()
         self.title_text = title
         self.text = text
-        self.end = end
 
     def compose(self) -> ComposeResult:
         box = VerticalScroll()
@@ -31,6 +30,5 @@ class TextScreen(FtuiModal[None]):
         with box:
             yield Static(Text(self.text), id="text-body", markup=False)
 
-    def on_mount(self) -> None:
-        if self.end:
-            self.call_after_refresh(self.query_one(VerticalScroll).scroll_end, animate=False)
+    def on_mount(self) -> None:  # the newest lines first in view
+        self.call_after_refresh(self.query_one(VerticalScroll).scroll_end, animate=False)

@@ -237,7 +237,8 @@ def test_two_halves_at_once_give_the_batchs_loss_accuracy_and_gradients(lora, bf
     assert any(name.startswith("ftui-half") for name in threads) and threading.current_thread().name in threads
 
     def rel(a, b) -> float:
-        return sum(float((x - y).norm() ** 2) for x, y in zip(a, b)) ** 0.5 / sum(float(y.norm() ** 2) for y in b) ** 0.5
+        num = sum(float((x - y).norm() ** 2) for x, y in zip(a, b))
+        return (num / sum(float(y.norm() ** 2) for y in b)) ** 0.5
 
     if not bf16:  # float32: the same sums in another order
         assert math.isclose(halves["train_loss"], whole["train_loss"], rel_tol=1e-4)

@@ -113,7 +113,8 @@ def test_the_shared_system_prompt_is_the_one_most_examples_begin_with():
 
     def ex(system):
         msgs = [{"role": "system", "content": system}] if system else []
-        return json.dumps({"messages": msgs + [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+        turn = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+        return json.dumps({"messages": msgs + turn})
 
     assert shared_system_prompt([ex("A"), ex("A"), ex("B"), "not json"]) == ("A", 2 / 3)
     assert shared_system_prompt([ex("A"), ex("B"), ex(None)]) is None  # a third each: no default

@@ -127,7 +127,8 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         saved = json.loads(lines[1])["messages"]
         # the example is what the model saw: the training data's system prompt, the prompt, the answer
         assert [m["role"] for m in saved] == ["system", "user", "assistant"]
-        assert saved[0]["content"] == "Marv is a factual chatbot that is also sarcastic." and saved[1]["content"] == "Hi"
+        assert saved[0]["content"] == "Marv is a factual chatbot that is also sarcastic."
+        assert saved[1]["content"] == "Hi"
         assert saved[2]["content"] == chat.columns[0].history[-1]["content"]
         # measure it: `e` on the finished job opens Eval on its validation file (no test split was prepared with
         # marv.jsonl), the tuned model and its base, and says which file and why

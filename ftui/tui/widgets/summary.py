@@ -72,9 +72,7 @@ Change the model (`m`, or the command palette) and every figure follows.
         grid.add_row(Text("model", style="dim"), Text(model.id, style="bold cyan"),
                      Text("training context", style="dim"),
                      ctx + (f"  ({est.over_context:,} over)" if est.over_context else ""))
-        cost = f"${est.usd:,.2f}" if est.usd is not None else est.note
-        if report.role == "validation":
-            cost = "not billed: validation data"
+        cost = _cost(report, est.note)
         grid.add_row(Text("epochs", style="dim"), f"{est.n_epochs}" + (" (auto)" if est.n_epochs_auto else ""),
                      Text("billed tokens", style="dim"), _n(est.billed_tokens))
         grid.add_row(Text("estimated cost", style="dim"), Text(cost, style="bold"),
@@ -95,6 +93,13 @@ Change the model (`m`, or the command palette) and every figure follows.
         return self._shown if isinstance(self._shown, str) else _plain(self._shown)
 
 
+def _cost(report, unpriced: str) -> str:
+    """The estimate's cost as shown: dollars, or why there are none (validation data is never billed)."""
+    if report.role == "validation":
+        return "not billed: validation data"
+    return f"${report.estimate.usd:,.2f}" if report.estimate.usd is not None else unpriced
+
+
 def compact(report) -> Text:
     """The same figures in three short lines (80-column terminals): file and problems; tokens; model and cost."""
     a, est, model = report.analysis, report.estimate, report.model
@@ -106,9 +111,7 @@ def compact(report) -> Text:
     t.append(f"\n{_n(int(report.tokens.sum()))} tokens ({_n(int(report.trainable.sum()))} trainable)")
     if tok is not None:
         t.append(f" · per example {_n(tok.min)}–{_n(tok.max)}, median {_n(tok.median)}", style="dim")
-    cost = f"${est.usd:,.2f}" if est.usd is not None else (est.note or "price unknown")
-    if report.role == "validation":
-        cost = "not billed: validation data"
+    cost = _cost(report, est.note or "price unknown")
     t.append("\n").append(model.id, style="bold cyan")
     t.append(f" · {est.n_epochs} epochs{' (auto)' if est.n_epochs_auto else ''} · {_n(est.billed_tokens)} billed · ")
     t.append(cost, style="bold")
