@@ -315,3 +315,20 @@ async def test_v_shows_the_selected_jobs_events_whole_where_the_log_cuts_them(se
         assert any(len(JobsScreen._event_line(e)) > 60 for e in jobs.tracks[job.id].events)  # wider than the log
         await pilot.press("escape")
         assert isinstance(app.screen, JobsScreen)
+
+
+async def test_the_palette_key_shows_only_where_the_keys_leave_room_for_it():
+    """Keys that run under the palette key docked at the right mixed their cells with it ("^ppale tte")."""
+    from ftui.tui.widgets.footer import Footer
+
+    for size, key, shown in (((130, 40), "f4", False), ((130, 40), "f2", True), ((80, 24), "f2", False)):
+        app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config())
+        async with app.run_test(size=size) as pilot:
+            await pilot.press(key)
+            await settle(pilot)
+            footer = app.screen.query_one(Footer)
+            palette = [k for k in footer.children if k.has_class("-command-palette")]
+            assert bool(palette) is shown, (size, key)
+            keys = [k for k in footer.children if k not in palette]
+            if palette:  # and where it shows, nothing runs under it
+                assert max(k.region.right for k in keys) <= palette[0].region.x

@@ -13,11 +13,25 @@ class Footer(_Footer):
     _pending = False
     _shown: tuple | None = None
 
+    PALETTE_WIDTH = 12  # the palette key docked at the right ("^p palette" with its border and padding)
+
     def on_resize(self) -> None:
         self.compact = self.size.width < 120  # tighter keys where 80 columns must show the workspace keys
-        # below 100 columns the keys run under the palette key docked at the right, whose cells then mixed with
-        # theirs ("palettei"): there it is left out (ctrl+p works, and F1's help names it)
-        self.show_command_palette = self.size.width >= 100
+        self.call_after_refresh(self._fit_palette)
+
+    def _fit_palette(self) -> None:
+        """The palette key only where the keys leave room for it: keys that run under the key docked at the right
+        mixed their cells with its own ("palettei", "^ppale tte" — at 80 columns everywhere, at 130 in Chat).
+        Left out, ctrl+p still works and F1's help names it. The other keys do not move when it comes or goes, so
+        the answer is stable."""
+        keys = [k for k in self.children if not k.has_class("-command-palette")]
+        if not keys or not self.size.width:
+            return
+        needed = max(k.region.right + k.styles.margin.right for k in keys) - self.region.x
+        fits = needed + self.PALETTE_WIDTH <= self.size.width
+        if fits != self.show_command_palette:
+            self.show_command_palette = fits
+            self.refresh(recompose=True)
 
     def bindings_changed(self, screen) -> None:
         self._bindings_ready = True
@@ -34,3 +48,4 @@ class Footer(_Footer):
         if shown != self._shown:
             self._shown = shown
             await self.recompose()
+            self.call_after_refresh(self._fit_palette)
