@@ -223,7 +223,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
                        md := Markdown("", classes="msg-assistant"),
                        Static(Text(f"{model} …", style="dim"), classes="msg-usage")]
         pane.mount_all(col.widgets)
-        pane.scroll_end(animate=False)
+        pane.anchor()  # a new prompt follows the answer to its end, through every re-layout, until the user scrolls
         col.stream = Markdown.get_stream(md)
         col.answer = ""
         col.busy = True
@@ -252,14 +252,11 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
             return
         col.answer += message.text
         await col.stream.write(message.text)
-        self.query_one(f"#col-{message.column}", VerticalScroll).scroll_end(animate=False)
 
     @on(ChatDone)
     async def _done(self, message: ChatDone) -> None:
         col = self.columns[message.column]
         await self._finish(col)
-        pane = self.query_one(f"#col-{message.column}", VerticalScroll)
-        self.call_after_refresh(pane.scroll_end, animate=False)  # after the last block and the usage line grew
         col.history.append({"role": "assistant", "content": col.answer})
         u = message.usage or {}
         model = self._models()[message.column]
@@ -335,7 +332,7 @@ Markdown; **Esc** stops it. **ctrl+t** toggles compare mode: the same prompt goe
             else:
                 shown.append(Markdown(m["content"], classes="msg-assistant"))
         pane.mount_all(shown)
-        pane.scroll_end(animate=False)
+        pane.anchor()
 
     def _show_compare(self) -> None:
         for sel in ("#vs", "#model-b", "#col-1"):
