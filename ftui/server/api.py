@@ -76,6 +76,14 @@ class Context:
     generating: int = 0  # chat requests running or waiting for their model (bounded: 429 past the limit)
     deployments: dict = field(default_factory=dict)  # Azure shape: deployment name -> model (ftui serve --deployment)
     batched: int = 0  # short greedy requests waiting for or in a batch (bounded too)
+    halts: set = field(default_factory=set)  # the threading.Events that stop each running generation
+    stopping: bool = False  # the server is shutting down: generations halt, no new one starts
+
+    def halt_all(self) -> None:
+        """Shutdown: every generation stops at its next token, as when its client goes away."""
+        self.stopping = True
+        for halt in list(self.halts):
+            halt.set()
 
 
 def ctx(request: Request) -> Context:

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from . import basemodels, guard
 from .api import APIError, Context, _err, body
@@ -189,6 +190,13 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(x) for x in first.get("loc", []) if x not in ("body", "query", "path")]
         return _err(400, f"Invalid request: {first.get('msg', 'bad input')}", param=".".join(loc) or None)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, exc: ClientDisconnect):
+        """The client went away while sending its body (a cancelled upload): nothing was kept; one INFO line."""
+        logging.getLogger("ftui.server.http").info("%s %s 499: the client closed the request while sending it",
+                                                   request.method, request.url.path)
+        return _err(499, "The client closed the request.", type="server_error")
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception):

@@ -76,7 +76,9 @@ class Runner:
         return os.getppid() != self.parent
 
     def recover(self) -> None:
-        """Jobs left `running` by a server that died: resume them from their saved state."""
+        """Jobs left `running` by a server that died: resume them from their saved state. A pause no trainer took
+        is held (nothing trains it now)."""
+        self.store.release_pauses()
         for job in self.store.list_jobs(1000, None):
             if job["status"] == "running":
                 state = self.store.dir / "jobs" / job["id"] / "state" / "state.json"
@@ -90,6 +92,8 @@ class Runner:
             if self.orphaned():
                 raise Stop("orphaned")
             status = self.store.get_job(job_id)["status"]
+            if status == "paused" and not self.store.acknowledge_pause(job_id):
+                status = self.store.get_job(job_id)["status"]  # resumed (or cancelled) before it was taken
             if status == "cancelled":
                 raise Stop("cancelled")
             if status == "paused":

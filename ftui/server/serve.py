@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
@@ -83,6 +84,7 @@ class Supervisor:
                     if store.set_status_if(job["id"], ("running", "validating_files"), "failed", finished_at=now(),
                                            error={"code": "trainer_crashed", "message": msg, "param": None}):
                         store.add_event(job["id"], msg, level="error")
+            store.release_pauses()  # a pause the dead trainer never took: held, so a resume restarts it
             (self.data_dir / CURRENT).unlink(missing_ok=True)
             delay = 0.5 if time.monotonic() - started > 60 else min(30.0, delay * 2)
             self.stopping.wait(delay)
@@ -223,6 +225,45 @@ def share_the_cpu() -> None:
         logging.getLogger("ftui.serve").warning("torch was loaded before the OpenMP spin count was set")
 
 
+EXIT_PORT_TAKEN = 4  # (2: refused set-up, 3: the data dir is another server's)
+SHUTDOWN_GRACE = 5.0  # seconds open requests get after SIGTERM before they are cancelled
+
+
+def bind(host: str, port: int):
+    """The listening socket, bound before anything says "listening" (0 picks a free port)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's, with a shutdown that ends: the first SIGTERM or SIGINT stops listening and halts every
+        generation (as a client's disconnect does), so open streams end within a token; requests still open after
+        SHUTDOWN_GRACE are cancelled; a second signal of either kind exits at once."""
+
+        on_exit = staticmethod(lambda: None)
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+            self.on_exit()
+
+    return Server
+
+
 def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
           test_hooks: bool = False, idle_exit: float | None = None, allow_hosts: list[str] | None = None,
           allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None) -> int:
@@ -254,14 +295,24 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
                 return 2
             extra[name] = str(Path(path).resolve())
         atomic_write(data_dir / "base_models.json", json.dumps(extra, indent=2).encode())
-    port = port or free_port(host)
+    try:
+        sock = bind(host, port)
+    except OSError as e:
+        print(f"ftui serve: cannot listen on {host}:{port}: {e.strerror or e}"
+              + (" (another program has that port: choose another with --port, or --port 0 for a free one)"
+                 if e.errno == errno.EADDRINUSE else ""), file=sys.stderr)
+        lock.close()
+        return EXIT_PORT_TAKEN
+    port = sock.getsockname()[1]
     idle = IdleWatch(data_dir, idle_exit) if idle_exit else None
     app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None, bind=host,
                      allow_hosts=allow_hosts, allow_origins=allow_origins, deployments=deployments)
     sup = Supervisor(data_dir)
     sup.start()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE)
+    server = _server_class()(config)
+    server.on_exit = app.state.ctx.halt_all
     if idle:
         threading.Thread(target=idle.watch, args=(server,), name="ftui-idle-exit", daemon=True).start()
     print(f"ftui serve: listening on http://{host}:{port}/v1 (data in {data_dir})", flush=True)
@@ -279,7 +330,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     if os.environ.get("FTUI_SERVE_PRELOAD", "1") != "0":
         warm.start()
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         warm.cancel()
         sup.stop()

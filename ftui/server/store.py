@@ -41,6 +41,30 @@ CREATE TABLE IF NOT EXISTS models (
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
+# A paused job's `pause` column says whether its trainer has stopped: "requested" (the API set `paused`, the
+# trainer has not seen it yet: it is still training, or still loading the model) or "held" (nothing trains it: the
+# trainer stopped and saved its state, or the job was paused while queued). A resume of a "requested" pause just
+# lets the trainer go on; a resume of a "held" one queues the job to restart from its saved state.
+REQUESTED, HELD = "requested", "held"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a data dir written by an older ftui up to this schema (idempotent; in one write transaction, as the
+    API process and the runner open the store at the same moment)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "pause" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+            db.execute("ALTER TABLE jobs ADD COLUMN pause TEXT")
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name='checkpoint_step'").fetchone() is None:
+            # older runners wrote a second row for a checkpoint trained again after a resume: keep the newest
+            db.execute("DELETE FROM checkpoints WHERE rowid NOT IN (SELECT MAX(rowid) FROM checkpoints "
+                       "GROUP BY job_id, step_number)")
+            db.execute("CREATE UNIQUE INDEX checkpoint_step ON checkpoints(job_id, step_number)")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
@@ -62,6 +86,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        _migrate(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -162,6 +187,43 @@ class Store:
                               [status, *fields.values(), job_id, *expected])
         return cur.rowcount > 0
 
+    # -- pause and resume: the API and the trainer agree through compare-and-set on (status, pause) ------------
+    def request_pause(self, job_id: str) -> bool:
+        """running -> paused (the trainer still has to stop: "requested"); queued -> paused ("held" at once)."""
+        if self.db.execute("UPDATE jobs SET status='paused', pause=? WHERE id=? AND status='running'",
+                           (REQUESTED, job_id)).rowcount:
+            return True
+        return self.db.execute("UPDATE jobs SET status='paused', pause=? WHERE id=? AND status='queued'",
+                               (HELD, job_id)).rowcount > 0
+
+    def acknowledge_pause(self, job_id: str) -> bool:
+        """The trainer takes a requested pause (True: it must stop now); False when a resume came first."""
+        return self.db.execute("UPDATE jobs SET pause=? WHERE id=? AND status='paused' AND "
+                               "(pause=? OR pause IS NULL)", (HELD, job_id, REQUESTED)).rowcount > 0
+
+    def resume(self, job_id: str) -> str | None:
+        """paused -> "running" when the trainer never stopped (it just goes on, nothing is trained twice), or
+        "queued" to restart from the saved state; None when the job was not paused."""
+        if self.db.execute("UPDATE jobs SET status='running', pause=NULL WHERE id=? AND status='paused' AND "
+                           "pause=?", (job_id, REQUESTED)).rowcount:
+            return "running"
+        if self.db.execute("UPDATE jobs SET status='queued', pause=NULL WHERE id=? AND status='paused'",
+                           (job_id,)).rowcount:
+            return "queued"
+        return None
+
+    def release_pauses(self) -> int:
+        """No trainer runs (a runner starting, or the one that had the job died): every pause is held."""
+        return self.db.execute("UPDATE jobs SET pause=? WHERE status='paused' AND (pause IS NULL OR pause!=?)",
+                               (HELD, HELD)).rowcount
+
+    def finish_if_running(self, job_id: str, **fields) -> bool:
+        """running -> succeeded, also when a pause arrived that the trainer never took (it finished first)."""
+        fields = _encode(fields)
+        sets = ", ".join(["status='succeeded'", "pause=NULL"] + [f"{k}=?" for k in fields])
+        return self.db.execute(f"UPDATE jobs SET {sets} WHERE id=? AND (status='running' OR (status='paused' "
+                               "AND pause=?))", [*fields.values(), job_id, REQUESTED]).rowcount > 0
+
     def next_job(self) -> dict | None:
         row = self.db.execute("SELECT * FROM jobs WHERE status IN ('validating_files', 'queued') ORDER BY seq "
                               "LIMIT 1").fetchone()
@@ -190,8 +252,19 @@ class Store:
 
     # -- checkpoints and models --------------------------------------------------------------------------------
     def add_checkpoint(self, job_id: str, step: int, model: str, metrics: dict, path: str) -> None:
-        self.db.execute("INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?)",
-                        (new_id("ftckpt"), job_id, now(), step, model, json.dumps(metrics), path))
+        """One row per (job, step): a step saved again (trained again after a restart) replaces its row and keeps
+        its id."""
+        self.db.execute("INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?) ON CONFLICT(job_id, step_number) DO UPDATE "
+                        "SET created_at=excluded.created_at, model=excluded.model, metrics=excluded.metrics, "
+                        "path=excluded.path", (new_id("ftckpt"), job_id, now(), step, model, json.dumps(metrics),
+                                               path))
+
+    def forget_steps_after(self, job_id: str, step: int) -> int:
+        """A job that restarts from the state saved at ``step`` trains the steps after it again: their earlier
+        reports (metrics and checkpoint events) go, so every step is reported once, by the run that counts."""
+        return self.db.execute("DELETE FROM events WHERE job_id=? AND data IS NOT NULL AND (type='metrics' OR "
+                               "message LIKE 'Checkpoint created%') AND CAST(json_extract(data, '$.step') AS "
+                               "INTEGER) > ?", (job_id, step)).rowcount
 
     def list_checkpoints(self, job_id: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM checkpoints WHERE job_id=? ORDER BY step_number DESC", (job_id,))
@@ -207,6 +280,13 @@ class Store:
         self.db.execute("DELETE FROM checkpoints WHERE id=?", (ckpt_id,))
         if files and row and row["path"]:
             _remove_tree(Path(row["path"]))
+
+    def delete_checkpoint_model(self, model: str) -> bool:
+        """Every row that answers to this checkpoint model name, and its folder."""
+        rows = self.db.execute("SELECT id, path FROM checkpoints WHERE model=?", (model,)).fetchall()
+        for r in rows:
+            self.delete_checkpoint(r["id"], files=True)
+        return bool(rows)
 
     def find_checkpoint(self, model: str) -> dict | None:
         row = self.db.execute("SELECT * FROM checkpoints WHERE model=?", (model,)).fetchone()
@@ -236,11 +316,7 @@ class Store:
             _remove_tree(Path(m["path"]))
             _remove_tree(self.dir / "jobs" / m["job_id"] / "state")
             return gone
-        c = self.find_checkpoint(model_id)
-        if c is not None:
-            self.delete_checkpoint(c["id"], files=True)
-            return [model_id]
-        return []
+        return [model_id] if self.delete_checkpoint_model(model_id) else []
 
 
 def _encode(fields: dict) -> dict:

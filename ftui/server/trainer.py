@@ -212,7 +212,10 @@ class JobTrainer(BatchSteps):
         total = n_epochs * steps_per_epoch
         self.store.update_job(job["id"], total_steps=total)
         if resume:
-            self.event(f"Resuming fine-tuning from step {start_step}/{total}")
+            forgotten = self.store.forget_steps_after(job["id"], start_step)
+            self.event(f"Resuming fine-tuning from step {start_step}/{total}" + (
+                f"; {forgotten} report(s) of later steps from the interrupted run are replaced as those steps are "
+                "trained again" if forgotten else ""))
         else:
             self.event("Fine-tuning job started")
         pad = tok.pad_token_id
@@ -348,7 +351,7 @@ class JobTrainer(BatchSteps):
         for old in self.store.list_checkpoints(self.job["id"])[KEEP_CHECKPOINTS:]:
             self.store.delete_checkpoint(old["id"])
             shutil.rmtree(old["path"], ignore_errors=True)
-        self.event(f"Checkpoint created at step {step}")
+        self.event(f"Checkpoint created at step {step}", data={"step": step})
         return target
 
     def fine_tuned_name(self) -> str:
@@ -374,11 +377,11 @@ class JobTrainer(BatchSteps):
             w.writerow([h.get(key, "") for _, key in columns])
         # OpenAI serves the results CSV base64-encoded; so does this server, so the cookbook's b64decode works
         result = self.store.add_file("step_metrics.csv", "fine-tune-results", base64.b64encode(buf.getvalue().encode()))
-        if not self.store.set_status_if(self.job["id"], ("running",), "succeeded", fine_tuned_model=name,
-                                        finished_at=now(), estimated_finish=None,
-                                        result_files=[result["id"]], trained_tokens=trained):
-            self.store.delete_file(result["id"])  # paused or cancelled at this very moment: no orphan results file
-            self.control()
+        # a pause that arrived after the last control is not taken: the job is done
+        if not self.store.finish_if_running(self.job["id"], fine_tuned_model=name, finished_at=now(),
+                                            estimated_finish=None, result_files=[result["id"]],
+                                            trained_tokens=trained):
+            self.store.delete_file(result["id"])  # cancelled at this very moment: no orphan results file
             raise Stop("cancelled")
         self.store.add_model(name, "local", self.job["id"], str(target), self.job["model"])
         self.event(f"New fine-tuned model created: {name}")

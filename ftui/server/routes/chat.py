@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..api import APIError, body, ctx, validated
 from ..azure import deployment_model
 from ..inference import BATCH_MAX_TOKENS, GenerationFailed, generate, on_torch, prompt_length
-from .models import resolve_model
+from .models import load_model, resolve_model
 
 router = APIRouter()
 
@@ -86,6 +86,11 @@ def _completion(cid: str, created: int, mid: str, text: str, info: dict) -> dict
             "usage": usage}
 
 
+def _shutting_down() -> APIError:
+    return APIError(503, "The local backend is shutting down; try again when it is back.", type="server_error",
+                    code="server_shutting_down", headers={"retry-after": "5"})
+
+
 def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
     if r.n not in (None, 1):
         raise APIError(400, "Only n=1 is supported by the local backend.", param="n")
@@ -133,6 +138,8 @@ async def chat(request: Request):
     # short greedy answers without streaming (an evaluation's) are generated in batches: see inference.Batcher
     batchable = (not r.stream and (temperature <= 1e-4 or top_p == 0) and max_tokens <= BATCH_MAX_TOKENS
                  and not stream_fault["generation"])
+    if c.stopping:
+        raise _shutting_down()
     slot, limit_waiting = ("batched", MAX_BATCHED) if batchable else ("generating", MAX_WAITING)
     if getattr(c, slot) >= limit_waiting:
         raise APIError(429, f"The local backend is busy with {getattr(c, slot)} chat requests; try again shortly.",
@@ -144,9 +151,12 @@ async def chat(request: Request):
         if not released:
             released.append(True)
             setattr(c, slot, getattr(c, slot) - 1)
+            c.halts.difference_update(halts)
+
+    halts: list = []  # this request's generation, once it has one
 
     try:
-        entry = await on_torch(cache.get, mid, base, adapter)
+        entry = await load_model(request, mid, base, adapter)
         if r.stream:  # streamed answers in bf16 where that is fast; the others stay float32 (see ModelCache.fast)
             entry = await on_torch(cache.fast, mid, entry)
         prompt, limit = await asyncio.to_thread(prompt_length, entry, messages)
@@ -170,6 +180,8 @@ async def chat(request: Request):
             release()
         return _completion(cid, created, mid, text, info)
     halt = threading.Event()
+    c.halts.add(halt)  # a shutdown halts it too (Context.halt_all)
+    halts.append(halt)
     fail = stream_fault["generation"] > 0
     stream_fault["generation"] -= fail
     gen = generate(entry, messages, max_tokens=max_tokens, temperature=float(temperature),
@@ -193,6 +205,8 @@ async def chat(request: Request):
                 if gone.is_set():  # the client went away: stop generating for nobody
                     halt.set()
                     raise APIError(499, "The client closed the request.", type="server_error")
+            if c.stopping:  # halted by the shutdown: the answer is cut, say so rather than pass it as whole
+                raise _shutting_down()
         except GenerationFailed as exc:
             raise APIError(500, f"Generation failed: {exc}", type="server_error") from None
         finally:  # the slot first: an await here may be cancelled (a client gone), the slot must not leak
@@ -227,6 +241,8 @@ async def chat(request: Request):
                     yield chunk({"content": item[0]})
                     sent += 1
                 info = item[1] or info
+            if c.stopping:
+                raise RuntimeError("the server is shutting down; the answer was cut short")
             yield chunk({}, finish=info.get("finish_reason", "stop"))
             if include_usage:
                 u = {"prompt_tokens": info["prompt_tokens"], "completion_tokens": info["completion_tokens"],

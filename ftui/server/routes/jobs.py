@@ -156,9 +156,11 @@ async def cancel_job(request: Request, job_id: str):
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/pause")
 async def pause_job(request: Request, job_id: str):
+    """The job shows `paused` at once; its trainer stops at its next step and says so in an event ("paused at step
+    N"). A resume before then lets it go on (see Store.resume): no step is trained or reported twice."""
     store = ctx(request).store
     j = get_job(request, job_id)
-    if not store.set_status_if(job_id, ("running", "queued"), "paused"):
+    if not store.request_pause(job_id):
         raise APIError(400, f"Job {job_id} is {j['status']}; only a running or queued job can be paused.")
     store.add_event(job_id, "Pause requested")
     return job_obj(get_job(request, job_id))
@@ -168,9 +170,11 @@ async def pause_job(request: Request, job_id: str):
 async def resume_job(request: Request, job_id: str):
     store = ctx(request).store
     j = get_job(request, job_id)
-    if not store.set_status_if(job_id, ("paused",), "queued"):
+    now_status = store.resume(job_id)
+    if now_status is None:
         raise APIError(400, f"Job {job_id} is {j['status']}; only a paused job can be resumed.")
-    store.add_event(job_id, "Fine-tuning job resumed; queued")
+    store.add_event(job_id, "Fine-tuning job resumed before the trainer stopped; it goes on" if
+                    now_status == "running" else "Fine-tuning job resumed; queued")
     return job_obj(get_job(request, job_id))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 
 from .. import basemodels
@@ -25,14 +27,31 @@ def resolve_model(request: Request, mid: str) -> tuple[str, str | None, dict]:
     if mid in basemodels.names(c.data_dir):
         return mid, None, model_obj(mid, c.started, "ftui")
     m = store.get_model(mid)
+    found = None
     if m is not None:
-        return m["base"], m["path"], model_obj(mid, m["created_at"], ORG)
-    c = store.find_checkpoint(mid)
-    if c is not None:
-        job = store.get_job(c["job_id"])
-        return job["model"], c["path"], model_obj(mid, c["created_at"], ORG)
-    raise APIError(404, f"The model '{mid}' does not exist or you do not have access to it.", param="model",
-                   code="model_not_found")
+        found = m["base"], m["path"], model_obj(mid, m["created_at"], ORG)
+    elif (ck := store.find_checkpoint(mid)) is not None and (job := store.get_job(ck["job_id"])) is not None:
+        found = job["model"], ck["path"], model_obj(mid, ck["created_at"], ORG)
+    if found is None:
+        raise APIError(404, f"The model '{mid}' does not exist or you do not have access to it.", param="model",
+                       code="model_not_found")
+    if not Path(found[1]).is_dir():  # its files were removed behind the store's back: a clean 404, never a 500
+        raise APIError(404, f"The model '{mid}' has no files left in the data dir; it cannot answer.",
+                       param="model", code="model_not_found")
+    return found
+
+
+async def load_model(request: Request, mid: str, base: str, adapter: str | None):
+    """The loaded model (ModelCache entry); a model whose files went between resolving and loading is a 404."""
+    from ..inference import on_torch
+
+    try:
+        return await on_torch(ctx(request).cache.get, mid, base, adapter)
+    except OSError:
+        if adapter is not None and not Path(adapter).is_dir():
+            raise APIError(404, f"The model '{mid}' has no files left in the data dir; it cannot answer.",
+                           param="model", code="model_not_found") from None
+        raise
 
 
 @router.get("/v1/models/{model_id:path}")
@@ -44,12 +63,12 @@ async def retrieve_model(request: Request, model_id: str):
 async def delete_model(request: Request, model_id: str):
     """A fine-tuned model goes with its folder and its checkpoints; a checkpoint can be deleted by itself. Neither
     answers chat afterwards (evicted from the loaded models too)."""
-    resolve_model(request, model_id)
     c = ctx(request)
-    gone = c.store.delete_model(model_id)
+    gone = c.store.delete_model(model_id)  # also one whose files were already gone
     for mid in gone:
         c.cache.evict(mid)
     if not gone:
+        resolve_model(request, model_id)  # 404 for a model nobody knows
         raise APIError(403, f"Model {model_id} is not a fine-tuned model you own; it cannot be deleted.",
                        param="model")
     return {"id": model_id, "object": "model", "deleted": True}

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..api import APIError, body, ctx, validated
 from ..inference import on_torch
 from .chat import Message
-from .models import resolve_model
+from .models import load_model, resolve_model
 
 router = APIRouter()
 MAX_EXAMPLES = 256
@@ -43,7 +43,6 @@ class ScoreRequest(BaseModel):
 
 @router.post("/v1/ftui/score")
 async def score(request: Request):
-    c = ctx(request)
     r = validated(ScoreRequest, await body(request))
     base, adapter, _ = resolve_model(request, r.model)
     examples = []
@@ -58,10 +57,13 @@ async def score(request: Request):
             if m["role"] == "assistant":
                 m["weight"] = 0
         examples.append(msgs)
-    entry = await on_torch(c.cache.get, r.model, base, adapter)
+    entry = await load_model(request, r.model, base, adapter)
     encoded, batches = await asyncio.to_thread(_plan, entry, examples)
     results: list[dict | None] = [None] * len(encoded)
     for batch in batches:  # one batch at a time on the torch thread: chat requests run between them
+        if ctx(request).stopping:
+            raise APIError(503, "The local backend is shutting down; try again when it is back.",
+                           type="server_error", code="server_shutting_down", headers={"retry-after": "5"})
         await on_torch(_score_batch, entry, encoded, batch, results)
     data = [{"object": "ftui.score", "index": i, **res} for i, res in enumerate(results)]
     tokens = sum(x["prompt_tokens"] for x in results)

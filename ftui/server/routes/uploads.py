@@ -22,20 +22,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...core.files import atomic_write
 from ..api import PURPOSES, APIError, body, ctx, file_obj, validated
 from ..store import new_id
-from .files import CHUNK, copy_checked
+from .files import checked_filename, copy_checked
 
 router = APIRouter()
 
 MAX_UPLOAD_BYTES = 8 * 2**30  # the Uploads API's limit
 MAX_PART = int(os.environ.get("FTUI_SERVE_MAX_PART", str(64 * 2**20)))  # OpenAI: 64 MB per part
 EXPIRES_S = 3600
+# what clients send for a .jsonl file (OpenAI's example: text/jsonl); anything else is not a fine-tuning file
+JSONL_TYPES = {"text/jsonl", "application/jsonl", "application/x-jsonl", "application/jsonlines",
+               "application/x-jsonlines", "application/x-ndjson", "application/ndjson", "application/json",
+               "text/plain", "application/octet-stream"}
 _ID = re.compile(r"^(upload|part)-[0-9a-f]{24}$")
 _locks: dict[str, asyncio.Lock] = {}
 
 
 class CreateUpload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    filename: str = Field(min_length=1, max_length=255)
+    filename: str = Field(min_length=1, max_length=4096)  # checked_filename says why a long one is refused
     purpose: str
     bytes: int = Field(ge=1, le=MAX_UPLOAD_BYTES)
     mime_type: str = Field(min_length=1, max_length=255)
@@ -101,9 +105,12 @@ async def create_upload(request: Request):
     if r.expires_after is not None:
         raise APIError(400, "expires_after is not supported by the local backend: an upload expires after an hour.",
                        param="expires_after")
-    name = Path(r.filename).name[:255]
+    name = checked_filename(r.filename, "filename")
     if r.purpose == "fine-tune" and not name.endswith(".jsonl"):
         raise APIError(400, "Invalid file format for Fine-Tuning API. Must be .jsonl", param="filename")
+    if r.purpose == "fine-tune" and r.mime_type.split(";")[0].strip().lower() not in JSONL_TYPES:
+        raise APIError(400, f"mime_type {r.mime_type!r} is not JSONL; a fine-tuning file is sent as "
+                       "text/jsonl (or application/jsonl).", param="mime_type", code="invalid_mime_type")
     created = int(time.time())
     up = {"id": new_id("upload"), "bytes": r.bytes, "created_at": created, "expires_at": created + EXPIRES_S,
           "filename": name, "purpose": r.purpose, "mime_type": r.mime_type, "status": "pending", "file_id": None}
@@ -115,42 +122,44 @@ async def create_upload(request: Request):
 
 @router.post("/v1/uploads/{upload_id}/parts")
 async def add_part(request: Request, upload_id: str):
-    """One part, streamed to disk in 1 MB chunks; larger than 64 MB is refused (413) before it is kept."""
+    """One part, streamed into the Upload's folder as it arrives and counted: reading stops past 64 MB, or past the
+    bytes the Upload still lacks of what it was created for (413), with or without a Content-Length."""
+    from ..multipart import receive
+
     folder, up = _load(request, upload_id)
     _pending(up)
+    room = up["bytes"] - _kept(folder)
+    limit = min(MAX_PART, room)
+    too_large = ((f"A part holds at most {MAX_PART:,} bytes." if limit == MAX_PART else
+                  f"This part would take the upload past the {up['bytes']:,} bytes it was created for "
+                  f"({max(room, 0):,} left)."), "part_too_large" if limit == MAX_PART else "upload_bytes_exceeded")
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_PART + 2**16:
-        raise APIError(413, f"A part holds at most {MAX_PART:,} bytes.", param="data", code="part_too_large")
-    form = await request.form(max_files=1, max_fields=2)
-    data = form.get("data")
-    if data is None or not hasattr(data, "read"):
-        raise APIError(400, "Missing required parameter: 'data'.", param="data")
-    unknown = sorted(set(form.keys()) - {"data"})
-    if unknown:
-        raise APIError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
-    pid = new_id("part")
-    tmp = folder / f".{pid}.tmp"
-
-    def copy() -> int:
-        n = 0
-        with open(tmp, "wb") as out:
-            while chunk := data.file.read(CHUNK):
-                n += len(chunk)
-                if n > MAX_PART:
-                    return -1
-                out.write(chunk)
-        return n
-
+    if limit <= 0 or (length.isdigit() and int(length) > limit + 2**16):
+        raise APIError(413, too_large[0], param="data", code=too_large[1])
+    form = await receive(request, folder, limit=limit, too_large=too_large, max_fields=2)
     try:
-        n = await asyncio.to_thread(copy)
-        if n < 0:
-            raise APIError(413, f"A part holds at most {MAX_PART:,} bytes.", param="data", code="part_too_large")
-        _, up = _load(request, upload_id)  # cancelled or expired while the part came in
-        _pending(up)
-        os.replace(tmp, folder / pid)
+        data = form.files.get("data")
+        if data is None:
+            raise APIError(400, "Missing required parameter: 'data'.", param="data")
+        unknown = sorted(set(form.fields) | (set(form.files) - {"data"}))
+        if unknown:
+            raise APIError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+        pid = new_id("part")
+        async with _lock(upload_id):
+            _, up = _load(request, upload_id)  # cancelled or expired while the part came in
+            _pending(up)
+            if _kept(folder) + data.size > up["bytes"]:  # parts sent side by side: the later one is refused
+                raise APIError(413, f"This part would take the upload past the {up['bytes']:,} bytes it was "
+                               "created for.", param="data", code="upload_bytes_exceeded")
+            os.replace(data.path, folder / pid)
     finally:
-        tmp.unlink(missing_ok=True)
+        form.discard()
     return {"id": pid, "object": "upload.part", "created_at": int(time.time()), "upload_id": upload_id}
+
+
+def _kept(folder: Path) -> int:
+    """The bytes of the parts an Upload holds."""
+    return sum(p.stat().st_size for p in folder.glob("part-*"))
 
 
 @router.post("/v1/uploads/{upload_id}/complete")
