@@ -29,8 +29,9 @@ def _die_with_parent() -> None:
 
 class Server:
     def __init__(self, data_dir: Path, api_key: str | None = None, test_hooks: bool = False,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, args: list[str] | None = None) -> None:
         self.env = env
+        self.args = list(args or [])
         self.data_dir = data_dir
         self.api_key = api_key
         self.test_hooks = test_hooks
@@ -47,6 +48,7 @@ class Server:
             cmd += ["--api-key", self.api_key]
         if self.test_hooks:
             cmd += ["--test-hooks"]
+        cmd += self.args
         log = open(self.data_dir.parent / f"serve-{self.port}.log", "ab")
         # no background preload of torch unless a test asks for it: most servers here never chat, and the
         # memory tests measure the API process's own growth

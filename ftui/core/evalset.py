@@ -67,7 +67,8 @@ def _from_row(values: dict) -> tuple[list[dict], str, list | None] | str:
         ref = _content(msgs[last].get("content"))
         if ref is None:
             return "the last assistant message is a tool call or has no text: nothing to compare with"
-        prompt = [m for m in msgs[:last] if isinstance(m, dict)]
+        # a training example's `weight` says what was trained on; a chat request has no such key (it is refused)
+        prompt = [{k: v for k, v in m.items() if k != "weight"} for m in msgs[:last] if isinstance(m, dict)]
         if not prompt:
             return "nothing before the reference answer to use as the prompt"
         tools = values.get("tools") if isinstance(values.get("tools"), list) else None

@@ -8,6 +8,7 @@ unchanged. Errors always use ``{"error": {"message", "type", "param", "code"}}``
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import secrets
@@ -28,36 +29,106 @@ from .azure import AzureShape
 from .routes import chat, files, jobs, models, score, uploads
 from .store import Store, atomic_write
 
+ROUTERS = (files, jobs, models, chat, score, uploads)  # one per resource, each mounted at its own /v1/... paths
 IDEMPOTENT = re.compile(r"^/v1/(files|fine_tuning/jobs(/[^/]+/(cancel|pause|resume))?)$")
 
 
-class Idempotency:
-    """Answers of creating POSTs by ``Idempotency-Key`` (bounded: the newest 1,000 for 24 hours, as OpenAI keeps
-    them a day). A retry that arrives while the first is still running waits for it, then gets its answer."""
+class BodyDigest:
+    """sha256 of a request body as it streams; a multipart body's boundary (random per attempt: the SDK builds the
+    body again when it retries) is left out, so a retry of the same upload has the same digest."""
 
-    def __init__(self, keep: int = 1000, ttl: float = 86400.0) -> None:
-        self.keep, self.ttl = keep, ttl
-        self.done: OrderedDict = OrderedDict()  # key -> (time, status, body, media type)
+    def __init__(self, scope) -> None:
+        self.h = hashlib.sha256()
+        ctype = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+        found = re.search(rb"boundary=\"?([^\";]+)", ctype) if ctype.startswith(b"multipart/") else None
+        self.boundary = found.group(1) if found else None
+        self.tail = b""
+
+    def update(self, chunk: bytes) -> None:
+        if self.boundary is None:
+            self.h.update(chunk)
+            return
+        data = (self.tail + chunk).replace(self.boundary, b"")
+        keep = len(self.boundary) - 1  # a boundary that starts here is completed by the next chunk
+        self.h.update(data[:-keep] if keep else data)
+        self.tail = data[-keep:] if keep else b""
+
+    def hexdigest(self) -> str:
+        self.h.update(self.tail)
+        self.tail = b""
+        return self.h.hexdigest()
+
+
+class Idempotency:
+    """``Idempotency-Key`` on a creating POST (pure ASGI): a retry of a request already carried out gets the first
+    answer again instead of a second file or job (the SDK resends the same key when it retries). Answers are kept
+    bounded (the newest 1,000 for 24 hours, as OpenAI keeps them a day) with the sha256 of the body that made them:
+    the same key with a different body is refused (422, as the IETF Idempotency-Key draft says), never replayed. A
+    retry that arrives while the first is still running waits for it, then gets its answer."""
+
+    def __init__(self, app, keep: int = 1000, ttl: float = 86400.0) -> None:
+        self.app, self.keep, self.ttl = app, keep, ttl
+        self.done: OrderedDict = OrderedDict()  # (key, path) -> (time, body sha256, status, headers, body)
         self.locks: dict = {}
 
-    async def run(self, key, call):
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            hit = self.done.get(key)
-            if hit is not None and time.time() - hit[0] < self.ttl:
-                return Response(hit[2], status_code=hit[1], media_type=hit[3],
-                                headers={"idempotent-replayed": "true"})
-            resp = await call()
-            if resp.status_code < 400:
-                body = b"".join([chunk async for chunk in resp.body_iterator])
-                self.done[key] = (time.time(), resp.status_code, body, resp.media_type or "application/json")
-                while len(self.done) > self.keep:
-                    self.done.popitem(last=False)
-                headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-length"}
-                resp = Response(body, status_code=resp.status_code, headers=headers)
-        if not lock.locked():
-            self.locks.pop(key, None)
-        return resp
+    async def __call__(self, scope, receive, send):
+        key = next((v for k, v in scope.get("headers", ()) if k == b"idempotency-key"), None) \
+            if scope["type"] == "http" else None
+        if not key or scope["method"] != "POST" or not IDEMPOTENT.match(scope["path"]):
+            return await self.app(scope, receive, send)
+        slot = (key, scope["path"])
+        lock = self.locks.setdefault(slot, asyncio.Lock())
+        try:
+            async with lock:
+                hit = self.done.get(slot)
+                if hit is not None and time.time() - hit[0] < self.ttl:
+                    return await self._answer(hit, key, scope, receive, send)
+                await self._first(slot, scope, receive, send)
+        finally:
+            if not lock.locked():
+                self.locks.pop(slot, None)
+
+    async def _answer(self, hit, key: bytes, scope, receive, send) -> None:
+        digest = BodyDigest(scope)
+        while True:  # the retry's body, hashed as it streams (never held)
+            message = await receive()
+            digest.update(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        if digest.hexdigest() != hit[1]:
+            resp = _err(422, f"Idempotency-Key {key.decode('latin-1')!r} was already used with a different "
+                        "request body; use a new key for a new request.", param="Idempotency-Key",
+                        code="idempotency_key_reused")
+            return await resp({"type": "http"}, receive, send)
+        await send({"type": "http.response.start", "status": hit[2],
+                    "headers": [*hit[3], (b"idempotent-replayed", b"true")]})
+        await send({"type": "http.response.body", "body": hit[4]})
+
+    async def _first(self, slot, scope, receive, send) -> None:
+        digest = BodyDigest(scope)
+        answer: dict = {"body": bytearray(), "keep": True}
+
+        async def hashing():
+            message = await receive()
+            if message["type"] == "http.request":
+                digest.update(message.get("body", b""))
+            return message
+
+        async def capture(message):
+            if message["type"] == "http.response.start":
+                answer["status"], answer["headers"] = message["status"], list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+                answer["keep"] = answer["keep"] and len(answer["body"]) <= 2**20  # objects, never file contents
+                answer["done"] = not message.get("more_body")
+            await send(message)
+
+        await self.app(scope, hashing, capture)
+        if answer.get("done") and answer["keep"] and answer.get("status", 500) < 400:
+            headers = [(k, v) for k, v in answer["headers"] if k.lower() != b"x-request-id"]
+            self.done[slot] = (time.time(), digest.hexdigest(), answer["status"], headers, bytes(answer["body"]))
+            while len(self.done) > self.keep:
+                self.done.popitem(last=False)
 
 
 def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False,
@@ -77,15 +148,7 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     faults: list[dict] = []  # armed by /_test/faults: {"path", "status", "times", "retry_after", "message"}
     counts: dict[str, int] = {}
 
-    idempotent = Idempotency()
-    @app.middleware("http")
-    async def replay(request: Request, call_next):
-        """``Idempotency-Key`` on a creating POST: a retry of a request already carried out gets the first answer
-        again instead of a second file or job (the SDK resends the same key when it retries)."""
-        key = request.headers.get("idempotency-key")
-        if not key or request.method != "POST" or not IDEMPOTENT.match(request.url.path):
-            return await call_next(request)
-        return await idempotent.run((key, request.url.path), lambda: call_next(request))
+    app.add_middleware(Idempotency)  # the innermost layer: a request refused by the guard or the key is never kept
 
     hosts = guard.allowed_hosts(bind, allow_hosts)
     origins = {o.rstrip("/").lower() for o in allow_origins or []}
@@ -182,8 +245,18 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
         return resp
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_, exc: StarletteHTTPException):
-        return _err(exc.status_code, str(exc.detail), code=None if exc.status_code != 404 else "not_found")
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        resp = _err(exc.status_code, str(exc.detail), code=None if exc.status_code != 404 else "not_found")
+        resp.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method the path takes (Starlette names only its first route's)
+            methods = set()
+            for module in ROUTERS:
+                for route in module.router.routes:
+                    regex = getattr(route, "path_regex", None)
+                    if getattr(route, "methods", None) and regex is not None and regex.match(request.url.path):
+                        methods |= route.methods - {"HEAD"}
+            resp.headers["allow"] = ", ".join(sorted(methods))
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_, exc: RequestValidationError):
@@ -209,8 +282,14 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     async def health():
         return {"status": "ok", "backend": "ftui", "base_models": basemodels.names(data_dir)}
 
-    for module in (files, jobs, models, chat, score, uploads):
+    for module in ROUTERS:
         app.include_router(module.router)
+    if allow_origins:  # a page on an origin the user allowed may read the answers (and its preflight is answered
+        from starlette.middleware.cors import CORSMiddleware  # before the key check, which a preflight never passes)
+
+        app.add_middleware(CORSMiddleware, allow_origins=[o.rstrip("/") for o in allow_origins],
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
+                           expose_headers=["x-request-id", "idempotent-replayed"], max_age=600)
     app.add_middleware(guard.DisconnectWatch)  # a client that goes away stops its generation
     app.add_middleware(AzureShape)  # outermost: Azure's /openai/... paths become /v1/... before anything else
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 import queue
 import threading
 import weakref
@@ -171,11 +173,65 @@ class GenerationFailed(RuntimeError):
     """Generation raised in its thread; the request ends with this instead of waiting for ever."""
 
 
+def context_limit(entry) -> int:
+    return int(getattr(entry[0].config, "max_position_embeddings", 0) or 2048)
+
+
+def _longest_token(tok) -> int:
+    """An upper bound on the characters one token stands for: the longest vocabulary entry (byte-level BPE writes
+    a token as one character per byte, and a byte is at most one character of text). Once per tokenizer."""
+    n = getattr(tok, "_ftui_longest", None)
+    if n is None:
+        n = max((len(t) for t in tok.get_vocab()), default=64) or 64
+        tok._ftui_longest = n
+    return n
+
+
+def text_chars(messages: list[dict]) -> int:
+    n = 0
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            n += len(content)
+        elif isinstance(content, list):
+            n += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
+    return n
+
+
+def surely_too_long(entry, messages: list[dict]) -> tuple[int, int] | None:
+    """(characters, context) when the messages cannot fit the context whatever the tokenizer makes of them: refused
+    from this bound before tokenizing (a 16 MB prompt tokenized took gigabytes, ~90 bytes per character)."""
+    chars, limit = text_chars(messages), context_limit(entry)
+    return (chars, limit) if chars > limit * _longest_token(entry[1]) else None
+
+
+_trim = {"timer": None, "lock": threading.Lock()}
+
+
+def give_back_memory(delay: float = 0.5) -> None:
+    """Return freed heap to the system a moment after requests end (glibc keeps what a long prompt's tensors and
+    tokenizer buffers freed: 2–3.5 GB stayed after long batched prompts). Debounced; a no-op without glibc."""
+    def trim() -> None:
+        with _trim["lock"]:
+            _trim["timer"] = None
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+    with _trim["lock"]:
+        if _trim["timer"] is None:
+            t = threading.Timer(delay, trim)
+            t.daemon = True
+            _trim["timer"] = t
+            t.start()
+
+
 def prompt_length(entry, messages: list[dict]) -> tuple[int, int]:
     """(tokens of the prompt, the model's context length)."""
-    model, tok, _ = entry
-    limit = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-    return int(_prompt_ids(tok, messages).shape[1]), limit
+    return int(_prompt_ids(entry[1], messages).shape[1]), context_limit(entry)
 
 
 def _prompt_ids(tok, messages: list[dict]):
@@ -360,6 +416,9 @@ def _pieces(streamer, stop, halt, result, ids, max_tokens, done):
 BATCH_MAX = 8  # requests generated together
 BATCH_WINDOW = 0.015  # seconds the first request waits for others to join
 BATCH_MAX_TOKENS = 64  # only short answers are batched (an evaluation's); long ones stream on their own
+# prompt tokens one batch may hold, padded to its longest prompt: eight 4,000-token prompts had held the model thread
+# for 230 s in one call while every streamed chat waited; split, each batch is seconds and chats run between them
+BATCH_PADDED = int(os.environ.get("FTUI_SERVE_BATCH_TOKENS", "8192"))
 
 
 class Batcher:
@@ -372,12 +431,13 @@ class Batcher:
 
         self.entry = entry
         self.q: queue.Queue = queue.Queue()
+        self.sizes: collections.deque = collections.deque(maxlen=64)  # the latest batches' sizes (for the tests)
         self.thread = threading.Thread(target=self._loop, daemon=True, name="ftui-batcher")
         self.thread.start()
 
-    def submit(self, messages: list[dict], max_tokens: int, stop: list[str]):
+    def submit(self, messages: list[dict], max_tokens: int, stop: list[str], prompt_tokens: int = 0):
         fut: Future = Future()
-        self.q.put((messages, max_tokens, stop, fut))
+        self.q.put((messages, max_tokens, stop, prompt_tokens, fut))
         return fut
 
     def close(self) -> None:
@@ -387,11 +447,13 @@ class Batcher:
         import queue
         import time
 
+        carry = None  # the request that did not fit the last batch: it starts the next
         while True:
-            first = self.q.get()
+            first, carry = (carry, None) if carry is not None else (self.q.get(), None)
             if first is None:
                 return
             batch = [first]
+            width = first[3]
             deadline = time.monotonic() + BATCH_WINDOW
             while len(batch) < BATCH_MAX:
                 try:
@@ -401,7 +463,12 @@ class Batcher:
                 if item is None:
                     self.q.put(None)  # close after this batch
                     break
+                if max(width, item[3]) * (len(batch) + 1) > BATCH_PADDED:
+                    carry = item
+                    break
                 batch.append(item)
+                width = max(width, item[3])
+            self.sizes.append(len(batch))
             try:
                 results = torch_thread().submit(self._run, batch).result()
             except BaseException as exc:  # noqa: BLE001 — every waiting request gets the failure
@@ -424,7 +491,7 @@ class Batcher:
         for r, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
             ids[r, width - len(p):] = p
             att[r, width - len(p):] = 1
-        new = max(mt for _, mt, _, _ in batch)
+        new = max(item[1] for item in batch)
         with lock, torch.inference_mode():
             out = model.generate(input_ids=ids.to(model.device), attention_mask=att.to(model.device),
                                  max_new_tokens=new, do_sample=False, temperature=None, top_p=None, top_k=None,
@@ -432,7 +499,7 @@ class Batcher:
         eos = tok.eos_token_id
         eos_ids = set(eos) if isinstance(eos, (list, tuple)) else {eos}
         results = []
-        for r, (_, max_tokens, stop, _) in enumerate(batch):
+        for r, (_, max_tokens, stop, _, _) in enumerate(batch):
             gen = out[r, width:].tolist()[:max_tokens]
             ended = next((i for i, t in enumerate(gen) if t in eos_ids), None)
             if ended is not None:

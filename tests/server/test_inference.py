@@ -221,3 +221,25 @@ def test_a_streamed_follow_up_reuses_the_last_turns_keys_and_values(base):
     finally:
         handle.remove()
         inference._PREFIX.clear()
+
+
+def test_a_batch_is_bounded_by_its_padded_prompt_tokens(base):
+    """Greedy requests batch together up to BATCH_PADDED prompt tokens (padded to the longest): long prompts are
+    split over several batches, so the model thread is never held for minutes and streamed chats run between."""
+    from ftui.server.inference import BATCH_PADDED, Batcher
+
+    _, model, tok = base
+    b = Batcher((model, tok, threading.Lock()))
+    try:
+        msgs = [{"role": "user", "content": "Say hi."}]
+        long = BATCH_PADDED * 3 // 8  # two fit a batch, three do not
+        futures = [b.submit(msgs, 2, [], prompt_tokens=long) for _ in range(4)]
+        for f in futures:
+            f.result(timeout=120)
+        assert list(b.sizes) == [2, 2]
+        futures = [b.submit(msgs, 2, [], prompt_tokens=20) for _ in range(4)]
+        for f in futures:
+            f.result(timeout=120)
+        assert list(b.sizes)[2:] == [4]
+    finally:
+        b.close()

@@ -208,3 +208,26 @@ async def test_the_azure_profile_runs_the_loop(tmp_path, model_cache):
         await svc.close()
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_azures_v1_surface_needs_no_api_version_and_a_clients_internal_header_is_ignored(tmp_path, model_cache):
+    """``OpenAI(base_url=".../openai/v1/")``, Azure's GA shape: no api-version, the deployment is the body's model.
+    A client that sends the server's internal deployment marker as a header gets nothing from it."""
+    from openai import OpenAI
+
+    key = "azure-test-key-0123456789"
+    server = Server(tmp_path / "data", api_key=key, args=["--deployment", f"chatdep={BASE}"]).start()
+    try:
+        v1 = OpenAI(base_url=f"http://127.0.0.1:{server.port}/openai/v1/", api_key=key, max_retries=0)
+        assert BASE in [m.id for m in v1.models.list().data]
+        f = v1.files.create(file=("d.jsonl", (SAMPLES / "marv.jsonl").read_bytes()), purpose="fine-tune")
+        assert v1.files.retrieve(f.id).bytes == f.bytes
+        answer = v1.chat.completions.create(model="chatdep", max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+        assert answer.choices[0].message.role == "assistant" and answer.model == BASE
+        # the internal marker as a client header: ignored (it used to pick the "deployment" and 404)
+        plain = server.client(default_headers={"x-ftui-deployment": "no-such-deployment"})
+        answer = plain.chat.completions.create(model=BASE, max_tokens=2, messages=[{"role": "user", "content": "Hi"}])
+        assert answer.model == BASE
+    finally:
+        server.stop()

@@ -16,23 +16,62 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
 from ..azure import deployment_model
-from ..inference import BATCH_MAX_TOKENS, GenerationFailed, generate, on_torch, prompt_length
+from ..inference import (BATCH_MAX_TOKENS, GenerationFailed, generate, give_back_memory, on_torch, prompt_length,
+                         surely_too_long)
 from .models import load_model, resolve_model
 
 router = APIRouter()
 
 
 class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True)  # an image_url/input_audio part is refused by its type
     type: str
     text: str | None = None
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+    """OpenAI's chat message keys; any other key is refused (strict, like OpenAI)."""
+    model_config = ConfigDict(extra="forbid", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list | None = None
+    tool_call_id: str | None = None
+    function_call: dict | None = None
+    refusal: str | None = None
+    audio: dict | None = None
+
+
+TEXT_PARTS = {"text", "refusal"}
+UNREADABLE = {"image_url": "images", "input_audio": "audio", "file": "files"}
+
+
+def check_messages(messages: list[Message]) -> None:
+    """OpenAI's message rules, and what these text-only models cannot read refused by name (never dropped: a model
+    asked about an image it never saw would invent one)."""
+    for i, m in enumerate(messages):
+        at = f"messages[{i}]"
+        if m.role in ("system", "developer", "user") and m.content is None:
+            raise APIError(400, f"Invalid value for '{at}.content': a {m.role} message needs content (a string or "
+                           "an array of content parts).", param=f"{at}.content")
+        if m.role == "tool" and not m.tool_call_id:
+            raise APIError(400, f"Missing required parameter: '{at}.tool_call_id'.", param=f"{at}.tool_call_id")
+        if m.role in ("tool", "function") or m.tool_calls or m.function_call:
+            key = "tool_calls" if m.tool_calls else ("function_call" if m.function_call else "role")
+            raise APIError(400, f"{at}.{key}: the local backend's models have no tool-calling template, so tool "
+                           "calls and their results are not supported.", param=f"{at}.{key}")
+        if m.audio is not None:
+            raise APIError(400, f"{at}.audio: the local backend's models read text only.", param=f"{at}.audio")
+        for j, part in enumerate(m.content if isinstance(m.content, list) else []):
+            if part.type not in TEXT_PARTS:
+                what = UNREADABLE.get(part.type)
+                raise APIError(400, (f"{at}.content[{j}] is an {part.type} part: the local backend's models read "
+                                     f"text only, not {what}." if what else
+                                     f"{at}.content[{j}].type {part.type!r} is not a content part type."),
+                               param=f"{at}.content[{j}].type")
+            if part.text is None:
+                raise APIError(400, f"Missing required parameter: '{at}.content[{j}].text'.",
+                               param=f"{at}.content[{j}].text")
 
 
 class StreamOptions(BaseModel):
@@ -71,8 +110,12 @@ class ChatRequest(BaseModel):
     service_tier: str | None = None
     reasoning_effort: str | None = None
     modalities: list | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None  # a hint for reasoning models: null or "medium"
+    prompt_cache_key: str | None = None  # OpenAI's cache routing hint: harmless, nothing to route here
+    safety_identifier: str | None = None  # who the end user is, for abuse monitoring: nothing monitors here
 
 
+MAX_MESSAGES = 4096  # each costs a few tokens of template at least: more never fit these models' contexts
 MAX_WAITING = 4  # generations running or waiting for the model; past that a request gets 429 + Retry-After
 MAX_BATCHED = 32  # short greedy requests waiting for a batch
 
@@ -109,6 +152,13 @@ def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
         param = "frequency_penalty" if r.frequency_penalty else ("presence_penalty" if r.presence_penalty
                                                                  else "logit_bias")
         raise APIError(400, f"{param} is not supported by the local backend.", param=param)
+    if r.stream_options is not None and not r.stream:
+        raise APIError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                       param="stream_options")
+    if r.verbosity not in (None, "medium"):
+        raise APIError(400, "verbosity is for reasoning models; the local backend's answers have one length.",
+                       param="verbosity")
+    check_messages(r.messages)
     if isinstance(r.stop, list) and len(r.stop) > 4:
         raise APIError(400, "stop holds at most 4 sequences.", param="stop")
 
@@ -117,10 +167,14 @@ def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
 async def chat(request: Request):
     c = ctx(request)
     cache, stream_fault = c.cache, c.stream_fault
-    r = validated(ChatRequest, await body(request))
+    data = await body(request)
+    if isinstance(data.get("messages"), list) and len(data["messages"]) > MAX_MESSAGES:  # before building them
+        raise APIError(400, f"Invalid 'messages': {len(data['messages']):,} messages; at most {MAX_MESSAGES:,} are "
+                       "taken (more cannot fit a context here).", param="messages", code="context_length_exceeded")
+    r = validated(ChatRequest, data)
     _refuse_what_cannot_be_honoured(r)
     mid = r.model
-    dep = deployment_model(request, c.deployments)  # Azure: the deployment in the path names the model
+    dep = deployment_model(request, c.deployments, r.model)  # Azure: the deployment in the path names the model
     if dep is not None:
         mid = dep
         try:
@@ -152,6 +206,7 @@ async def chat(request: Request):
             released.append(True)
             setattr(c, slot, getattr(c, slot) - 1)
             c.halts.difference_update(halts)
+            give_back_memory()
 
     halts: list = []  # this request's generation, once it has one
 
@@ -159,6 +214,11 @@ async def chat(request: Request):
         entry = await load_model(request, mid, base, adapter)
         if r.stream:  # streamed answers in bf16 where that is fast; the others stay float32 (see ModelCache.fast)
             entry = await on_torch(cache.fast, mid, entry)
+        over = surely_too_long(entry, messages)
+        if over is not None:
+            raise APIError(400, f"This model's maximum context length is {over[1]} tokens. However, your messages "
+                           f"hold {over[0]:,} characters, more than {over[1]} tokens can. Please reduce the length "
+                           "of the messages.", param="messages", code="context_length_exceeded")
         prompt, limit = await asyncio.to_thread(prompt_length, entry, messages)
     except BaseException:
         release()
@@ -173,7 +233,8 @@ async def chat(request: Request):
     created = int(time.time())
     if batchable:
         try:
-            text, info = await asyncio.wrap_future(cache.batcher(mid, entry).submit(messages, max_tokens, stop))
+            text, info = await asyncio.wrap_future(cache.batcher(mid, entry).submit(messages, max_tokens, stop,
+                                                                                       prompt))
         except GenerationFailed as exc:
             raise APIError(500, f"Generation failed: {exc}", type="server_error") from None
         finally:

@@ -178,6 +178,8 @@ def _bad_line(line: bytes, number: int) -> tuple[int, str, None] | None:
 @router.get("/v1/files")
 async def list_files(request: Request, purpose: str | None = None, limit: int = Query(10000, ge=1, le=10000),
                      order: Literal["asc", "desc"] = "desc", after: str | None = None):
+    if after and ctx(request).store.get_file(after) is None:  # a cursor naming nothing: never the first page again
+        raise APIError(400, f"Invalid 'after': no file {after}.", param="after", code="invalid_cursor")
     rows = ctx(request).store.list_files(purpose, limit + 1, order, after)
     data = [file_obj(f) for f in rows[:limit]]
     # the spec makes first_id/last_id required strings: an empty page has "" (no id), never null

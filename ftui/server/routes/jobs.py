@@ -59,6 +59,10 @@ def _method(r: JobCreate) -> tuple[str, dict]:
     if r.method is None:
         return "supervised", top
     kind = r.method.type
+    for other in ("supervised", "dpo", "reinforcement"):
+        if other != kind and getattr(r.method, other) is not None:
+            raise APIError(400, f"method.{other} is given but method.type is {kind!r}: give the settings of the "
+                           f"method you chose, in method.{kind}.", param=f"method.{other}")
     if kind == "reinforcement":
         raise APIError(400, "method.type 'reinforcement' is not supported by the local backend (supervised, dpo).",
                        param="method.type")
@@ -131,6 +135,8 @@ async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100), afte
             if not (k.startswith("metadata[") and k.endswith("]") and len(k) > 10):
                 raise APIError(400, "metadata filters are given as metadata[KEY]=VALUE.", param="metadata")
             wanted[k[9:-1]] = v
+    if after and ctx(request).store.get_job(after) is None:
+        raise _unknown_after("fine-tuning job", after)
     rows = ctx(request).store.list_jobs(10_000 if wanted else limit + 1, after)
     if wanted:
         rows = [j for j in rows if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())][:limit + 1]
@@ -182,6 +188,8 @@ async def resume_job(request: Request, job_id: str):
 async def list_events(request: Request, job_id: str, limit: int = Query(20, ge=1, le=1000),
                       after: str | None = None):
     get_job(request, job_id)
+    if after and not ctx(request).store.has_event(job_id, after):
+        raise _unknown_after("event of this job", after)
     rows, more = ctx(request).store.list_events(job_id, limit, after)
     return {"object": "list", "data": [event_obj(e) for e in rows], "has_more": more}
 
@@ -193,13 +201,20 @@ async def list_checkpoints(request: Request, job_id: str, limit: int = Query(10,
     rows = ctx(request).store.list_checkpoints(job_id)
     if after:
         ids = [r["id"] for r in rows]
-        rows = rows[ids.index(after) + 1:] if after in ids else rows
+        if after not in ids:
+            raise _unknown_after("checkpoint of this job", after)
+        rows = rows[ids.index(after) + 1:]
     page = rows[:limit]
     data = [{"object": "fine_tuning.job.checkpoint", "id": c["id"], "created_at": c["created_at"],
              "fine_tuned_model_checkpoint": c["model"], "fine_tuning_job_id": job_id,
              "step_number": c["step_number"], "metrics": c["metrics"]} for c in page]
     return {"object": "list", "data": data, "has_more": len(rows) > limit,
             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+
+def _unknown_after(what: str, ident: str) -> APIError:
+    """A cursor that names nothing (a typo, a deleted object) is an error, never the first page again."""
+    return APIError(400, f"Invalid 'after': no {what} {ident}.", param="after", code="invalid_cursor")
 
 
 def _check_hyperparameters(hp: dict, kind: str) -> None:

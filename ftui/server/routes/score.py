@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..api import APIError, body, ctx, validated
-from ..inference import on_torch
+from ..inference import give_back_memory, on_torch, surely_too_long
 from .chat import Message
 from .models import load_model, resolve_model
 
@@ -30,9 +30,14 @@ MAX_EXAMPLES = 256
 BATCH_TOKENS = 4096  # padded tokens per forward pass
 
 
+class ScoreMessage(Message):
+    """A training example's message: also its ``weight`` (0 leaves an earlier answer out of training)."""
+    weight: int | None = None
+
+
 class ScoreExample(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)  # tools and other keys of a chat example are ignored
-    messages: list[Message] = Field(min_length=2)
+    messages: list[ScoreMessage] = Field(min_length=2)
 
 
 class ScoreRequest(BaseModel):
@@ -58,6 +63,10 @@ async def score(request: Request):
                 m["weight"] = 0
         examples.append(msgs)
     entry = await load_model(request, r.model, base, adapter)
+    for i, msgs in enumerate(examples):
+        if (over := surely_too_long(entry, msgs)) is not None:
+            raise APIError(400, f"examples[{i}] holds {over[0]:,} characters, more than this model's {over[1]} "
+                           "tokens of context can.", param=f"examples[{i}].messages", code="context_length_exceeded")
     encoded, batches = await asyncio.to_thread(_plan, entry, examples)
     results: list[dict | None] = [None] * len(encoded)
     for batch in batches:  # one batch at a time on the torch thread: chat requests run between them
@@ -65,6 +74,7 @@ async def score(request: Request):
             raise APIError(503, "The local backend is shutting down; try again when it is back.",
                            type="server_error", code="server_shutting_down", headers={"retry-after": "5"})
         await on_torch(_score_batch, entry, encoded, batch, results)
+    give_back_memory()
     data = [{"object": "ftui.score", "index": i, **res} for i, res in enumerate(results)]
     tokens = sum(x["prompt_tokens"] for x in results)
     return {"object": "list", "model": r.model, "data": data,
