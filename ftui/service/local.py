@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ftui.serveinfo import API_KEY_ENV, LIVE, default_data_dir, free_port, running_server
 
+PORT_TAKEN = 4  # ftui serve's exit code when its port is taken (server/serve.py EXIT_PORT_TAKEN)
+PORT_RETRIES = 3
 IDLE_EXIT = float(os.environ.get("FTUI_SERVE_IDLE_EXIT", "300"))
 
 
@@ -94,13 +96,24 @@ class LocalBackend:
         out = self.data_dir / "serve.out"
         log = os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         os.chmod(out, 0o600)
-        cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--idle-exit", f"{IDLE_EXIT:g}", "--api-key-file", str(key_file)]
         env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
-        self.proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True, env=env)
-        log.close()
+
+        def launch() -> subprocess.Popen:
+            cmd = [sys.executable, "-m", "ftui.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--data-dir", str(self.data_dir), "--idle-exit", f"{IDLE_EXIT:g}", "--api-key-file",
+                   str(key_file)]
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env=env)
+
+        try:
+            return self._wait(launch, timeout, cancel)
+        finally:
+            log.close()
+
+    def _wait(self, launch, timeout: float, cancel) -> str:
+        self.proc = proc = launch()
         self.owned = True
+        retries = PORT_RETRIES
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if cancel is not None and cancel.is_set():
@@ -113,6 +126,11 @@ class LocalBackend:
                     self.proc, self.port, self.owned = None, port, False
                     return self.base_url
                 time.sleep(0.1)
+                continue
+            if code == PORT_TAKEN and retries:  # the free port was taken before the server bound it: take another
+                retries -= 1
+                self.port = free_port()
+                self.proc = proc = launch()
                 continue
             if code is not None:
                 raise LocalBackendError(f"ftui serve exited with code {code}: {self._log_tail()}")

@@ -120,6 +120,16 @@ a disagreement shows the example with both answers. Results are written to `eval
         self.rows: list[int] = []
 
     def compose(self) -> ComposeResult:
+        # the tables get their columns here, not from on_mount: a TabbedContent may mount its panes' contents after
+        # the screen's on_mount runs (seen under load: '#ev-scores' not found)
+        self.scores_table = DataTable(id="ev-scores", cursor_type="row", zebra_stripes=True)
+        set_columns(self.scores_table,
+                    [("model", "model"), ("exact", "exact"), ("contains", "contains"), ("accuracy", "accuracy"),
+                     ("f1", "macro-F1"), ("loss", "loss"), ("tokacc", "tok-acc"), ("outside", "no label"),
+                     ("errors", "errors")])
+        self.dis_table = DataTable(id="ev-dis", cursor_type="row", zebra_stripes=True)
+        set_columns(self.dis_table, [("line", "line"), ("ref", "reference"), ("a", "first model"),
+                                     ("b", "second model")])
         yield Header()
         with Horizontal(id="eval-body"):
             with VerticalScroll(id="eval-form"):
@@ -144,7 +154,7 @@ a disagreement shows the example with both answers. Results are written to `eval
                 yield ProgressBar(id="ev-progress", show_eta=False)
                 with TabbedContent(id="ev-tabs"):
                     with TabPane("Scores", id="ev-tab-scores"):
-                        yield DataTable(id="ev-scores", cursor_type="row", zebra_stripes=True)
+                        yield self.scores_table
                         yield Static("", id="ev-compare", markup=False)
                         from .widgets.plots import LabelF1
 
@@ -153,17 +163,11 @@ a disagreement shows the example with both answers. Results are written to `eval
                         yield LabelF1(id="ev-f1")
                         yield Static("", id="ev-confusion", markup=False)
                     with TabPane("Disagreements", id="ev-tab-dis"):
-                        yield DataTable(id="ev-dis", cursor_type="row", zebra_stripes=True)
+                        yield self.dis_table
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#ev-progress").display = False
-        set_columns(self.query_one("#ev-scores", DataTable),
-                    [("model", "model"), ("exact", "exact"), ("contains", "contains"), ("accuracy", "accuracy"),
-                     ("f1", "macro-F1"), ("loss", "loss"), ("tokacc", "tok-acc"), ("outside", "no label"),
-                     ("errors", "errors")])
-        set_columns(self.query_one("#ev-dis", DataTable),
-                    [("line", "line"), ("ref", "reference"), ("a", "first model"), ("b", "second model")])
         self.fill_models()
 
     def backend_ready(self) -> None:

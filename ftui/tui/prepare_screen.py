@@ -196,7 +196,8 @@ outputs in the Data workspace. **Esc** stops a running preview.
                              markup=False)
                 with TabbedContent(id="prep-tabs"):
                     with TabPane("Steps", id="tab-steps"):
-                        yield DataTable(id="prep-steps", cursor_type="row", zebra_stripes=True)
+                        yield self._table("prep-steps", [("step", "step"), ("before", "before"), ("after", "after"),
+                                                         ("removed", "removed"), ("note", "note")])
                         yield Static("", id="prep-notes", markup=False)
                         from .widgets.plots import LabelBars
 
@@ -206,16 +207,19 @@ outputs in the Data workspace. **Esc** stops a running preview.
                     with TabPane("Labels", id="tab-labels"):
                         yield LabelBars(id="prep-labels")
                     with TabPane("Near duplicates", id="tab-pairs"):
-                        yield DataTable(id="prep-pairs", cursor_type="row", zebra_stripes=True)
+                        yield self._table("prep-pairs", [("sim", "≈J"), ("why", "step"), ("removed", "removed"),
+                                                         ("kept", "kept like"), ("text", "text")])
         yield Footer()
 
+    @staticmethod
+    def _table(ident: str, columns: list[tuple[str, str]]) -> DataTable:
+        """A table with its columns set before it is mounted: a TabbedContent may mount its panes' contents after the
+        screen's on_mount runs."""
+        table = DataTable(id=ident, cursor_type="row", zebra_stripes=True)
+        set_columns(table, columns)
+        return table
+
     def on_mount(self) -> None:
-        set_columns(self.query_one("#prep-steps", DataTable),
-                    [("step", "step"), ("before", "before"), ("after", "after"), ("removed", "removed"),
-                     ("note", "note")])
-        set_columns(self.query_one("#prep-pairs", DataTable),
-                    [("sim", "≈J"), ("why", "step"), ("removed", "removed"), ("kept", "kept like"),
-                     ("text", "text")])
         self.app.after_first_paint(self._first)
 
     def _first(self) -> None:

@@ -136,8 +136,8 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         await settle(pilot)
         jobs.query_one("#jobs", DataTable).focus()
         await pilot.press("e")
-        await rec.until(lambda: app.current_mode == "eval" and "Ready" in str(app.screen.query_one("#ev-status")
-                                                                               .render()), what="Eval, filled in")
+        await rec.until(lambda: app.current_mode == "eval" and any(  # query(): the screen may still be composing
+            "Ready" in str(w.render()) for w in app.screen.query("#ev-status")), what="Eval, filled in")
         ev = app.screen
         assert ev.query_one("#ev-data", Input).value.endswith(f"marv_valid-{job['validation_file']}.jsonl")
         status = str(ev.query_one("#ev-status").render())
