@@ -101,19 +101,20 @@ class Runner:
 
         return control
 
-    def run_one(self, job: dict) -> None:
+    def run_one(self, job: dict) -> bool:
+        """Validate and train ``job``; True when a model was loaded for it (the runner then retires)."""
         store = self.store
         # the supervisor fails this job if the runner dies on it (out of memory, a crash): never a loop on one job
         (store.dir / CURRENT).write_text(job["id"])
         try:
-            self._run_one(job)
+            return self._run_one(job)
         finally:
             (store.dir / CURRENT).unlink(missing_ok=True)
             ended = store.get_job(job["id"])
             if ended is not None and ended["status"] in TERMINAL:  # resumable state is for paused jobs only
                 shutil.rmtree(store.dir / "jobs" / job["id"] / "state", ignore_errors=True)
 
-    def _run_one(self, job: dict) -> None:
+    def _run_one(self, job: dict) -> bool:
         store = self.store
         if job["status"] == "validating_files":
             store.add_event(job["id"], "Validating training file: " + job["training_file"] + (
@@ -128,14 +129,14 @@ class Runner:
             if error is not None:
                 if store.set_status_if(job["id"], ("validating_files",), "failed", error=error, finished_at=now()):
                     store.add_event(job["id"], error["message"], level="error")
-                return
+                return False
             if not store.set_status_if(job["id"], ("validating_files",), "queued"):
-                return
+                return False
             store.add_event(job["id"], "Files validated, moving job to queued state")
         if not store.set_status_if(job["id"], ("queued",), "running"):
-            return
+            return False
         trainer = JobTrainer(store, store.get_job(job["id"]), self.control_for(job["id"]))
-        try:
+        try:  # whatever happens from here, a model was (being) loaded: the runner retires after it
             trainer.run()
         except Stop as stop:
             if stop.why == "paused":
@@ -150,6 +151,7 @@ class Runner:
             if store.set_status_if(job["id"], ("running",), "failed", finished_at=now(),
                                    error={"code": "training_error", "message": message, "param": None}):
                 store.add_event(job["id"], message, level="error")
+        return True
 
     def loop(self) -> None:
         lock = open(self.store.dir / "runner.lock", "w")
@@ -167,14 +169,33 @@ class Runner:
             if job is None:
                 time.sleep(0.25)
                 continue
-            self.run_one(job)
-            if "torch" in sys.modules:  # it trained: exit, and the supervisor starts a fresh runner, so the
+            if self.run_one(job):  # it trained: exit, and the supervisor starts a fresh runner, so the
                 return  # gigabytes a model and its optimizer took go back to the system after every job
+
+
+def warm_up() -> None:
+    """Import what training needs in the background while the runner waits for a job (a job that comes first
+    waits on the same imports, never does them twice)."""
+    def imports() -> None:
+        try:
+            import peft  # noqa: F401
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except Exception:  # noqa: BLE001 — the job that needs them will say what is wrong
+            log.warning("warming up the trainer failed:\n%s", traceback.format_exc())
+
+    import threading
+
+    threading.Thread(target=imports, name="ftui-runner-warm-up", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    warm = "--warm" in args
+    args = [a for a in args if a != "--warm"]
+    if warm:
+        warm_up()
     Runner(Path(args[0]), int(args[1]) if len(args) > 1 else None).loop()
     return 0
 

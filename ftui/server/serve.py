@@ -53,13 +53,15 @@ class Supervisor:
         self._spawn()
         self.thread.start()
 
-    def _spawn(self) -> None:
+    def _spawn(self, warm: bool = False) -> None:
         """A new runner, told who its parent is (one started as the server goes would otherwise take init for its
-        parent and never notice it is orphaned); never once stopping has begun."""
+        parent and never notice it is orphaned); never once stopping has begun. ``warm``: it follows a runner that
+        trained, so more jobs are likely: it imports torch while it waits (8 s here) instead of when the next job
+        comes. The first runner of a server stays light until someone trains."""
         with self.spawning:
             if not self.stopping.is_set():
                 self.proc = subprocess.Popen([sys.executable, "-m", "ftui.server.runner", str(self.data_dir),
-                                              str(os.getpid())])
+                                              str(os.getpid())] + (["--warm"] if warm else []))
 
     def _watch(self) -> None:
         """A runner that dies fails the job it was on (validating or training) and is replaced after a delay that
@@ -72,7 +74,7 @@ class Supervisor:
             if self.stopping.is_set():
                 break
             if code == 0:  # a runner retires after each job it trained (its memory goes with it): the next one
-                self._spawn()
+                self._spawn(warm=True)
                 continue
             why = f"signal {-code}" if code < 0 else f"exit code {code}"
             hint = " (out of memory?)" if code in (-9, 137) else ""

@@ -82,7 +82,8 @@ def test_delete_really_deletes_and_gc_frees_the_rest(tmp_path, model_cache):
 
 def test_each_trained_job_gets_a_fresh_trainer_process(tmp_path, model_cache):
     """The memory a model and its optimizer took goes back after every job: the runner that trained exits and a
-    fresh one (without torch loaded) waits for the next job."""
+    fresh one waits for the next job: it imports torch while it waits (a warm runner, ~380 MB here), but holds no
+    model (the base model alone is 540 MB in float32, and a runner that trained holds well over 1 GB)."""
     import psutil
 
     server = Server(tmp_path / "data").start()
@@ -111,7 +112,7 @@ def test_each_trained_job_gets_a_fresh_trainer_process(tmp_path, model_cache):
                 pass
             assert time.monotonic() < deadline, "no fresh runner after the job"
             time.sleep(0.2)
-        assert after.memory_info().rss < 400 * 2**20, "the new runner holds no model"
+        assert after.memory_info().rss < 700 * 2**20, "the new runner holds no model"
         assert wait_for(client, start_job(client, "again", n_epochs=1).id).status == "succeeded"
     finally:
         server.stop()

@@ -201,30 +201,6 @@ def test_cancel_a_running_job(client):
     assert not [e for e in after_cancel if e.type == "metrics"], "no step is reported after the cancel"
 
 
-def test_pause_and_resume_continue_where_it_stopped(client):
-    f = upload(client, "marv.jsonl")
-    job = client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=3,
-                                         method={"type": "supervised",
-                                                 "supervised": {"hyperparameters": {"n_epochs": 2}}})
-
-    def step(j):
-        return j.status == "running" and client.fine_tuning.jobs.list_events(j.id, limit=1).data[0].type == \
-            "metrics"
-
-    wait_for(client, job.id, predicate=step)
-    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
-    wait_for(client, job.id, timeout=60, predicate=lambda j: any(
-        e.message.startswith("Fine-tuning job paused at step")
-        for e in client.fine_tuning.jobs.list_events(j.id, limit=5).data))
-    assert client.fine_tuning.jobs.retrieve(job.id).status == "paused"
-    assert client.fine_tuning.jobs.resume(job.id).status == "queued"
-    done = wait_for(client, job.id)
-    assert done.status == "succeeded"
-    steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=200).data
-             if e.type == "metrics"]
-    assert sorted(steps) == list(range(1, 9))  # every step exactly once across the pause
-
-
 def test_job_list_pages(client):
     page = client.fine_tuning.jobs.list(limit=2)
     assert len(page.data) == 2 and page.has_more
