@@ -230,3 +230,27 @@ def test_a_dying_analysis_worker_is_explained(write_jsonl):
         analyze(path, workers=2, parallel_min_bytes=1, progress=kill_a_worker)
     assert killed
     assert str(path) in str(exc.value) and "died (signal 9" in str(exc.value)
+
+
+@pytest.mark.parametrize("shape, broken", [("objects", 5), ("array", 5), ("objects", 11), ("objects", 0)])
+def test_a_broken_object_in_a_pretty_printed_file_is_one_finding_where_it_starts(tmp_path, shape, broken):
+    """A pretty-printed file (objects over several lines) in which one object has a raw newline inside a string: the
+    file-level diagnosis once, the broken object once at the line it starts on, every other object analysed —
+    never one invalid_json per physical line."""
+    rows = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"question {i}"},
+                          {"role": "assistant", "content": f"answer {i}"}]} for i in range(12)]
+    if shape == "objects":
+        text = "".join(json.dumps(r, indent=2) + "\n" for r in rows)
+    else:
+        text = json.dumps(rows, indent=2)
+    text = text.replace(f'"question {broken}"', f'"question\n{broken}"')
+    p = tmp_path / "pretty.jsonl"
+    p.write_text(text)
+    starts = [n for n, line in enumerate(text.splitlines(), 1) if line.strip() == "{" and
+              line.index("{") == (0 if shape == "objects" else 2)]
+    a = analyze(p)
+    assert sorted(f.code for f in a.findings) == ["invalid_json", "json_not_jsonl"]
+    [bad] = [f for f in a.findings if f.code == "invalid_json"]
+    assert bad.line == starts[broken] and "Invalid control character" in bad.message
+    assert a.examples == 12 and "12 object(s)" in next(f.message for f in a.findings if f.code == "json_not_jsonl")
+    assert int((a.kind != 0).sum()) == 11  # the other eleven are read as examples

@@ -618,7 +618,7 @@ MAX_JSON_DOCUMENT = 256 << 20  # a JSON document is parsed whole to diagnose it;
 def _json_document(path, encoding: str, count: Callable[[str], int] | None = None) -> _Chunk | None:
     """When the file is a JSON array or pretty-printed objects: a chunk with one entry per object (at the line it
     starts on), checked like a JSON line. None when it is not (then the line-by-line findings stand)."""
-    from .sources import _is_json_document, iter_json_values
+    from .sources import BrokenValue, _is_json_document, iter_json_values
 
     with open(path, "rb") as f:
         raw = f.read()
@@ -627,7 +627,7 @@ def _json_document(path, encoding: str, count: Callable[[str], int] | None = Non
     body = raw[3:] if raw.startswith(BOM) else raw
     try:
         text = body.decode("utf-8")
-        values = list(iter_json_values(text))
+        values = list(iter_json_values(text, tolerant=True))  # a broken object is one finding, where it starts
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not values:
@@ -645,7 +645,11 @@ def _json_document(path, encoding: str, count: Callable[[str], int] | None = Non
     for lineno, offset, value in values:
         byte_pos += len(text[char_pos:offset].encode("utf-8"))  # character offset → byte offset, incrementally
         char_pos = offset
-        kind, tokens, trainable, n_messages, flags = checker.check(value, emit)
+        if isinstance(value, BrokenValue):
+            emit("invalid_json", f"{value.reason}; this object starts here and is left out")
+            kind, tokens, trainable, n_messages, flags = NONE, 0, 0, 0, 0
+        else:
+            kind, tokens, trainable, n_messages, flags = checker.check(value, emit)
         out.line.append(lineno)
         out.offset.append(byte_pos)
         out.kind.append(kind)

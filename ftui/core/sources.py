@@ -275,9 +275,36 @@ def _kind(obj) -> str:
 
 
 # -- JSON document(s) ------------------------------------------------------------------------------------------------
-def iter_json_values(text: str) -> Iterator[tuple[int, int, object]]:
+class BrokenValue:
+    """A value of a JSON document that does not parse (``iter_json_values(..., tolerant=True)``): its reader goes on
+    at the next value that starts at the same indentation."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _resync(text: str, start: int) -> int | None:
+    """Where the next value begins after a broken one that began at ``start``: the next line that opens an object
+    or array at the broken value's own indentation (pretty-printers write every value of a level alike)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    indent = text[line_start:start]
+    if indent.strip():
+        return None  # the value did not begin its line: no layout to follow
+    at = start
+    while True:
+        at = text.find("\n" + indent + text[start], at + 1)
+        if at < 0:
+            return None
+        nxt = at + 1 + len(indent)
+        if nxt + 1 >= len(text) or text[nxt + 1] not in " \t":  # not a deeper line that happens to share the prefix
+            return nxt
+
+
+def iter_json_values(text: str, tolerant: bool = False) -> Iterator[tuple[int, int, object]]:
     """(line, character offset, value) for each value of a JSON array, or each of several JSON documents written
-    one after another (pretty-printed objects). Raises ``ValueError`` with the line of the first broken value."""
+    one after another (pretty-printed objects). Raises ``ValueError`` with the line of the first broken value; with
+    ``tolerant``, a broken value is yielded as a :class:`BrokenValue` at the line it starts on, once, and reading
+    goes on at the next value of its level (a ``ValueError`` only when no such value can be found)."""
     dec = json.JSONDecoder()
     n = len(text)
     pos = 0
@@ -304,7 +331,13 @@ def iter_json_values(text: str) -> Iterator[tuple[int, int, object]]:
             try:
                 value, end = dec.raw_decode(text, i)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+                nxt = _resync(text, i) if tolerant else None
+                if nxt is None:
+                    raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+                yield line, i, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+                advance(nxt)
+                i = nxt
+                continue
             yield line, i, value
             j = skip(end)
             if j < n and text[j] == ",":
@@ -323,7 +356,15 @@ def iter_json_values(text: str) -> Iterator[tuple[int, int, object]]:
         try:
             value, end = dec.raw_decode(text, i)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+            nxt = _resync(text, i) if tolerant else None
+            if nxt is None and tolerant and exc.pos > i:  # the last value is broken: it runs to the end
+                nxt = n
+            if nxt is None:
+                raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+            yield line, i, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+            advance(nxt)
+            i = nxt
+            continue
         yield line, i, value
         i = skip(end)
         advance(i)
