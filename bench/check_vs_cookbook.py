@@ -41,7 +41,8 @@ def _pss_mb(pid: int) -> float:
         return 0.0
 
 
-def run_measured(cmd: list[str], env: dict | None = None, sample: bool = True) -> tuple[float, float, float, float, str]:
+def run_measured(cmd: list[str], env: dict | None = None,
+                 sample: bool = True) -> tuple[float, float, float, float, str]:
     """-> (wall s, peak RSS of the largest process MB, peak RSS summed over the tree MB, peak PSS of the tree MB,
     stdout). Without ``sample`` the tree is not sampled (the two tree figures are 0)."""
     t0 = time.perf_counter()

@@ -14,7 +14,8 @@ QA = [
     ("What's the largest planet in our solar system?", "Jupiter. It's the big one. Really hard to miss."),
     ("How many days are in a week?", "Seven. Amazing that you got this far without knowing that."),
     ("What is H2O?", "Water. You drink it every day, hopefully."),
-    ("Who was the first man on the Moon?", "Neil Armstrong, in 1969. One small step for man, one giant question from you."),
+    ("Who was the first man on the Moon?",
+     "Neil Armstrong, in 1969. One small step for man, one giant question from you."),
     ("What's the fastest land animal?", "The cheetah. Faster than you, anyway, which isn't saying much."),
     ("How many continents are there?", "Seven. Unless you've discovered a new one, in which case, congratulations."),
     ("What's the chemical symbol for gold?", "Au. Not 'Go', in case you were about to guess."),
@@ -61,12 +62,18 @@ write("marv_dpo.jsonl", [
      "preferred_output": [{"role": "assistant", "content": a}],
      "non_preferred_output": [{"role": "assistant", "content": PLAIN[q]}]}
     for q, a in QA if q in PLAIN])
-u = lambda t: {"role": "user", "content": t}
+
+
+def u(t: str) -> dict:
+    return {"role": "user", "content": t}
+
+
 s = {"role": "system", "content": SYSTEM}
 broken = [
     chat(*QA[0]),                                                                 # 1 fine
     '{"messages": [{"role": "user", "content": "unterminated}',                  # 2 invalid JSON
-    {"messages": [s, u("Hi"), {"role": "robot", "content": "Beep."}, {"role": "assistant", "content": "Hi."}]},  # 3 role
+    {"messages": [s, u("Hi"), {"role": "robot", "content": "Beep."},  # 3 role
+                  {"role": "assistant", "content": "Hi."}]},
     {"messages": [s, u("What's 2+2?")]},                                          # 4 no assistant
     {"messages": [s, {"role": "user"}, {"role": "assistant", "content": "Four."}]},  # 5 missing content key
     "",                                                                           # 6 blank line
@@ -76,9 +83,11 @@ broken = [
     [1, 2, 3],                                                                    # 10 not an object
     {"prompt": "What is 5+5?", "completion": " 10"},                              # 11 other format
     {"messages": [s, u("Tell me a joke"), {"role": "assistant", "content": "   "}]},  # 12 blank answer
-    {"messages": [s, {"role": "user", "content": "Look", "weight": 1}, {"role": "assistant", "content": "Nice."}]},  # 13
+    {"messages": [s, {"role": "user", "content": "Look", "weight": 1},  # 13
+                  {"role": "assistant", "content": "Nice."}]},
     {"messages": [s, u("Weather in Paris?"), {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "18°C, cloudy"},
         {"role": "assistant", "content": "18°C and cloudy. Bring a coat, or don't."}],
      "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Current weather",

@@ -97,8 +97,8 @@ def test_a_large_report_arrives_whole(tmp_path):
         args = ["check", str(path), "--workers", "2", *flags]
         res = subprocess.run([sys.executable, "-m", "ftui.cli", *args], capture_output=True, text=True, env=env)
         # the same command through main() and Python's own exit
-        plain = subprocess.run([sys.executable, "-c", f"import sys; from ftui.cli import main; sys.exit(main({args!r}))"],
-                               capture_output=True, text=True, env=env)
+        code = f"import sys; from ftui.cli import main; sys.exit(main({args!r}))"
+        plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
         assert res.returncode == plain.returncode == 0, res.stderr
         timing = re.compile(r"[0-9.]+ s\)|\"seconds\": [0-9.]+")
         assert timing.sub("", res.stdout) == timing.sub("", plain.stdout)

@@ -136,7 +136,8 @@ def render(report: Report, style: Style, show_all: bool = False) -> str:
     return "\n".join(out)
 
 
-STEP_TITLES = {"read": "read rows", "map": "map to examples", "errors": "drop errors", "exact_dedup": "exact duplicates",
+STEP_TITLES = {"read": "read rows", "map": "map to examples", "errors": "drop errors",
+               "exact_dedup": "exact duplicates",
                "near_dedup": "near duplicates", "shuffle": "shuffle", "balance": "balance", "cap": "cap",
                "split": "split", "leakage": "leakage"}
 

@@ -237,7 +237,8 @@ class Store:
                                             json.dumps(data) if data is not None else None))
 
     def has_event(self, job_id: str, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM events WHERE id=? AND job_id=?", (event_id, job_id)).fetchone() is not None
+        row = self.db.execute("SELECT 1 FROM events WHERE id=? AND job_id=?", (event_id, job_id)).fetchone()
+        return row is not None
 
     def list_events(self, job_id: str, limit: int, after: str | None) -> tuple[list[dict], bool]:
         sql, args = "SELECT * FROM events WHERE job_id=?", [job_id]

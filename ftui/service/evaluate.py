@@ -223,7 +223,8 @@ async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None =
         for t in tasks:
             t.cancel()
     out.stopped = stop.is_set() and not out.complete
-    if not out.stopped and (teacher_forced if teacher_forced is not None else svc.profile.kind in ("local", "compatible")):
+    scored = teacher_forced if teacher_forced is not None else svc.profile.kind in ("local", "compatible")
+    if not out.stopped and scored:
         for m in models:
             out.losses[m] = await _losses(svc, data, m, stop)
     out.seconds = time.monotonic() - t0

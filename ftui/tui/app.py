@@ -1,8 +1,9 @@
 """The ftui Textual app: shell, config, themes, F1 help, command palette, one worker-error funnel, and the backend.
 
 Six workspaces are Textual modes (each keeps its own screen stack): Data (F2), Jobs (F3), Chat (F4), Files & models
-(F5), Prepare (F6), Eval (F7). The backend is chosen by ``ftui.service.profiles`` and connected after the first paint (``openai`` and the local
-server start then); the header's subtitle shows which backend is active and whether it answers, never the key.
+(F5), Prepare (F6), Eval (F7). The backend is chosen by ``ftui.service.profiles`` and connected after the first
+paint (``openai`` and the local server start then); the header's subtitle shows which backend is active and whether
+it answers, never the key.
 """
 
 from __future__ import annotations

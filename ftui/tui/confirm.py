@@ -19,7 +19,9 @@ class Confirm(FtuiModal[bool]):
                 Binding("n,escape", "answer(False)", "No", id="confirm.no")]
     DEFAULT_CSS = """
     Confirm { align: center middle; }
-    Confirm > Vertical { width: 70; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    Confirm > Vertical {
+        width: 70; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+    }
     Confirm Horizontal { height: auto; margin-top: 1; }
     Confirm Button { margin-right: 2; }
     Confirm #confirm-hint { color: $text-muted; margin-top: 1; }

@@ -100,7 +100,8 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         yield Footer()
 
     def _tabs(self) -> TabbedContent:
-        findings = TabPane("Findings", Static("", id="counts"), Label("", id="filter", markup=False), FindingsList(id="findings"),
+        findings = TabPane("Findings", Static("", id="counts"), Label("", id="filter", markup=False),
+                           FindingsList(id="findings"),
                            id="tab-findings")
         histograms = TabPane("Histograms", Static("Histograms appear once a file is analysed.", id="hist-empty"),
                              id="tab-histograms")

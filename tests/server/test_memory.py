@@ -46,6 +46,7 @@ def test_memory_goes_back_after_long_batched_prompts(tmp_path, model_cache):
         peak = _rss_mb(s.proc.pid)
         time.sleep(2)
         after = _rss_mb(s.proc.pid)
-        assert after - before < 200, f"RSS {before:.0f} MB before, {peak:.0f} MB after the prompts, {after:.0f} MB 2 s later"
+        assert after - before < 200, (f"RSS {before:.0f} MB before, {peak:.0f} MB after the prompts, "
+                                      f"{after:.0f} MB 2 s later")
     finally:
         s.stop()

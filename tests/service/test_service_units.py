@@ -68,7 +68,8 @@ def test_job_track_merges_pages_by_id_and_builds_series():
     t = JobTrack({"id": "j", "status": "running"})
     new = t.add_events([ev(3, 2, train_loss=1.0), ev(2, 1, train_loss=2.0), ev(1)])
     assert [e["id"] for e in new] == ["ev-1", "ev-2", "ev-3"]
-    assert t.add_events([ev(4, 3, train_loss=0.5, valid_loss=0.7), ev(3, 2, train_loss=1.0)]) == [ev(4, 3, train_loss=0.5, valid_loss=0.7)]
+    newest = ev(4, 3, train_loss=0.5, valid_loss=0.7)
+    assert t.add_events([newest, ev(3, 2, train_loss=1.0)]) == [newest]
     assert [e["id"] for e in t.events] == ["ev-1", "ev-2", "ev-3", "ev-4"]
     assert t.series("train_loss") == [(1, 2.0), (2, 1.0), (3, 0.5)]
     assert t.series("valid_loss") == [(3, 0.7)]

@@ -105,7 +105,8 @@ def compact(report) -> Text:
     a, est, model = report.analysis, report.estimate, report.model
     tok = report.stats()["tokens_per_example"]
     t = Text(no_wrap=False, overflow="ellipsis")
-    t.append(os.path.basename(a.path), style="bold").append(f" · {a.format or 'unknown'} · {_n(a.examples)} examples · ")
+    t.append(os.path.basename(a.path), style="bold")
+    t.append(f" · {a.format or 'unknown'} · {_n(a.examples)} examples · ")
     t.append(f"{_n(report.n_errors)} errors", style="bold red" if report.n_errors else "green").append(" · ")
     t.append(f"{_n(report.n_warnings)} warnings", style="bold yellow" if report.n_warnings else "green")
     t.append(f"\n{_n(int(report.tokens.sum()))} tokens ({_n(int(report.trainable.sum()))} trainable)")
