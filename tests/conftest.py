@@ -64,6 +64,15 @@ def server(tmp_path_factory, model_cache):
     s.stop()
 
 
+# -- the fast tier: `./dev fast` (pytest -m "not slow") leaves out whatever starts a server or loads a model ----------
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the model cache (every real `ftui serve` and every in-process model does) is slow by
+    definition, marked or not; the fast tier never depends on someone remembering the marker."""
+    for item in items:
+        if "model_cache" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 # -- a broken set-up fails the suite: nothing is skipped silently -----------------------------------------------------
 _skipped: list[str] = []
 

@@ -232,7 +232,8 @@ def test_a_dying_analysis_worker_is_explained(write_jsonl):
     assert str(path) in str(exc.value) and "died (signal 9" in str(exc.value)
 
 
-@pytest.mark.parametrize("shape, broken", [("objects", 5), ("array", 5), ("objects", 11), ("objects", 0)])
+@pytest.mark.parametrize("shape, broken", [("objects", 5), ("array", 5), ("objects", 11), ("objects", 0),
+                                           ("array", 11)])
 def test_a_broken_object_in_a_pretty_printed_file_is_one_finding_where_it_starts(tmp_path, shape, broken):
     """A pretty-printed file (objects over several lines) in which one object has a raw newline inside a string: the
     file-level diagnosis once, the broken object once at the line it starts on, every other object analysed —

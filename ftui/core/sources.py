@@ -286,6 +286,8 @@ class BrokenValue:
 def _resync(text: str, start: int) -> int | None:
     """Where the next value begins after a broken one that began at ``start``: the next line that opens an object
     or array at the broken value's own indentation (pretty-printers write every value of a level alike)."""
+    if start >= len(text) or text[start] not in "[{":
+        return None  # nothing there to skip, or not a value a pretty-printer lays out on lines of its own
     line_start = text.rfind("\n", 0, start) + 1
     indent = text[line_start:start]
     if indent.strip():
@@ -332,6 +334,10 @@ def iter_json_values(text: str, tolerant: bool = False) -> Iterator[tuple[int, i
                 value, end = dec.raw_decode(text, i)
             except json.JSONDecodeError as exc:
                 nxt = _resync(text, i) if tolerant else None
+                if nxt is None and tolerant and i < n and text[i] in "[{" and exc.pos > i:
+                    # the last item is broken (a cut file): it is the one finding, the array ends with it
+                    yield line, i, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+                    return
                 if nxt is None:
                     raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
                 yield line, i, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
@@ -357,7 +363,7 @@ def iter_json_values(text: str, tolerant: bool = False) -> Iterator[tuple[int, i
             value, end = dec.raw_decode(text, i)
         except json.JSONDecodeError as exc:
             nxt = _resync(text, i) if tolerant else None
-            if nxt is None and tolerant and exc.pos > i:  # the last value is broken: it runs to the end
+            if nxt is None and tolerant and text[i] in "[{" and exc.pos > i:  # the last value is broken: to the end
                 nxt = n
             if nxt is None:
                 raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None

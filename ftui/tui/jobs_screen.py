@@ -87,6 +87,7 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         super().__init__()
         self.poller: JobPoller | None = None  # made when the backend is ready (its interval depends on it)
         self.selected: str | None = None
+        self._focus_pending: str | None = None  # a job just created, selected when its row arrives
         self.hidden = False
         self._timer = None
         self._in_flight = False  # a tick is running: an early tick asked now waits for it (never cancels it)
@@ -240,7 +241,9 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             table.sort("id", key=lambda job_id: (created.get(str(job_id), 0), str(job_id)), reverse=True)
             if self.selected in table.rows:
                 table.move_cursor(row=table.get_row_index(self.selected), animate=False)
-        if self.selected is None and table.row_count:
+        if self._focus_pending is not None and self._focus_pending in table.rows:
+            self._focus_job(self._focus_pending)
+        elif self.selected is None and table.row_count:
             self._select(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
         elif self.selected in ids or (message.extra or {}).get(self.selected):
             self._render_detail()
@@ -381,10 +384,15 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         self.post_message(JobsPolled(tick.changed, {}, tick.finished))
 
     def _focus_job(self, job_id: str) -> None:
+        """Select the job just created: now if its row is there, else as soon as a JobsPolled brings it (under load
+        the row can come after this runs; the selection used to stay on another job)."""
         table = self.query_one("#jobs", DataTable)
         if job_id in table.rows:
+            self._focus_pending = None
             table.move_cursor(row=table.get_row_index(job_id))
             self._select(job_id)
+        else:
+            self._focus_pending = job_id
 
     def _confirm(self, question: str, then) -> None:
         from .confirm import Confirm

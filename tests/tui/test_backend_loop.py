@@ -48,7 +48,7 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
             rec.of(UploadProgress)[-1].done == (SAMPLES / "marv_valid.jsonl").stat().st_size
         [job_id] = [t.id for t in jobs.tracks.values() if (t.job.get("user_provided_suffix") == "pilot"
                                                           and not t.terminal)][:1]
-        assert jobs.selected == job_id
+        await rec.until(lambda: jobs.selected == job_id, what="the new job selected")
         chart = jobs.query_one("#chart-loss")
         growth = []  # (events shown, chart points) at every tick
 
