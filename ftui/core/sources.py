@@ -302,6 +302,17 @@ def _resync(text: str, start: int) -> int | None:
             return nxt
 
 
+def _past_broken(text: str, i: int, exc: json.JSONDecodeError, tolerant: bool) -> tuple[int, BrokenValue]:
+    """(where reading goes on, the broken value) for a value at ``i`` that does not parse: the next value of its
+    level, or the end when it was the last (a cut file). ``ValueError`` when not ``tolerant`` or lost."""
+    nxt = _resync(text, i) if tolerant else None
+    if nxt is None and tolerant and i < len(text) and text[i] in "[{" and exc.pos > i:
+        nxt = len(text)
+    if nxt is None:
+        raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    return nxt, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+
+
 def iter_json_values(text: str, tolerant: bool = False) -> Iterator[tuple[int, int, object]]:
     """(line, character offset, value) for each value of a JSON array, or each of several JSON documents written
     one after another (pretty-printed objects). Raises ``ValueError`` with the line of the first broken value; with
@@ -333,14 +344,10 @@ def iter_json_values(text: str, tolerant: bool = False) -> Iterator[tuple[int, i
             try:
                 value, end = dec.raw_decode(text, i)
             except json.JSONDecodeError as exc:
-                nxt = _resync(text, i) if tolerant else None
-                if nxt is None and tolerant and i < n and text[i] in "[{" and exc.pos > i:
-                    # the last item is broken (a cut file): it is the one finding, the array ends with it
-                    yield line, i, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+                nxt, broken = _past_broken(text, i, exc, tolerant)
+                yield line, i, broken
+                if nxt >= n:  # the last item was broken (a cut file): the array ends with it
                     return
-                if nxt is None:
-                    raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
-                yield line, i, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
                 advance(nxt)
                 i = nxt
                 continue
@@ -362,12 +369,8 @@ def iter_json_values(text: str, tolerant: bool = False) -> Iterator[tuple[int, i
         try:
             value, end = dec.raw_decode(text, i)
         except json.JSONDecodeError as exc:
-            nxt = _resync(text, i) if tolerant else None
-            if nxt is None and tolerant and text[i] in "[{" and exc.pos > i:  # the last value is broken: to the end
-                nxt = n
-            if nxt is None:
-                raise ValueError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
-            yield line, i, BrokenValue(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+            nxt, broken = _past_broken(text, i, exc, tolerant)
+            yield line, i, broken
             advance(nxt)
             i = nxt
             continue
