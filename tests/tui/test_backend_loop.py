@@ -46,9 +46,14 @@ async def test_create_watch_chat_compare_save(server, tmp_path):
         await rec.until(lambda: app.screen is jobs, what="the form to close with a job")
         assert rec.of(UploadProgress)[-1].done == (SAMPLES / "marv.jsonl").stat().st_size or \
             rec.of(UploadProgress)[-1].done == (SAMPLES / "marv_valid.jsonl").stat().st_size
-        [job_id] = [t.id for t in jobs.tracks.values() if (t.job.get("user_provided_suffix") == "pilot"
-                                                          and not t.terminal)][:1]
-        await rec.until(lambda: jobs.selected == job_id, what="the new job selected")
+
+        def pilots() -> list[str]:
+            return [t.id for t in jobs.tracks.values() if t.job.get("user_provided_suffix") == "pilot"
+                    and not t.terminal]
+
+        # the form's result reaches Jobs just after the form closes: wait for the job to be tracked and selected
+        await rec.until(lambda: len(pilots()) == 1 and jobs.selected == pilots()[0], what="the new job selected")
+        [job_id] = pilots()
         chart = jobs.query_one("#chart-loss")
         growth = []  # (events shown, chart points) at every tick
 
