@@ -26,6 +26,12 @@ def _err(status, message, type="invalid_request_error", param=None, code=None) -
     return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}}, status)
 
 
+def shutting_down() -> APIError:
+    """What a request that would start work gets while the server shuts down (chat, score)."""
+    return APIError(503, "The local backend is shutting down; try again when it is back.", type="server_error",
+                    code="server_shutting_down", headers={"retry-after": "5"})
+
+
 def not_found(what: str, ident: str, param: str | None = None) -> APIError:
     code = "model_not_found" if what == "model" else what.replace("-", "_").replace(" ", "_") + "_not_found"
     return APIError(404, f"No such {what}: {ident}", param=param, code=code)

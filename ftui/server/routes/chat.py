@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..api import APIError, body, ctx, validated
+from ..api import APIError, body, ctx, shutting_down, validated
 from ..azure import deployment_model
 from ..inference import (BATCH_MAX_TOKENS, GenerationFailed, generate, give_back_memory, on_torch, prompt_length,
                          surely_too_long)
@@ -129,11 +129,6 @@ def _completion(cid: str, created: int, mid: str, text: str, info: dict) -> dict
             "usage": usage}
 
 
-def _shutting_down() -> APIError:
-    return APIError(503, "The local backend is shutting down; try again when it is back.", type="server_error",
-                    code="server_shutting_down", headers={"retry-after": "5"})
-
-
 def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
     if r.n not in (None, 1):
         raise APIError(400, "Only n=1 is supported by the local backend.", param="n")
@@ -193,7 +188,7 @@ async def chat(request: Request):
     batchable = (not r.stream and (temperature <= 1e-4 or top_p == 0) and max_tokens <= BATCH_MAX_TOKENS
                  and not stream_fault["generation"])
     if c.stopping:
-        raise _shutting_down()
+        raise shutting_down()
     slot, limit_waiting = ("batched", MAX_BATCHED) if batchable else ("generating", MAX_WAITING)
     if getattr(c, slot) >= limit_waiting:
         raise APIError(429, f"The local backend is busy with {getattr(c, slot)} chat requests; try again shortly.",
@@ -267,7 +262,7 @@ async def chat(request: Request):
                     halt.set()
                     raise APIError(499, "The client closed the request.", type="server_error")
             if c.stopping:  # halted by the shutdown: the answer is cut, say so rather than pass it as whole
-                raise _shutting_down()
+                raise shutting_down()
         except GenerationFailed as exc:
             raise APIError(500, f"Generation failed: {exc}", type="server_error") from None
         finally:  # the slot first: an await here may be cancelled (a client gone), the slot must not leak

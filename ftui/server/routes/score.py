@@ -20,7 +20,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..api import APIError, body, ctx, validated
+from ..api import APIError, body, ctx, shutting_down, validated
 from ..inference import give_back_memory, on_torch, surely_too_long
 from .chat import Message
 from .models import load_model, resolve_model
@@ -71,8 +71,7 @@ async def score(request: Request):
     results: list[dict | None] = [None] * len(encoded)
     for batch in batches:  # one batch at a time on the torch thread: chat requests run between them
         if ctx(request).stopping:
-            raise APIError(503, "The local backend is shutting down; try again when it is back.",
-                           type="server_error", code="server_shutting_down", headers={"retry-after": "5"})
+            raise shutting_down()
         await on_torch(_score_batch, entry, encoded, batch, results)
     give_back_memory()
     data = [{"object": "ftui.score", "index": i, **res} for i, res in enumerate(results)]
