@@ -245,13 +245,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    import orjson
+
     from .core.analysis import DatasetError, analyze
     from .core.catalog import CatalogError
     from .core.prepare import PrepareError, Recipe, parse_split, plan, write
     from .core.render import Style, render, render_plan
     from .core.tokens import EncodingError
-
-    import orjson
 
     if not args.out and not args.dry_run:
         print("ftui prepare: --out DIR is required (or --dry-run)", file=sys.stderr)

@@ -216,8 +216,7 @@ def test_broken_sample_reports_each_problem_on_its_line():
 def test_plain_message_fast_path_says_and_counts_what_the_full_checks_do(monkeypatch):
     """The hot loop's shortcut for {"role", "content"} messages gives the same kind, counts, flags and findings as
     the full checks, on messages generated near and at the edge of that shape."""
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
+    from hypothesis import given, settings, strategies as st
 
     from ftui.core import rules
     from ftui.core.tokens import counter

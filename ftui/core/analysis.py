@@ -31,9 +31,18 @@ from xxhash import xxh3_64_intdigest
 
 from . import catalog as _catalog
 from .findings import Finding, file_first as _order
-from .rules import (AMBIGUOUS, CHAT, COMPLETION, FORMAT_NAMES, HAS_SYSTEM, HAS_USER, NONE, PREFERENCE,
-                    REINFORCEMENT, ExampleChecker)
-
+from .rules import (
+    AMBIGUOUS,
+    CHAT,
+    COMPLETION,
+    FORMAT_NAMES,
+    HAS_SYSTEM,
+    HAS_USER,
+    NONE,
+    PREFERENCE,
+    REINFORCEMENT,
+    ExampleChecker,
+)
 from .tokens import counter, counter_backend, counter_for
 
 if TYPE_CHECKING:

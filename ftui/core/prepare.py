@@ -13,9 +13,9 @@ inputs at once beyond the file being mapped.
 from __future__ import annotations
 
 import itertools
-from array import array
 import re
 import time
+from array import array
 from dataclasses import asdict, dataclass, field
 from hashlib import blake2b, sha256
 from pathlib import Path

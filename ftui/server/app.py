@@ -24,8 +24,8 @@ from starlette.requests import ClientDisconnect
 
 from . import basemodels, guard
 from .api import APIError, Context, _err, body
-from .inference import ModelCache
 from .azure import AzureShape
+from .inference import ModelCache
 from .routes import chat, files, jobs, models, score, uploads
 from .store import Store, atomic_write
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from textual import on
-from textual import events, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState

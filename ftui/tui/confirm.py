@@ -10,7 +10,6 @@ from textual.widgets import Button, Label
 
 from .base import FtuiModal
 
-
 HINT = "y yes · n or Esc no · Enter presses the highlighted button (No; Tab moves to Yes)"
 
 

@@ -20,8 +20,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import (Button, Checkbox, DataTable, Header, Input, Label, ProgressBar, SelectionList, Static,
-                             TabbedContent, TabPane)
+from textual.widgets import (
+    Button,
+    Checkbox,
+    DataTable,
+    Header,
+    Input,
+    Label,
+    ProgressBar,
+    SelectionList,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from ftui.core.files import output_near
 

@@ -21,6 +21,7 @@ from .base import FtuiScreen
 from .widgets.conversation import MessageBox, message_boxes  # noqa: F401 (MessageBox: tests query it)
 from .widgets.footer import Footer
 
+
 def _changed_since(analysis) -> str:
     """A note when the file on disk is no longer the one analysed (edited, truncated, deleted)."""
     try:

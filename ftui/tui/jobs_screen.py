@@ -28,6 +28,7 @@ from .errors import guarded
 from .messages import JobsPolled, PollProblem
 from .widgets.footer import Footer
 from .widgets.tables import set_columns, sync_rows
+
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "paused": "magenta",
                 "queued": "blue", "validating_files": "blue"}
 

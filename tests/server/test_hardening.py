@@ -4,8 +4,8 @@ model's context is `context_length_exceeded`, and a busy server says 429 with Re
 from __future__ import annotations
 
 import http.client
-import os
 import json
+import os
 import threading
 
 import pytest

@@ -4,10 +4,10 @@ from __future__ import annotations
 import base64
 import csv
 import io
-
 import json
 import urllib.error
 import urllib.request
+
 import openai
 import pytest
 

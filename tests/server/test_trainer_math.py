@@ -5,10 +5,9 @@ import math
 
 import orjson
 import pytest
+import torch  # noqa: E402 — the local extra is part of the test set-up: missing, this fails
 
 from tests.conftest import SAMPLES
-
-import torch  # noqa: E402 — the local extra is part of the test set-up: missing, this fails
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +205,9 @@ def test_two_halves_at_once_give_the_batchs_loss_accuracy_and_gradients(lora, bf
     batch = [encode_sft(tok, r["messages"]) for r in rows]
     t = _trainer(bf16)
     if bf16:
-        from ftui.server.trainer import _freeze_linears_bf16
-
         import copy
+
+        from ftui.server.trainer import _freeze_linears_bf16
 
         model = copy.deepcopy(model)
         _freeze_linears_bf16(model)

@@ -11,7 +11,6 @@ from tests.backend import wait_for
 from tests.conftest import SAMPLES
 
 
-
 @pytest.fixture
 async def svc(server):
     from ftui.service.client import Service

@@ -3,12 +3,12 @@ Retry-After, a stream that breaks midway; and what polling costs (a terminal job
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Input, Select
 
 from ftui.service.profiles import Profile
 from ftui.tui.app import FtuiApp
 from ftui.tui.chat_screen import ChatScreen
 from ftui.tui.messages import BackendReady, ChatFailed, JobsPolled, PollProblem
-from textual.widgets import Input, Select
 from tests.backend import Server, start_job, wait_for
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, settle, test_config

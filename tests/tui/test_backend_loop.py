@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from textual.widgets import DataTable, Input, Log, Markdown, Select, TextArea
 
 from ftui.tui.app import FtuiApp
 from ftui.tui.chat_screen import ChatScreen
@@ -13,7 +14,6 @@ from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.jobs_screen import JobsScreen
 from ftui.tui.messages import BackendReady, ChatDone, EvalDone, JobsPolled, UploadProgress
 from ftui.tui.prompt import PathPrompt
-from textual.widgets import DataTable, Input, Log, Markdown, Select, TextArea
 from tests.backend import start_job, wait_for
 from tests.conftest import SAMPLES
 from tests.tui.conftest import Recorder, profile_for, settle, test_config

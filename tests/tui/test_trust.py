@@ -217,9 +217,9 @@ def test_every_screen_reports_to_the_funnel():
     import inspect
     import pkgutil
 
-    import ftui.tui
     from textual.screen import Screen
 
+    import ftui.tui
     from ftui.tui.base import Funnel
 
     screens = []

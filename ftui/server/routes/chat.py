@@ -11,13 +11,20 @@ from typing import Literal
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 
 from ..api import APIError, body, ctx, shutting_down, validated
 from ..azure import deployment_model
-from ..inference import (BATCH_MAX_TOKENS, GenerationFailed, generate, give_back_memory, on_torch, prompt_length,
-                         surely_too_long)
+from ..inference import (
+    BATCH_MAX_TOKENS,
+    GenerationFailed,
+    generate,
+    give_back_memory,
+    on_torch,
+    prompt_length,
+    surely_too_long,
+)
 from .models import load_model, resolve_model
 
 router = APIRouter()
