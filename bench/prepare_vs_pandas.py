@@ -71,8 +71,8 @@ async def _tui_lag(src: Path) -> tuple[float, float, int]:
     import asyncio
     import time
 
+    from ftui.config import Config
     from ftui.tui.app import FtuiApp
-    from ftui.tui.config import Config
     from ftui.tui.messages import PrepareFailed, PreparePlanned
     from ftui.tui.pilot import settle
 

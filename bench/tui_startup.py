@@ -82,8 +82,8 @@ def first_paint(path: Path, repeat: int) -> tuple[list[float], list[float], str]
 
 
 async def stall(path: Path) -> tuple[float, float, int]:
+    from ftui.config import Config
     from ftui.tui.app import FtuiApp
-    from ftui.tui.config import Config
     from ftui.tui.messages import AnalysisDone, AnalysisFailed
 
     done = asyncio.Event()

@@ -165,7 +165,7 @@ def _progress_printer():
 
 def _config_model() -> str | None:
     """The config file's default_model (what `--model` defaults to); a broken config is reported, not fatal."""
-    from .tui.config import load
+    from .config import load
 
     config, error = load()
     if error:
@@ -211,6 +211,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         mark_cross_file_duplicates([a for _, a, _ in analyses if a is not None])
     # (imported after the analysis: the report loads numpy, which the analysis's worker process does not need)
     from .core.render import Style, render
+    from .core.report import Report
 
     style = Style(sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     for path, analysis, exc in analyses:
@@ -218,7 +219,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if exc is None:
             try:
                 role = "validation" if os.path.realpath(path) in validation else None  # else by name
-                report = analysis.report(args.model, args.epochs, role)
+                report = Report.of(analysis, args.model, args.epochs, role)
             except (CatalogError, EncodingError) as e:
                 exc = e
         if exc is not None:
@@ -251,6 +252,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from .core.catalog import CatalogError
     from .core.prepare import PrepareError, Recipe, parse_split, plan, write
     from .core.render import Style, render, render_plan
+    from .core.report import Report
     from .core.tokens import EncodingError
 
     if not args.out and not args.dry_run:
@@ -300,7 +302,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if name not in files:
             continue
         try:
-            report = analyze(files[name], args.model).report(args.model)
+            report = Report.of(analyze(files[name], args.model), args.model)
         except (DatasetError, CatalogError, EncodingError) as exc:
             print(f"ftui prepare: checking {files[name]}: {exc}", file=sys.stderr)
             continue
@@ -374,10 +376,10 @@ class _NoBackend(Exception):
 
 
 async def _eval(args, data, models, out):
+    from .config import load as load_config
     from .service import profiles
     from .service.errors import ServiceError
     from .service.evaluate import EvalParams, run, write
-    from .tui.config import load as load_config
 
     config, error = load_config()
     if error:

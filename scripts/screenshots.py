@@ -78,10 +78,10 @@ def train_stars(base_url: str, api_key: str | None) -> tuple[str, str]:
 
 async def shoot() -> None:
     os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")  # the defaults, not the user's
+    from ftui.config import Config
     from ftui.service.local import LocalBackend
     from ftui.service.profiles import Profile
     from ftui.tui.app import FtuiApp
-    from ftui.tui.config import Config
     from ftui.tui.pilot import settle
 
     data_dir = Path(tempfile.mkdtemp()) / "server"

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from ftui import config as cfg
 from ftui.core.analysis import analyze
 from ftui.core.example import example_view, read_line
-from ftui.tui import config as cfg
 from tests.conftest import SAMPLES
 
 

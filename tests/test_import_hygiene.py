@@ -26,7 +26,8 @@ def test_core_imports_nothing_heavy(module):
 def test_core_analysis_run_imports_nothing_heavy(tmp_path):
     from tests.conftest import SAMPLES
 
-    mods = loaded_after(f"from ftui.core.analysis import analyze; analyze({str(SAMPLES / 'marv.jsonl')!r}).report()")
+    mods = loaded_after("from ftui.core.analysis import analyze; from ftui.core.report import Report; "
+                        f"Report.of(analyze({str(SAMPLES / 'marv.jsonl')!r}))")
     assert not mods & set(HEAVY)
 
 
@@ -35,7 +36,7 @@ def test_cli_module_is_light():
     assert not mods & (set(HEAVY) | {"numpy", "orjson", "tiktoken", "quicktok"})
 
 
-@pytest.mark.parametrize("module", ["ftui.core.example", "ftui.tui.config"])
+@pytest.mark.parametrize("module", ["ftui.core.example", "ftui.config"])
 def test_pure_modules_import_no_ui(module):
     mods = loaded_after(f"import {module}")
     assert not mods & set(HEAVY), mods & set(HEAVY)

@@ -170,6 +170,8 @@ def test_exact_dedup_keys(tmp_path):
     assert exact_case.splits["train"].size == 3
     whole = plan(Recipe([str(p)], dedup="example", **base))
     assert whole.splits["train"].size == 3  # case folded, but 5 vs 4 differ
+    whole_exact = plan(Recipe([str(p)], dedup="example", normalize=False, **base))
+    assert whole_exact.splits["train"].size == 3  # the byte-identical copy only
     off = plan(Recipe([str(p)], dedup="none", **base))
     assert off.splits["train"].size == 4
 

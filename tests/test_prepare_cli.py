@@ -13,6 +13,7 @@ from ftui.core.analysis import analyze
 from ftui.core.catalog import resolve
 from ftui.core.example import example_view
 from ftui.core.render import human_size
+from ftui.core.report import Report
 from tests.conftest import SAMPLES
 
 
@@ -82,7 +83,7 @@ def test_pretty_printed_json_is_diagnosed_once_and_still_analysed(tmp_path):
     codes = [f.code for f in a.findings]
     assert codes == ["json_not_jsonl"] and "12 object(s)" in a.findings[0].message
     assert a.examples == 12 and int(a.tokens.sum()) > 12 * 10
-    report = a.report("gpt-4.1-mini")
+    report = Report.of(a, "gpt-4.1-mini")
     assert report.estimate.usd > 0
     view = example_view(p, int(a.line[3]), a.encoding, a.line_offset(int(a.line[3])), a.findings)
     assert view.error is None and [m.text for m in view.messages][1] == "question 3"

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ftui.core.analysis import Cancelled, DatasetError, analyze
+from ftui.core.report import Report
 from ftui.core.rules import ExampleChecker
 from ftui.core.tokens import counter
 from tests.conftest import chat, chats
 
 
 def codes(path):
-    return [(f.line, f.code) for f in analyze(path).report().findings]
+    return [(f.line, f.code) for f in Report.of(analyze(path)).findings]
 
 
 def test_crlf_and_bom(write_jsonl, tmp_path):
@@ -115,7 +116,7 @@ def test_parallel_equals_serial(write_jsonl, monkeypatch, piece_bytes, narrow):
                              else "sys"))
     path = write_jsonl(rows)
     if narrow:
-        monkeypatch.setattr(analysis, "NARROW", path.stat().st_size // 2)
+        monkeypatch.setattr(analysis.limits, "NARROW", path.stat().st_size // 2)
     serial = analyze(path, workers=1)
     parallel = analyze(path, workers=3, parallel_min_bytes=1, piece_bytes=piece_bytes)
     assert parallel.findings == serial.findings
@@ -126,7 +127,7 @@ def test_parallel_equals_serial(write_jsonl, monkeypatch, piece_bytes, narrow):
     assert parallel.lines == serial.lines and parallel.format == serial.format
     # one process counts a 1 MB file with the small-file counter, the workers with quicktok: the same counts
     same = {"seconds": 0, "tokenizer": ""}
-    assert parallel.report().to_dict() | same == serial.report().to_dict() | same
+    assert Report.of(parallel).to_dict() | same == Report.of(serial).to_dict() | same
 
 
 def test_a_process_taking_several_pieces_keeps_one_cap_per_code(write_jsonl, monkeypatch):
@@ -134,7 +135,7 @@ def test_a_process_taking_several_pieces_keeps_one_cap_per_code(write_jsonl, mon
     stay exact (stored + dropped)."""
     from ftui.core import analysis
 
-    monkeypatch.setattr(analysis, "MAX_FINDINGS_PER_CODE", 5)
+    monkeypatch.setattr(analysis.limits, "MAX_FINDINGS_PER_CODE", 5)
     path = write_jsonl(["", chat("q", "a")] * 20)
     data = path.read_bytes()
     half = data.index(b"\n", len(data) // 2) + 1
@@ -180,7 +181,7 @@ def test_arbitrary_bytes_never_raise(tmp_path_factory, lines):
     p = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
     p.write_bytes(b"\n".join(lines))
     try:
-        report = analyze(p).report()
+        report = Report.of(analyze(p))
     except DatasetError as exc:  # only for binary (NUL) content
         assert "binary" in str(exc)
         return

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from ftui.core.analysis import analyze
+from ftui.core.report import Report
 from tests.conftest import SAMPLES, chat, chats
 
 S = {"role": "system", "content": "Be brief."}
@@ -20,7 +21,7 @@ def A(text="Hello.", **kw):
 
 
 def findings(path, model=None):
-    return analyze(path, model).report(model).findings
+    return Report.of(analyze(path, model), model).findings
 
 
 def where(path, code, model=None):
@@ -123,7 +124,7 @@ def test_duplicates_name_the_first_copy_in_every_group(write_jsonl, monkeypatch,
     from ftui.core import analysis
 
     if block:
-        monkeypatch.setattr(analysis, "DEDUP_BLOCK", block)
+        monkeypatch.setattr(analysis.limits, "DEDUP_BLOCK", block)
     rng = random.Random(3)
     pool = chats(15)
     rows = [rng.choice(pool) if rng.random() < 0.6 else ("{oops" if rng.random() < 0.1 else chat(f"q{i}", "a"))
@@ -189,16 +190,16 @@ def test_preference_rejects_images(write_jsonl):
 @pytest.mark.parametrize("name, fmt", [("marv.jsonl", "chat"), ("marv_dpo.jsonl", "preference")])
 def test_samples_are_clean(name, fmt):
     a = analyze(SAMPLES / name)
-    assert a.format == fmt and a.report().findings == []
+    assert a.format == fmt and Report.of(a).findings == []
 
 
 def test_reinforcement_and_completion_formats(write_jsonl):
     rft = [{"messages": [U(f"Is {i} even?")], "answer": "yes" if i % 2 == 0 else "no"} for i in range(12)]
     a = analyze(write_jsonl(rft))
-    assert a.format == "reinforcement" and a.report().findings == []
+    assert a.format == "reinforcement" and Report.of(a).findings == []
     comp = [{"prompt": f"{i}+{i}=", "completion": f" {2 * i}"} for i in range(12)]
     b = analyze(write_jsonl(comp, name="c.jsonl"))
-    assert b.format == "completion" and b.report().findings == []
+    assert b.format == "completion" and Report.of(b).findings == []
     bad = comp + [{"prompt": 1, "completion": "x"}]
     assert (13, "prompt") in where(write_jsonl(bad, name="d.jsonl"), "invalid_completion")
 

@@ -175,8 +175,9 @@ def test_no_network_is_touched(write_jsonl):
             "def no(*a, **k): raise RuntimeError('network used')\n"
             "socket.socket.connect = no; socket.create_connection = no; socket.getaddrinfo = no\n"
             "from ftui.core.analysis import analyze\n"
+            "from ftui.core.report import Report\n"
             "from ftui.core import tokens\n"
-            "for m in ('gpt-4.1-mini', 'gpt-3.5-turbo'): analyze(sys.argv[1], m).report(m)\n"
+            "for m in ('gpt-4.1-mini', 'gpt-3.5-turbo'): Report.of(analyze(sys.argv[1], m), m)\n"
             "tokens.tiktoken_encoding('o200k_base'); tokens.tiktoken_encoding('cl100k_base')\n"
             "print('ok')")
     env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import FtuiError
 from .tokens import encoding_for_model
 
 DEFAULT_MODEL = "gpt-4.1-mini-2025-04-14"
@@ -72,7 +73,7 @@ class ModelInfo:
         )
 
 
-class CatalogError(ValueError):
+class CatalogError(FtuiError, ValueError):
     """The user's catalog file could not be read."""
 
 

@@ -14,10 +14,11 @@ from hashlib import blake2b
 
 import orjson
 
+from ..errors import FtuiError
 from .sources import ReadIssue, SourceError, open_source
 
 
-class EvalDataError(Exception):
+class EvalDataError(FtuiError):
     """The file cannot be read at all."""
 
 

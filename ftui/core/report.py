@@ -11,12 +11,18 @@ from . import catalog as _catalog
 from .findings import CODES, ERROR, WARNING, Finding, file_first as _order
 from .stats import Distribution, describe
 
-if TYPE_CHECKING:  # report never imports analysis at run time: analysis -> report, one way
+if TYPE_CHECKING:  # report reads an Analysis; analysis never imports report
     from .analysis import Analysis
 
 
 class Report:
     """An :class:`Analysis` seen through one model: context-limit findings, statistics and the cost estimate."""
+
+    @classmethod
+    def of(cls, analysis: Analysis, model: str | None = None, n_epochs: int | str = "auto",
+           role: str | None = None) -> Report:
+        """``analysis`` seen through the model named ``model`` (the catalog's default when None)."""
+        return cls(analysis, _catalog.resolve(model), n_epochs, role)
 
     def __init__(self, analysis: Analysis, model: _catalog.ModelInfo, n_epochs: int | str = "auto",
                  role: str | None = None) -> None:

@@ -15,6 +15,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from .labels import label_sort_key
+
 MAX_LABELS = 50
 _WS = re.compile(r"\s+")
 
@@ -47,17 +49,11 @@ def contains(answer: str, reference: str) -> bool:
 def label_set(references: list[str], max_labels: int = MAX_LABELS) -> list[str] | None:
     """The normalised labels when the references form a small label set (2..max_labels values, each seen at least
     twice on average), else None."""
-    values = sorted({normalise(r) for r in references}, key=_label_key)
+    values = sorted({normalise(r) for r in references}, key=label_sort_key)
     if 2 <= len(values) <= max_labels and len(references) >= 2 * len(values):
         return values
     return None
 
-
-def _label_key(v: str):
-    try:
-        return (0, float(v), v)
-    except ValueError:
-        return (1, 0.0, v)
 
 
 def predicted_label(answer: str, labels: list[str]) -> str | None:

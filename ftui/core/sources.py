@@ -18,6 +18,8 @@ from typing import Iterator
 
 import orjson
 
+from ..errors import FtuiError
+
 BOM = b"\xef\xbb\xbf"
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 _EXT = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -25,7 +27,7 @@ _EXT = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": 
 MAX_ISSUES = 1000  # kept per file; the count stays exact
 
 
-class SourceError(Exception):
+class SourceError(FtuiError):
     """The file cannot be read at all (missing, a directory, binary, a reader that is not installed)."""
 
     def __init__(self, path: str | os.PathLike, message: str) -> None:

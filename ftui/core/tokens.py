@@ -23,6 +23,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from ..errors import FtuiError
+
 ENCODINGS = ("o200k_base", "cl100k_base")
 
 # tiktoken's expected sha256 of each .tiktoken file (tiktoken_ext/openai_public.py)
@@ -68,7 +70,7 @@ _SELF_CHECK = (
 )
 
 
-class EncodingError(RuntimeError):
+class EncodingError(FtuiError, RuntimeError):
     """An encoding file is missing or does not match its expected hash."""
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger("ftui.runner")
 def validate(store: Store, job: dict) -> dict | None:
     """The job's error object, or None when its files are fine (ftui's own rules, as `ftui check` runs them)."""
     from ftui.core.analysis import DatasetError, analyze
+    from ftui.core.report import Report
 
     want = "preference" if job["method"]["type"] == "dpo" else "chat"
     for param in ("training_file", "validation_file"):
@@ -36,7 +37,7 @@ def validate(store: Store, job: dict) -> dict | None:
             continue
         label = "training" if param == "training_file" else "validation"
         try:
-            report = analyze(store.file_path(fid), encoding="o200k_base", workers=1).report(job["model"])
+            report = Report.of(analyze(store.file_path(fid), encoding="o200k_base", workers=1), job["model"])
         except DatasetError as exc:
             return {"code": "invalid_file", "param": param, "message": f"The {label} file could not be read: "
                     f"{exc.reason}"}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import FtuiError
+
 WIND_DOWN = ("OpenAI is winding down self-serve fine-tuning: since 2026-05-07 organisations that never fine-tuned "
              "cannot create jobs, since 2026-07-02 those without recent fine-tuned inference cannot, and from "
              "2027-01-06 no one can. Existing fine-tuned models keep serving until their base model shuts down. "
@@ -33,7 +35,7 @@ class Problem:
         return self.message
 
 
-class ServiceError(Exception):
+class ServiceError(FtuiError):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.message)
         self.problem = problem

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from ftui.serveinfo import API_KEY_ENV, LIVE, default_data_dir, free_port, running_server
 
+from ..errors import FtuiError
+
 PORT_TAKEN = 4  # ftui serve's exit code when its port is taken (server/serve.py EXIT_PORT_TAKEN)
 PORT_RETRIES = 3
 IDLE_EXIT = float(os.environ.get("FTUI_SERVE_IDLE_EXIT", "300"))
 
 
-class LocalBackendError(RuntimeError):
+class LocalBackendError(FtuiError, RuntimeError):
     pass
 
 

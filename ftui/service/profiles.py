@@ -24,13 +24,15 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from ..errors import FtuiError
+
 KINDS = ("openai", "azure", "compatible", "local", "off")
 OPENAI_URL = "https://api.openai.com/v1"
 # default seconds between polls of live jobs: the local backend is next door; OpenAI asks for 5–30 s
 POLL = {"local": 1.0, "compatible": 5.0, "openai": 15.0, "azure": 15.0, "off": 15.0}
 
 
-class ProfileError(ValueError):
+class ProfileError(FtuiError, ValueError):
     pass
 
 

@@ -8,6 +8,8 @@ import binascii
 import csv
 import io
 
+from ..errors import FtuiError
+
 # CSV column -> the metric-series name used for metrics events
 COLUMNS = {"train_loss": "train_loss", "train_accuracy": "train_mean_token_accuracy",
            "train_mean_token_accuracy": "train_mean_token_accuracy", "valid_loss": "valid_loss",
@@ -19,7 +21,7 @@ COLUMNS = {"train_loss": "train_loss", "train_accuracy": "train_mean_token_accur
            "full_valid_mean_reward_accuracy": "full_valid_mean_reward_accuracy"}
 
 
-class ResultsError(ValueError):
+class ResultsError(FtuiError, ValueError):
     pass
 
 

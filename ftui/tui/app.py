@@ -19,7 +19,7 @@ from textual.worker import Worker, WorkerState
 from ftui.core.files import raw_table
 from ftui.service import profiles as _profiles
 
-from . import config as _config
+from .. import config as _config
 from .messages import BackendFailed, BackendReady
 
 WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models", "prepare": "Prepare",

@@ -1,48 +1,15 @@
 """One funnel for what nobody foresaw (harlequin's pattern): every worker of every screen, and the message handlers
 that render backend data, report an unexpected exception here. The person gets a readable notification naming what
-was being done; the full traceback goes to the log file ``$XDG_STATE_HOME/ftui/ftui.log`` (rotated, 0600), which F1
-and the command palette name. Pure Python (logging only): the CLI may use it too."""
+was being done; the full traceback goes to the log file (``ftui.log``), which F1 and the command palette name."""
 
 from __future__ import annotations
 
 import functools
-import logging
-import logging.handlers
-import os
 import traceback
-from pathlib import Path
 
-_logger: logging.Logger | None = None
-_logger_path: Path | None = None
+from ..log import log_path, logger
 
-
-def log_path() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ftui" / "ftui.log"
-
-
-def logger() -> logging.Logger:
-    """The app's logger, writing to the rotated log file (set up on first use: nothing is opened at start-up)."""
-    global _logger, _logger_path
-    path = log_path()
-    if _logger is None or path != _logger_path:  # set up once, again only if $XDG_STATE_HOME moved (tests)
-        log = logging.getLogger("ftui.app")
-        log.propagate = False
-        log.setLevel(logging.INFO)
-        for old in list(log.handlers):
-            log.removeHandler(old)
-            old.close()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))  # created 0600, never wider
-            handler: logging.Handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000,
-                                                                            backupCount=3, encoding="utf-8")
-        except OSError:
-            handler = logging.NullHandler()  # an unwritable state dir must not take the app down
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        _logger, _logger_path = log, path
-    return _logger
+__all__ = ["guarded", "log_path", "logger", "report"]
 
 
 def report(what: str, error: BaseException) -> str:

@@ -50,7 +50,7 @@ class HelpScreen(FtuiModal[None]):
         if screen_help and screen_help not in parts:
             parts.append(screen_help)
         parts.append(_keys_table(under, widget))
-        from .config import config_path
+        from ..config import config_path
         from .errors import log_path
 
         parts.append("\n`ctrl+p` opens the command palette (open file, model, re-analyse, histogram scale, copy a "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftui.tui.config import Config
+from ftui.config import Config
 from ftui.tui.pilot import settle  # noqa: F401 (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -27,6 +27,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .errors import FtuiError
+
 CONFIG_ENV = "FTUI_CONFIG_FILE"
 
 
@@ -52,7 +54,7 @@ class Config:
     profiles: dict[str, dict] = field(default_factory=dict)
 
 
-class ConfigError(ValueError):
+class ConfigError(FtuiError, ValueError):
     pass
 
 

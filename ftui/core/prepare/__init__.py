@@ -1,0 +1,23 @@
+"""From raw labelled data to clean train / validation / test files (``ftui prepare`` and the Prepare workspace).
+
+``plan(recipe)`` reads the inputs, maps each row to an example, and runs the steps (``steps.py``, one function
+each) — drop examples with errors, exact and near de-duplication, shuffle, balance, cap, split (stratified by the
+answer or grouped by a key), leakage removal — recording what each did, without writing anything.
+``write(plan, out_dir)`` then writes ``train.jsonl``, ``valid.jsonl``, ``test.jsonl`` and ``prepare.json``
+atomically, never over an existing file unless told to. The same recipe and seed give byte-identical files.
+
+- ``recipe.py``: the options (``Recipe``, ``parse_split``) and what a plan reports (``Plan``, ``Step``)
+- ``mapping.py``: rows → chat examples (templates over columns, legacy prompt/completion)
+- ``steps.py``: the steps over a shared ``Pool``; ``plan.py`` runs them; ``write.py`` writes the files
+
+Memory: one serialised line per example plus a few numbers and its prompt text — never the parsed rows of all
+inputs at once beyond the file being mapped.
+"""
+
+from ...errors import Cancelled
+from .plan import plan
+from .recipe import FILE_NAMES, REPORT_NAME, SPLITS, NearPair, Plan, PrepareError, Progress, Recipe, Step, parse_split
+from .write import existing, outputs, write
+
+__all__ = ["FILE_NAMES", "REPORT_NAME", "SPLITS", "Cancelled", "NearPair", "Plan", "PrepareError", "Progress",
+           "Recipe", "Step", "existing", "outputs", "parse_split", "plan", "write"]
