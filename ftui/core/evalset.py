@@ -52,7 +52,7 @@ def _content(value) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        parts = [p.get("text") for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        parts = [p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)]
         return "".join(parts) if parts else None
     return None
 

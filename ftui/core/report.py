@@ -33,8 +33,8 @@ class Report:
         self.analysis = a = analysis
         self.model = model
         self.role = role or ("validation" if held_out_name(a.path) else "training")
-        mask = a.valid_mask
-        if mask.all():  # the usual file: the columns themselves, not copies (2.5 MB each for a 1 GB file)
+        mask: np.ndarray | slice = a.valid_mask
+        if a.valid_mask.all():  # the usual file: the columns themselves, not copies (2.5 MB each for a 1 GB file)
             mask = slice(None)
         self.tokens = a.tokens[mask]
         self.trainable = a.trainable[mask]

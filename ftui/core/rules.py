@@ -341,7 +341,8 @@ class ExampleChecker:
             if not isinstance(name, str) or not _FUNC_NAME.match(name):
                 emit("invalid_tools", f"function name {_short(name)} must match [a-zA-Z0-9_-]{{1,64}}", f"{p}.name")
                 name = name if isinstance(name, str) else ""
-            desc = fn.get("description") if isinstance(fn.get("description"), str) else ""
+            desc = fn.get("description")
+            desc = desc if isinstance(desc, str) else ""
             tokens += self.func_init + self.count(f"{name}:{desc.removesuffix('.')}")
             params = fn.get("parameters")
             props = params.get("properties") if isinstance(params, dict) else None
@@ -356,7 +357,8 @@ class ExampleChecker:
                         for item in enum:
                             tokens += 3 + self.count(item if isinstance(item, str) else str(item))
                     ptype = prop.get("type") if isinstance(prop.get("type"), str) else ""
-                    pdesc = prop.get("description") if isinstance(prop.get("description"), str) else ""
+                    pdesc = prop.get("description")
+                    pdesc = pdesc if isinstance(pdesc, str) else ""
                     tokens += self.count(f"{key}:{ptype}:{pdesc.removesuffix('.')}")
         return tokens + (12 if defs else 0)
 

@@ -5,12 +5,12 @@ Azure). Results are plain dicts (``model_dump``), so callers never see SDK types
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import IO, Awaitable, Callable, cast
 
 import openai
 
@@ -25,13 +25,13 @@ from .profiles import Profile
 Progress = Callable[[int, int], None]
 
 
-class _ProgressReader(io.RawIOBase):
-    """A binary file that reports how much of it has been read (httpx reads multipart files in 64 KiB chunks)."""
+class _CountingReader(io.RawIOBase):
+    """A binary file (on disk, or a part's bytes) that calls ``on_read(position)`` after each read: httpx reads
+    multipart files in 64 KiB chunks, so the upload's progress moves as it is sent."""
 
-    def __init__(self, path: Path, progress: Progress | None) -> None:
-        self._f = open(path, "rb")
-        self._size = os.fstat(self._f.fileno()).st_size
-        self._progress = progress
+    def __init__(self, raw: IO[bytes], on_read: Callable[[int], None]) -> None:
+        self._f = raw
+        self._on_read = on_read
 
     def readable(self) -> bool:
         return True
@@ -41,8 +41,7 @@ class _ProgressReader(io.RawIOBase):
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
-        if self._progress:
-            self._progress(self._f.tell(), self._size)
+        self._on_read(self._f.tell())
         return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -51,12 +50,13 @@ class _ProgressReader(io.RawIOBase):
     def tell(self) -> int:
         return self._f.tell()
 
-    def fileno(self) -> int:
-        return self._f.fileno()
-
     def close(self) -> None:
         self._f.close()
         super().close()
+
+    def as_file(self) -> IO[bytes]:
+        """Itself, typed as the SDK's file parameter (typeshed's ``IO[bytes]`` is nominal; httpx only reads)."""
+        return cast("IO[bytes]", self)
 
 
 def _dump(obj, action: str = "a request") -> dict:
@@ -105,32 +105,7 @@ class UploadState:
     parts_done: int = 0
     retried: int = 0
     status: str = "pending"  # pending | completed | cancelled
-    task: object = None  # the asyncio task running it (cancel_upload cancels it)
-
-
-class _BytesProgress(io.RawIOBase):
-    """A part's bytes as a file that reports how much of it httpx has read."""
-
-    def __init__(self, data: bytes, moved: Callable[[int], None]) -> None:
-        self._b = io.BytesIO(data)
-        self._moved = moved
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        chunk = self._b.read(n)
-        self._moved(self._b.tell())
-        return chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._b.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._b.tell()
+    task: asyncio.Task | None = None  # the asyncio task running it (cancel_upload cancels it)
 
 
 def _read_part(path: Path, start: int, n: int) -> bytes:
@@ -160,7 +135,9 @@ class Service:
     def __init__(self, profile: Profile, base_url: str | None = None, timeout: float = 60.0) -> None:
         self.profile = profile
         t = openai.Timeout(timeout, connect=5.0)
+        self.client: openai.AsyncOpenAI
         if profile.kind == "azure":
+            assert profile.base_url, "an azure profile always has its endpoint (profiles.py refuses one without)"
             self.client = openai.AsyncAzureOpenAI(azure_endpoint=profile.base_url, api_version=profile.api_version,
                                                   api_key=profile.api_key, max_retries=0, timeout=t)
         else:
@@ -234,9 +211,14 @@ class Service:
         if size > self.upload_threshold:
             f = await self.upload_parts(path, progress)
         else:
-            reader = _ProgressReader(path, progress)
+            def on_read(n: int) -> None:
+                if progress is not None:
+                    progress(n, size)
+
+            reader = _CountingReader(open(path, "rb"), on_read)
             try:
-                f = _dump(await self._call(self.retrying.files.create(file=(path.name, reader, "application/jsonl"),
+                f = _dump(await self._call(self.retrying.files.create(file=(path.name, reader.as_file(),
+                                                                            "application/jsonl"),
                                                                       purpose="fine-tune",
                                                                       extra_headers=_idempotent()),
                                            "upload"), "upload")
@@ -279,10 +261,10 @@ class Service:
                         raise asyncio.CancelledError()
                     start = i * self.part_size
                     data = await asyncio.to_thread(_read_part, path, start, min(self.part_size, size - start))
-                    reader = _BytesProgress(data, lambda n, i=i: moved(i, n))
+                    reader = _CountingReader(io.BytesIO(data), functools.partial(moved, i))
                     try:
                         part = await self._call(self.retrying.uploads.parts.create(
-                            up.id, data=(f"{path.name}.part{i}", reader)), "upload a part")
+                            up.id, data=(f"{path.name}.part{i}", reader.as_file())), "upload a part")
                     except ServiceError as e:
                         moved(i, 0)
                         if not e.problem.transient or attempt == self.PART_RETRIES:
@@ -300,7 +282,8 @@ class Service:
             finally:
                 for t in tasks:
                     t.cancel()
-            done = await self._call(self.retrying.uploads.complete(up.id, part_ids=part_ids, md5=md5),
+            done = await self._call(self.retrying.uploads.complete(up.id, part_ids=[p for p in part_ids if p],
+                                                                   md5=md5),
                                     "complete the upload")
         except BaseException:
             state.status = "cancelled"
@@ -371,10 +354,9 @@ class Service:
         collected: list[dict] = []
         after = None
         while True:
-            kw = {"limit": page_size if after is None and track.seen else 100}
-            if after:
-                kw["after"] = after
-            page = await self._call(self.client.fine_tuning.jobs.list_events(track.id, **kw), "list events")
+            limit = page_size if after is None and track.seen else 100
+            page = await self._call(self.client.fine_tuning.jobs.list_events(
+                track.id, limit=limit, **({"after": after} if after else {})), "list events")
             data = _items(page, "list events")
             if not all(isinstance(e.get("id"), str) for e in data):
                 raise bad_response("list events", "holds an event without an id")

@@ -68,7 +68,8 @@ def _retry_after(headers) -> float | None:
 def _body_message(exc) -> tuple[str, str | None, str | None]:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
-        err = body.get("error") if isinstance(body.get("error"), dict) else body
+        inner = body.get("error")
+        err = inner if isinstance(inner, dict) else body
         msg = err.get("message") if isinstance(err.get("message"), str) else None
         return msg or str(getattr(exc, "message", exc)), err.get("code"), err.get("param")
     return str(getattr(exc, "message", None) or exc), None, None

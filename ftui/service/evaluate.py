@@ -318,9 +318,10 @@ def rows(r: EvalRun) -> list[dict]:
                 p = scoring.predicted_label(a.text, labels)
                 row["label"] = p
                 row["correct"] = p == scoring.normalise(ex.reference)
-            if i < len(losses) and losses[i]:
-                row["loss"] = losses[i].get("loss")
-                row["token_accuracy"] = losses[i].get("token_accuracy")
+            loss = losses[i] if i < len(losses) else None
+            if loss:
+                row["loss"] = loss.get("loss")
+                row["token_accuracy"] = loss.get("token_accuracy")
             row.update({"prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
                         "latency_s": a.latency_s, "cached": a.cached, "error": a.error or None})
             out.append(row)

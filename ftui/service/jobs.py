@@ -190,18 +190,18 @@ class JobPoller:
                     tick.new_events[track.id] = fresh
                 if track.terminal:
                     track.events_complete = True
-        track = self.tracks.get(selected or "")
-        if track is not None:
-            if self.wants_checkpoints(track, tick.new_events.get(track.id, [])):
-                track.checkpoints = await svc.checkpoints(track.id)
-                track.checkpoints_loaded_at = track.job["status"]
-                tick.extra[track.id] = "checkpoints"
-            if self.wants_results(track):
+        chosen = self.tracks.get(selected or "")
+        if chosen is not None:
+            if self.wants_checkpoints(chosen, tick.new_events.get(chosen.id, [])):
+                chosen.checkpoints = await svc.checkpoints(chosen.id)
+                chosen.checkpoints_loaded_at = chosen.job["status"]
+                tick.extra[chosen.id] = "checkpoints"
+            if self.wants_results(chosen):
                 from .results import ResultsError
 
                 try:
-                    await svc.load_results(track)
+                    await svc.load_results(chosen)
                 except ResultsError as e:
-                    track.results_loaded = True
-                    tick.notes.append(f"Results file of {track.id}: {e}")
-                tick.extra[track.id] = "results"
+                    chosen.results_loaded = True
+                    tick.notes.append(f"Results file of {chosen.id}: {e}")
+                tick.extra[chosen.id] = "results"

@@ -136,7 +136,7 @@ class LocalBackend:
                 continue
             if code is not None:
                 raise LocalBackendError(f"ftui serve exited with code {code}: {self._log_tail()}")
-            if _healthy(self.port, self.api_key, 0.5):
+            if self.port is not None and _healthy(self.port, self.api_key, 0.5):
                 return self.base_url
             time.sleep(0.1)
         self.stop()

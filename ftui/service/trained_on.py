@@ -32,7 +32,7 @@ class SystemPrompt:
 
 def shared_system_prompt(lines) -> tuple[str, float] | None:
     """The system prompt that at least ``MIN_SHARE`` of these JSONL lines' examples begin with, and its share."""
-    seen, counts = 0, Counter()
+    seen, counts = 0, Counter[str]()
     for raw in lines:
         try:
             ex = orjson.loads(raw)

@@ -154,6 +154,7 @@ def _merge(path: str, size: int, mtime: float, encoding: str, chunks: list[_Chun
                                      "no assistant message: a chat example needs an answer to train on",
                                      "messages"))
             continue
+        assert fmt is not None  # rows of another kind than the file's mean the file has a kind
         name = FORMAT_NAMES.get(k, "reinforcement or chat without an answer")
         for ln in rows.tolist():
             extra.append(Finding(ln, "mixed_format",
@@ -230,7 +231,7 @@ def mark_cross_file_duplicates(analyses: list[Analysis], max_listed: int = limit
     for a in analyses:
         if a.hash is None:
             continue
-        extra = []
+        extra: list[Finding] = []
         h = a.hash
         ok = np.flatnonzero((a.kind != NONE) & (h != 0))
         for i in ok.tolist():

@@ -9,8 +9,8 @@ import os
 import sys
 import threading
 import traceback
-from multiprocessing.connection import wait as _wait
-from typing import Callable
+from multiprocessing.connection import Connection, wait as _wait
+from typing import Any, Callable, cast
 
 from ...errors import Cancelled
 from .reader import _COLUMNS, DatasetError, _Chunk, process_range
@@ -51,7 +51,8 @@ def _take_pieces(path, pieces, encoding, slot, counters, next_piece, should_stop
             if i >= len(pieces):
                 return done
             next_piece.value = i + 1
-        chunk = process_range(path, *pieces[i], encoding, progress, should_stop, per_code=per_code)
+        start, end = pieces[i]
+        chunk = process_range(path, start, end, encoding, progress, should_stop, per_code=per_code)
         before += chunk.bytes
         done.append((i, chunk))
 
@@ -107,12 +108,13 @@ def _ensure_resource_tracker() -> None:
         usable = real is not None and real.fileno() >= 0
     except (AttributeError, OSError, ValueError):
         usable = False
-    sys.stderr = real if usable else open(os.devnull, "w")  # noqa: SIM115
+    stand_in = real if usable and real is not None else open(os.devnull, "w")  # noqa: SIM115
+    sys.stderr = stand_in
     try:
         resource_tracker.ensure_running()
     finally:
-        if sys.stderr is not real:
-            sys.stderr.close()
+        if stand_in is not real:
+            stand_in.close()
         sys.stderr = saved
 
 
@@ -120,11 +122,13 @@ def _run_parallel(path, size, pieces, workers, encoding, progress, cancel) -> li
     method = _start_method()
     if method != "fork":
         _ensure_resource_tracker()
-    ctx = multiprocessing.get_context(method)
+    # typeshed gives get_context() the BaseContext type, which has no Process; every real context has one
+    ctx: Any = multiprocessing.get_context(method)
     counters = ctx.Array("q", workers, lock=False)
     next_piece = ctx.Value("q", 0)
     stop = ctx.Event()
-    procs, conns = [], []
+    procs: list[multiprocessing.Process] = []
+    conns: list[Connection] = []
     for slot in range(1, workers):
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=_worker, args=(str(path), pieces, encoding, slot, counters, next_piece, stop, send),
@@ -148,15 +152,16 @@ def _run_parallel(path, size, pieces, workers, encoding, progress, cancel) -> li
         while len(results) < len(conns):
             if stopped():
                 raise Cancelled()
-            for c in _wait([c for c in conns if c not in results], timeout=0.05):
+            ready = cast("list[Connection]", _wait([c for c in conns if c not in results], timeout=0.05))
+            for c in ready:  # wait() gives back the objects it was given: these Connections
                 try:
                     results[c] = c.recv()
                     if results[c][0] == "ok":
                         for _ in range(results[c][1]):
-                            i, chunk = c.recv()
+                            i, piece = c.recv()
                             for name in _COLUMNS:  # the bytes received, typed in place (not copied)
-                                setattr(chunk, name, memoryview(c.recv_bytes()).cast(getattr(chunk, name)))
-                            by_piece[i] = chunk
+                                setattr(piece, name, memoryview(c.recv_bytes()).cast(getattr(piece, name)))
+                            by_piece[i] = piece
                 except EOFError:  # killed (out of memory, a signal) before it could answer
                     p = procs[conns.index(c)]
                     p.join(timeout=1)

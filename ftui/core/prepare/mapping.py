@@ -154,7 +154,7 @@ class _Mapper:
         if head is None:
             return iter(())
         rows = itertools.chain((head,), it)
-        if self.user is not None:
+        if self.user is not None and self.assistant is not None:  # both or neither (checked when made)
             return self._tabular(src, rows, head, self.user, self.assistant)
         sample = head.values
         if "messages" in sample or "input" in sample or "preferred_output" in sample:

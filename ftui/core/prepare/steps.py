@@ -313,8 +313,8 @@ def _by_label(pool: Pool, targets: list[int], parts: dict[str, list[int]]) -> st
         for s, k in enumerate(row):
             parts[SPLITS[s]].extend(members[start:start + k])
             start += k
-    for s in SPLITS:  # keep the shuffled order inside each split
-        parts[s].sort(key=pos_of.__getitem__)
+    for name in SPLITS:  # keep the shuffled order inside each split
+        parts[name].sort(key=pos_of.__getitem__)
     return f"stratified by the answer ({pool.distinct} labels)"
 
 
