@@ -17,7 +17,7 @@ def loaded_after(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["ftui.core", "ftui.core.analysis", "ftui.core.rules", "ftui.core.tokens",
-                                    "ftui.core.catalog", "ftui.core.stats", "ftui.core.render"])
+                                    "ftui.core.catalog", "ftui.core.stats", "ftui.core.prepare", "ftui.cli.render"])
 def test_core_imports_nothing_heavy(module):
     mods = loaded_after(f"import {module}")
     assert not mods & set(HEAVY), mods & set(HEAVY)
@@ -36,7 +36,7 @@ def test_cli_module_is_light():
     assert not mods & (set(HEAVY) | {"numpy", "orjson", "tiktoken", "quicktok"})
 
 
-@pytest.mark.parametrize("module", ["ftui.core.example", "ftui.config"])
+@pytest.mark.parametrize("module", ["ftui.core.example", "ftui.core.recipe", "ftui.config", "ftui.errors", "ftui.log"])
 def test_pure_modules_import_no_ui(module):
     mods = loaded_after(f"import {module}")
     assert not mods & set(HEAVY), mods & set(HEAVY)

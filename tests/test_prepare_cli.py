@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
+from ftui.cli.render import human_size
 from ftui.core.analysis import analyze
 from ftui.core.catalog import resolve
 from ftui.core.example import example_view
-from ftui.core.render import human_size
 from ftui.core.report import Report
 from tests.conftest import SAMPLES
 

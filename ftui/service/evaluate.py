@@ -361,3 +361,14 @@ def base_of(model: str) -> str | None:
     if model.startswith("ft:") and model.count(":") >= 2:
         return model.split(":")[1] or None
     return None
+
+
+def with_bases(models: list[str]) -> list[str]:
+    """The models, each once, then the base model of every fine-tuned one not already there (an evaluation compares
+    a tuned model with what it was tuned from)."""
+    out = list(dict.fromkeys(models))
+    for m in list(out):
+        b = base_of(m)
+        if b and b not in out:
+            out.append(b)
+    return out

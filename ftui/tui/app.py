@@ -136,7 +136,7 @@ class FtuiApp(App):
         loop = asyncio.get_running_loop()
 
         def hung_up(sig, _frame) -> None:
-            self.hung_up_by = int(sig)  # the exit code says so, however the exit goes (cli.cmd_tui)
+            self.hung_up_by = int(sig)  # the exit code says so, however the exit goes (cli.tui.run)
             try:
                 signal.signal(signal.SIGCONT, signal.SIG_DFL)  # no resume of a terminal that is gone
             except (ValueError, OSError):

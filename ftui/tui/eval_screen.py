@@ -241,15 +241,10 @@ a disagreement shows the example with both answers. Results are written to `eval
         self.query_one("#ev-status", Static).update(Text(text, style="bold red" if error else style))
 
     def models(self) -> list[str]:
-        from ftui.service.evaluate import base_of
+        from ftui.service.evaluate import with_bases
 
         chosen = list(self.query_one("#ev-models", SelectionList).selected)
-        if self.query_one("#ev-base", Checkbox).value:
-            for m in list(chosen):
-                b = base_of(m)
-                if b and b not in chosen:
-                    chosen.append(b)
-        return chosen
+        return with_bases(chosen) if self.query_one("#ev-base", Checkbox).value else chosen
 
     def action_run(self) -> None:
         if self.running:

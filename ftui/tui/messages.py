@@ -115,6 +115,7 @@ class PreparePlanned(Message, bubble=False):
 @dataclass
 class PrepareFailed(Message, bubble=False):
     error: str
+    cancelled: bool = False  # the person stopped it: said, not shown as an error
 
 
 @dataclass

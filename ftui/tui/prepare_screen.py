@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, Select, Static, TabbedContent, TabPane
 
+from ..core.recipe import MAX_LABELS, PrepareError, Recipe, default, format_split, parse_split
 from .base import FtuiModal, FtuiScreen
 from .messages import PrepareColumns, PrepareFailed, PreparePlanned, PrepareProgress
 from .widgets.footer import Footer
@@ -158,22 +159,27 @@ outputs in the Data workspace. **Esc** stops a running preview.
                 yield FormInput("", id="in-system", compact=True, placeholder="none")
                 yield Label("Exact duplicates by", classes="prep-label")
                 yield Select([("the prompt", "prompt"), ("the whole example", "example"), ("off", "none")],
-                             value="prompt", allow_blank=False, id="sel-dedup", compact=True)
-                yield Checkbox("ignore case and spacing", True, id="cb-normalize", compact=True)
-                yield Checkbox("remove near duplicates", True, id="cb-near", compact=True)
+                             value=default("dedup"), allow_blank=False, id="sel-dedup", compact=True)
+                yield Checkbox("ignore case and spacing", default("normalize"), id="cb-normalize", compact=True)
+                yield Checkbox("remove near duplicates", default("near"), id="cb-near", compact=True)
                 with Horizontal(classes="prep-pair"):
                     yield Label("Jaccard ≥", classes="prep-inline")
-                    yield FormInput("0.7", id="in-threshold", name_for_errors="Jaccard threshold", compact=True,
+                    yield FormInput(f"{default('near_threshold'):g}", id="in-threshold",
+                                    name_for_errors="Jaccard threshold", compact=True,
                                     restrict=r"[0-9.]*")
                     yield Label("shingle", classes="prep-inline")
-                    yield FormInput("3", id="in-shingle", name_for_errors="Shingle", compact=True, restrict=r"[0-9]*")
+                    yield FormInput(str(default("shingle")), id="in-shingle", name_for_errors="Shingle", compact=True,
+                                    restrict=r"[0-9]*")
                 with Horizontal(classes="prep-pair"):
                     yield Label("Split", classes="prep-inline")
-                    yield FormInput("80/10/10", id="in-split", name_for_errors="Split", compact=True)
+                    yield FormInput(format_split(default("split")), id="in-split", name_for_errors="Split",
+                                    compact=True)
                     yield Label("seed", classes="prep-inline")
-                    yield FormInput("0", id="in-seed", name_for_errors="Seed", compact=True, restrict=r"-?[0-9]*")
+                    yield FormInput(str(default("seed")), id="in-seed", name_for_errors="Seed", compact=True,
+                                    restrict=r"-?[0-9]*")
                 yield Label("Stratify by the answer", classes="prep-label")
-                yield Select([("auto (≤ 50 labels)", "auto"), ("on", "on"), ("off", "off")], value="auto",
+                yield Select([(f"auto (≤ {MAX_LABELS} labels)", "auto"), ("on", "on"), ("off", "off")],
+                             value=default("stratify"),
                              allow_blank=False, id="sel-stratify", compact=True)
                 yield Label("Group by (a column kept in one split)", classes="prep-label")
                 yield FormInput("", id="in-group", compact=True, placeholder="none")
@@ -184,9 +190,9 @@ outputs in the Data workspace. **Esc** stops a running preview.
                     yield Label("max", classes="prep-inline")
                     yield FormInput("", id="in-max-examples", name_for_errors="Max examples", compact=True,
                                     restrict=r"[0-9]*", placeholder="all")
-                yield Checkbox("keep examples with errors", False, id="cb-keep-errors", compact=True)
-                yield Checkbox("remove leakage into valid/test", True, id="cb-leakage", compact=True)
-                yield Checkbox("sort train by the answer", False, id="cb-sort", compact=True)
+                yield Checkbox("keep examples with errors", default("keep_errors"), id="cb-keep-errors", compact=True)
+                yield Checkbox("remove leakage into valid/test", default("leakage"), id="cb-leakage", compact=True)
+                yield Checkbox("sort train by the answer", default("sort_train_by_label"), id="cb-sort", compact=True)
                 yield Checkbox("overwrite existing outputs", False, id="cb-force", compact=True)
                 with Horizontal(id="prep-buttons"):
                     yield Button("Preview", id="btn-preview", compact=True, variant="primary")
@@ -241,7 +247,6 @@ outputs in the Data workspace. **Esc** stops a running preview.
 
     def recipe(self):
         """The form as a Recipe; a field that does not parse raises PrepareError naming it."""
-        from ftui.core.prepare import PrepareError, Recipe, parse_split
 
         def text(id_: str) -> str:
             return self.query_one(f"#{id_}", Input).value
@@ -268,9 +273,10 @@ outputs in the Data workspace. **Esc** stops a running preview.
             assistant=text("in-assistant").strip() or None,
             system=text("in-system") or None, keep_errors=check("cb-keep-errors"),
             dedup=str(self.query_one("#sel-dedup", Select).value), normalize=check("cb-normalize"),
-            near=check("cb-near"), near_threshold=number("in-threshold", "Jaccard", float, 0.7),
-            shingle=number("in-shingle", "shingle", int, 3), seed=number("in-seed", "seed", int, 0),
-            split=parse_split(text("in-split") or "80/10/10"),
+            near=check("cb-near"), near_threshold=number("in-threshold", "Jaccard", float, default("near_threshold")),
+            shingle=number("in-shingle", "shingle", int, default("shingle")),
+            seed=number("in-seed", "seed", int, default("seed")),
+            split=parse_split(text("in-split") or format_split(default("split"))),
             stratify=str(self.query_one("#sel-stratify", Select).value),
             group_by=text("in-group").strip() or None,
             max_per_label=number("in-max-label", "max per label"),
@@ -339,8 +345,6 @@ outputs in the Data workspace. **Esc** stops a running preview.
         self.query_one("#prep-status", Static).update(Text(text, style=style))
 
     def _start(self, write: bool) -> None:
-        from ftui.core.prepare import PrepareError
-
         if self.running:
             self.notify("A preview is running (Esc stops it)", severity="warning")
             return
@@ -377,7 +381,8 @@ outputs in the Data workspace. **Esc** stops a running preview.
 
     @work(thread=True, exclusive=True, group="prepare", exit_on_error=False, description="Preparing the data")
     def _run(self, recipe, cancel: threading.Event, out: str | None, force: bool, reuse) -> None:
-        from ftui.core.prepare import Cancelled, PrepareError, plan, write
+        from ftui.core.prepare import plan, write
+        from ftui.errors import Cancelled
 
         def progress(step: str, done: int) -> None:
             self.post_message(PrepareProgress(step, done))
@@ -386,7 +391,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
             p = reuse or plan(recipe, progress, cancel)
             files = write(p, out, force=force) if out else None
         except Cancelled:
-            self.post_message(PrepareFailed("Stopped: nothing was written."))
+            self.post_message(PrepareFailed("Stopped: nothing was written.", cancelled=True))
             return
         except PrepareError as e:
             self.post_message(PrepareFailed(str(e)))
@@ -394,8 +399,6 @@ outputs in the Data workspace. **Esc** stops a running preview.
         except OSError as e:
             self.post_message(PrepareFailed(f"Cannot write {out}: {e.strerror or e}"))
             return
-        finally:
-            self.running = False  # a plain flag; the messages below drive the UI
         self.post_message(PreparePlanned(p, files))
 
     def on_prepare_progress(self, message: PrepareProgress) -> None:
@@ -405,8 +408,8 @@ outputs in the Data workspace. **Esc** stops a running preview.
     def on_prepare_failed(self, message: PrepareFailed) -> None:
         self.running = False
         error = in_form_words(message.error)
-        self._status(error, error=not error.startswith("Stopped"))
-        if not error.startswith("Stopped"):
+        self._status(error, error=not message.cancelled)
+        if not message.cancelled:
             self.notify(error, title="Prepare", severity="error", timeout=10)
             self._clear_results()  # the previous file's steps must not stand beside this file's error
 

@@ -6,7 +6,7 @@ answer or grouped by a key), leakage removal — recording what each did, withou
 ``write(plan, out_dir)`` then writes ``train.jsonl``, ``valid.jsonl``, ``test.jsonl`` and ``prepare.json``
 atomically, never over an existing file unless told to. The same recipe and seed give byte-identical files.
 
-- ``recipe.py``: the options (``Recipe``, ``parse_split``) and what a plan reports (``Plan``, ``Step``)
+- ``..recipe``: the options (``Recipe``, ``parse_split``); ``result.py``: what a plan holds and reports (``Plan``)
 - ``mapping.py``: rows → chat examples (templates over columns, legacy prompt/completion)
 - ``steps.py``: the steps over a shared ``Pool``; ``plan.py`` runs them; ``write.py`` writes the files
 
@@ -15,8 +15,9 @@ inputs at once beyond the file being mapped.
 """
 
 from ...errors import Cancelled
+from ..recipe import SPLITS, PrepareError, Progress, Recipe, parse_split
 from .plan import plan
-from .recipe import FILE_NAMES, REPORT_NAME, SPLITS, NearPair, Plan, PrepareError, Progress, Recipe, Step, parse_split
+from .result import FILE_NAMES, REPORT_NAME, NearPair, Plan, Step
 from .write import existing, outputs, write
 
 __all__ = ["FILE_NAMES", "REPORT_NAME", "SPLITS", "Cancelled", "NearPair", "Plan", "PrepareError", "Progress",

@@ -10,8 +10,9 @@ from typing import Iterator
 
 import orjson
 
+from ..recipe import PrepareError, Recipe
 from ..sources import DELIMITER_NAMES, ReadIssue, Row, Source, open_source
-from .recipe import ANSWER_GUESSES, LEGACY_SEPARATORS, LEGACY_STOPS, MAX_LISTED, USER_GUESSES, PrepareError, Recipe
+from .result import ANSWER_GUESSES, LEGACY_SEPARATORS, LEGACY_STOPS, MAX_LISTED, USER_GUESSES
 
 # -- mapping ---------------------------------------------------------------------------------------------------------
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")

@@ -6,7 +6,8 @@ import threading
 import time
 
 from ...errors import Cancelled
-from .recipe import Plan, Progress, Recipe
+from ..recipe import Progress, Recipe
+from .result import Plan
 from .steps import STEPS, Tick, read_and_map
 
 

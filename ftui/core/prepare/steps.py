@@ -14,10 +14,11 @@ import orjson
 from .. import neardup
 from ..findings import CODES, ERROR
 from ..labels import label_sort_key
+from ..recipe import MAX_LABELS, SPLITS, PrepareError, Recipe
 from ..rules import CHAT, COMPLETION, PREFERENCE, ExampleChecker
 from ..sources import ReadIssue, SourceError, open_source
 from .mapping import _Mapper, _parts
-from .recipe import FILE_NAMES, MAX_LABELS, MAX_LISTED, MAX_PAIRS, SPLITS, Lines, NearPair, PrepareError, Recipe, Step
+from .result import FILE_NAMES, MAX_LISTED, MAX_PAIRS, Lines, NearPair, Step
 
 Tick = Callable[[str, int], None]  # (step name, rows read so far); raises Cancelled when the person stopped
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import orjson
 
 from ..files import atomic_write
-from .recipe import FILE_NAMES, REPORT_NAME, SPLITS, Plan, PrepareError
+from ..recipe import SPLITS, PrepareError
+from .result import FILE_NAMES, REPORT_NAME, Plan
 
 
 def outputs(plan_: Plan, out_dir: str | Path) -> dict[str, Path]:

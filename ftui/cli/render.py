@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .findings import CODES, ERROR, WARNING, Finding
-from .report import Report
+from ..core.findings import CODES, ERROR, WARNING, Finding
+from ..core.report import Report
 
 SHOW_PER_CODE = 5
 LINES_PER_CODE = 20

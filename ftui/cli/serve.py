@@ -1,0 +1,78 @@
+"""``ftui serve``: the local OpenAI-compatible fine-tuning backend (needs the ``local`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .common import EXIT_UNREADABLE
+
+FILTER = False
+INTERRUPTED = "interrupted"
+
+
+def add_parser(sub) -> None:
+    serve = sub.add_parser("serve", help="run the local OpenAI-compatible fine-tuning backend",
+                           description="Serve /v1/files, /v1/fine_tuning/jobs, /v1/models and /v1/chat/completions "
+                           "on this machine, training LoRA adapters on a local model (needs the 'local' extra).")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--data-dir", default=None, help="state and models (default: XDG data dir)/ftui/server")
+    serve.add_argument("--api-key", default=None,
+                       help="require 'Authorization: Bearer KEY' (also $FTUI_SERVE_API_KEY; prefer --api-key-file: "
+                       "a command line is visible to every local user)")
+    serve.add_argument("--api-key-file", default=None, metavar="PATH",
+                       help="read the key from this file (keep it 0600)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="also answer to this Host name (default: the bound loopback address only)")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="accept browser requests from this origin (default: none)")
+    serve.add_argument("--base-model", action="append", default=[], metavar="NAME=FOLDER",
+                       help="add a local Hugging Face causal-LM folder as a base model")
+    serve.add_argument("--deployment", action="append", default=[], metavar="NAME=MODEL",
+                       help="Azure shape: chat through /openai/deployments/NAME/... answers with MODEL (without "
+                       "one, a deployment named like a model id is that model)")
+    serve.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                       help="stop once no job is live and no request came for this long (the app starts its "
+                       "backend with 300)")
+    serve.add_argument("--gc", action="store_true",
+                       help="free the space no job or model needs any more (state of ended jobs, folders of "
+                       "deleted models), report it, and exit")
+    serve.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # fault injection for tests
+    serve.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..serveinfo import API_KEY_ENV, default_data_dir
+
+    try:
+        from ..server.serve import run_gc, serve
+    except ImportError as exc:
+        print(f"ftui serve needs the 'local' extra (pip install 'ftui[local]'): {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            print(f"ftui serve: --api-key-file {args.api_key_file}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if key is None:
+            print(f"ftui serve: --api-key-file {args.api_key_file} is empty", file=sys.stderr)
+            return EXIT_UNREADABLE
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if args.gc:
+        return run_gc(data_dir)
+    deployments = {}
+    for spec in args.deployment:
+        name, sep, model = spec.partition("=")
+        if not sep or not name.strip() or not model.strip():
+            print(f"ftui serve: --deployment {spec!r}: expected NAME=MODEL", file=sys.stderr)
+            return EXIT_UNREADABLE
+        deployments[name.strip()] = model.strip()
+    return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
+                 idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin,
+                 deployments=deployments)
