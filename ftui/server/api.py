@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
+
+if TYPE_CHECKING:  # torch loads with inference, when the first model does
+    from .inference import ModelCache
+    from .store import Store
 
 ORG = "org-local"
 PURPOSES = ("fine-tune", "assistants", "batch", "vision", "user_data", "evals")
@@ -75,8 +80,8 @@ def model_obj(mid: str, created: int, owned_by: str) -> dict:
 class Context:
     """The server's state, on ``app.state.ctx``: every router reads it from the request."""
     data_dir: Path
-    store: object  # ftui.server.store.Store
-    cache: object  # ftui.server.inference.ModelCache
+    store: Store
+    cache: ModelCache
     started: int  # the base models' `created` (the server's start)
     stream_fault: dict = field(default_factory=lambda: {"after": None, "generation": 0})  # test hooks
     generating: int = 0  # chat requests running or waiting for their model (bounded: 429 past the limit)

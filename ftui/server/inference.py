@@ -11,7 +11,7 @@ import weakref
 from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, NamedTuple
 
 from . import basemodels
 from .merged import merged
@@ -98,12 +98,20 @@ def preload(data_dir: Path) -> None:
     torch_thread().submit(imports)
 
 
+class LoadedModel(NamedTuple):
+    """A model ready to generate: the torch module, its tokenizer, and the lock that one generation holds."""
+
+    model: Any  # a transformers PreTrainedModel (torch loads only when the first model does)
+    tok: Any  # its PreTrainedTokenizer
+    lock: threading.Lock
+
+
 class ModelCache:
     def __init__(self, data_dir: Path, size: int = CACHE_SIZE) -> None:
         self.data_dir = data_dir
         self.size = size
-        self._models: OrderedDict[str, tuple] = OrderedDict()
-        self._fast: dict[str, tuple] = {}
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._fast: dict[str, LoadedModel] = {}
         self._batchers: dict[str, "Batcher"] = {}
         self._lock = threading.Lock()
 
@@ -115,7 +123,7 @@ class ModelCache:
         if b is not None:
             b.close()
 
-    def batcher(self, key: str, entry) -> "Batcher":
+    def batcher(self, key: str, entry: LoadedModel) -> Batcher:
         """The batcher of a loaded model (made on first use; goes when the model is evicted)."""
         with self._lock:
             b = self._batchers.get(key)
@@ -125,7 +133,7 @@ class ModelCache:
                 b = self._batchers[key] = Batcher(entry)
             return b
 
-    def get(self, key: str, base: str, adapter: str | None):
+    def get(self, key: str, base: str, adapter: str | None) -> LoadedModel:
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -138,7 +146,7 @@ class ModelCache:
                 model, tok = basemodels.load(base, self.data_dir, dtype=dtype)
             model.eval()
             model.config.use_cache = True
-            self._models[key] = (model, tok, threading.Lock())
+            self._models[key] = LoadedModel(model, tok, threading.Lock())
             while len(self._models) > self.size:
                 old, _ = self._models.popitem(last=False)
                 self._fast.pop(old, None)
@@ -147,7 +155,7 @@ class ModelCache:
                     b.close()
             return self._models[key]
 
-    def fast(self, key: str, entry):
+    def fast(self, key: str, entry: LoadedModel) -> LoadedModel:
         """The entry streamed answers are generated with: a bfloat16 copy of a float32 model where bf16 is fast
         (see :func:`basemodels.inference_dtype`), made on first use, sharing the model's lock; else the entry.
 
@@ -165,7 +173,7 @@ class ModelCache:
                 return entry
             got = self._fast.get(key)
             if got is None:
-                got = self._fast[key] = (copy.deepcopy(model).to(want), tok, lock)
+                got = self._fast[key] = LoadedModel(copy.deepcopy(model).to(want), tok, lock)
             return got
 
 
@@ -173,8 +181,8 @@ class GenerationFailed(RuntimeError):
     """Generation raised in its thread; the request ends with this instead of waiting for ever."""
 
 
-def context_limit(entry) -> int:
-    return int(getattr(entry[0].config, "max_position_embeddings", 0) or 2048)
+def context_limit(entry: LoadedModel) -> int:
+    return int(getattr(entry.model.config, "max_position_embeddings", 0) or 2048)
 
 
 def _longest_token(tok) -> int:
@@ -198,11 +206,11 @@ def text_chars(messages: list[dict]) -> int:
     return n
 
 
-def surely_too_long(entry, messages: list[dict]) -> tuple[int, int] | None:
+def surely_too_long(entry: LoadedModel, messages: list[dict]) -> tuple[int, int] | None:
     """(characters, context) when the messages cannot fit the context whatever the tokenizer makes of them: refused
     from this bound before tokenizing (a 16 MB prompt tokenized took gigabytes, ~90 bytes per character)."""
     chars, limit = text_chars(messages), context_limit(entry)
-    return (chars, limit) if chars > limit * _longest_token(entry[1]) else None
+    return (chars, limit) if chars > limit * _longest_token(entry.tok) else None
 
 
 _trim = {"timer": None, "lock": threading.Lock()}
@@ -229,9 +237,9 @@ def give_back_memory(delay: float = 0.5) -> None:
             t.start()
 
 
-def prompt_length(entry, messages: list[dict]) -> tuple[int, int]:
+def prompt_length(entry: LoadedModel, messages: list[dict]) -> tuple[int, int]:
     """(tokens of the prompt, the model's context length)."""
-    return int(_prompt_ids(entry[1], messages).shape[1]), context_limit(entry)
+    return int(_prompt_ids(entry.tok, messages).shape[1]), context_limit(entry)
 
 
 def _prompt_ids(tok, messages: list[dict]):
@@ -271,7 +279,7 @@ def _prefix_cache(model, ids):
     return DynamicCache()
 
 
-def generate(entry, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
+def generate(entry: LoadedModel, messages: list[dict], *, max_tokens: int, temperature: float, top_p: float,
              seed: int | None, stop: list[str], halt: threading.Event | None = None, fail: bool = False,
              reuse_prefix: bool = False) -> Iterator[tuple[str, dict]]:
     """Yields text pieces; the last item is ("", info) with finish_reason and token counts. Setting ``halt`` (or
@@ -426,7 +434,7 @@ class Batcher:
     up to ``BATCH_MAX`` are left-padded into one ``generate`` call on the model's lock. On a CPU a batch of 4 costs
     little more than one request, so concurrent evaluation requests no longer queue behind each other."""
 
-    def __init__(self, entry) -> None:
+    def __init__(self, entry: LoadedModel) -> None:
         import queue
 
         self.entry = entry

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import events, on, work
 from textual.app import App, SystemCommand
@@ -21,6 +22,9 @@ from ftui.service import profiles as _profiles
 
 from .. import config as _config
 from .messages import BackendFailed, BackendReady
+
+if TYPE_CHECKING:
+    from .data_screen import DataScreen
 
 WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models", "prepare": "Prepare",
               "eval": "Eval"}
@@ -391,10 +395,12 @@ class FtuiApp(App):
 
                 logger().info("left the local backend on port %s running: a job is live", self.local.port)
 
-    def data_screen(self):
-        """The Data workspace's screen (its open file and report feed the create-job form)."""
-        stack = self._screen_stacks.get("data") or [None]
-        return stack[0]
+    def data_screen(self) -> DataScreen | None:
+        """The Data workspace's screen once it exists (its open file and report feed the create-job form)."""
+        from .data_screen import DataScreen
+
+        stack = self._screen_stacks.get("data") or [None]  # Textual has no public reader of another mode's stack
+        return stack[0] if isinstance(stack[0], DataScreen) else None
 
     def open_dataset(self, path: Path) -> None:
         """Show a dataset in the Data workspace (the browser moves to its folder) and analyse it."""
@@ -405,21 +411,27 @@ class FtuiApp(App):
 
     def open_prepare(self, path: Path) -> None:
         """Start the Prepare workspace from a raw data file (the Data workspace's browser hands CSVs over)."""
+        from .prepare_screen import PrepareScreen
+
         self.switch_mode("prepare")
-        self.call_after_refresh(lambda: self.screen.set_input(str(path)) if hasattr(self.screen, "set_input")
+        self.call_after_refresh(lambda: self.screen.set_input(str(path)) if isinstance(self.screen, PrepareScreen)
                                 else None)
 
     def open_eval(self, data: str, models: list[str], why: str = "") -> None:
         """The Eval workspace, filled in (the Jobs workspace's `e` on a finished job); ``why`` says where the data
         came from."""
+        from .eval_screen import EvalScreen
+
         self.switch_mode("eval")
-        self.call_after_refresh(lambda: self.screen.prefill(data, models, why) if hasattr(self.screen, "prefill")
+        self.call_after_refresh(lambda: self.screen.prefill(data, models, why) if isinstance(self.screen, EvalScreen)
                                 else None)
 
     def open_chat(self, model: str) -> None:
         """Chat with a model or checkpoint (from the Jobs workspace)."""
+        from .chat_screen import ChatScreen
+
         self.switch_mode("chat")
-        self.call_after_refresh(lambda: self.screen.choose_model(model) if hasattr(self.screen, "choose_model")
+        self.call_after_refresh(lambda: self.screen.choose_model(model) if isinstance(self.screen, ChatScreen)
                                 else None)
 
     # -- help, commands --------------------------------------------------------------------------------------
@@ -439,7 +451,9 @@ class FtuiApp(App):
         for mode, title in WORKSPACES.items():
             yield SystemCommand(f"Workspace: {title}", f"Switch to the {title} workspace",
                                 lambda m=mode: self.action_workspace(m))
-        if hasattr(screen, "action_open_path"):
+        from .data_screen import DataScreen
+
+        if isinstance(screen, DataScreen):
             yield SystemCommand("Open file…", "Open a dataset by path", screen.action_open_path)
             yield SystemCommand("Choose model…", "The model whose limits and prices the figures use",
                                 screen.action_choose_model)

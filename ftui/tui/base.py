@@ -3,10 +3,13 @@ does not bubble, so each screen forwards its own; harlequin's pattern)."""
 
 from __future__ import annotations
 
-from typing import Generic
+from typing import TYPE_CHECKING, Generic
 
 from textual.screen import ModalScreen, Screen, ScreenResultType
 from textual.worker import Worker
+
+if TYPE_CHECKING:
+    from .app import FtuiApp
 
 
 class Funnel:
@@ -18,6 +21,10 @@ class Funnel:
 
 class FtuiScreen(Funnel, Screen):
     """A workspace screen."""
+
+    if TYPE_CHECKING:  # the app every workspace runs in, with its state (service, profile, model_id, …)
+        @property
+        def app(self) -> FtuiApp: ...
 
 
 class FtuiModal(Funnel, ModalScreen[ScreenResultType], Generic[ScreenResultType]):

@@ -15,7 +15,9 @@ class ModelCommands(Provider):
 
         matcher = self.matcher(query)
         screen = self.screen  # the screen the palette was opened on
-        if not hasattr(screen, "set_model"):
+        from .data_screen import DataScreen
+
+        if not isinstance(screen, DataScreen):
             return
         for m in catalog.catalog():
             text = f"Model: {m.id}"

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -31,6 +32,9 @@ from .widgets.file_tree import DatasetTree, is_dataset, is_raw
 from .widgets.findings_list import FindingsList
 from .widgets.footer import Footer
 from .widgets.summary import Summary, code_counts
+
+if TYPE_CHECKING:
+    from ftui.core.report import Report
 
 
 def file_key(path: str, encoding: str) -> tuple | None:
@@ -75,7 +79,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         self.root = root
         self.open_file = open_file
         self.analysis = None  # ftui.core.analysis.Analysis
-        self.report = None  # ftui.core.report.Report
+        self.report: Report | None = None
         self.current: str | None = None
         self._cancel: threading.Event | None = None
         self._started = 0.0

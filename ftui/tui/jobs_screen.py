@@ -365,8 +365,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         from .create_job import CreateJobScreen
 
         data = self.app.data_screen()
-        path = getattr(data, "current", None)
-        report = getattr(data, "report", None)
+        path = data.current if data is not None else None
+        report = data.report if data is not None else None
         if self.app.service is None:
             self.notify("No backend yet", severity="warning")
             return
@@ -534,7 +534,7 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         if self.app.last_prepared is not None:
             folders.append(self.app.last_prepared)
         data = self.app.data_screen()
-        if data is not None and getattr(data, "current", None):
+        if data is not None and data.current:
             folders.append(Path(data.current).parent)
         try:
             found = await heldout_for(self.app.service, job, folders, cache_dir().parent / "eval-data")

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:  # the real types, at no start-up cost (numpy and openai load later, in the workers)
+    from ftui.core.analysis import Analysis
+    from ftui.core.prepare import Plan
+    from ftui.core.report import Report
+    from ftui.service.client import Service
+    from ftui.service.errors import Problem
+    from ftui.service.evaluate import EvalRun, Progress
 
 
 @dataclass
@@ -20,9 +29,9 @@ class AnalysisProgress(Message, bubble=False):
 @dataclass
 class AnalysisDone(Message, bubble=False):
     path: str
-    analysis: object  # ftui.core.analysis.Analysis
+    analysis: Analysis
     cached: bool = False
-    report: object = None  # ftui.core.report.Report for the model of the request, built in the worker
+    report: Report | None = None  # for the model of the request, built in the worker
 
 
 @dataclass
@@ -40,7 +49,7 @@ class AnalysisCancelled(Message, bubble=False):
 @dataclass
 class BackendReady(Message, bubble=False):
     """The service exists (the local backend answers, or a remote client is configured)."""
-    service: object  # ftui.service.client.Service
+    service: Service
 
 
 @dataclass
@@ -62,7 +71,7 @@ class JobsPolled(Message, bubble=False):
 
 @dataclass
 class PollProblem(Message, bubble=False):
-    problem: object  # ftui.service.errors.Problem
+    problem: Problem
     retry_in: float
 
 
@@ -108,7 +117,7 @@ class PrepareProgress(Message, bubble=False):
 
 @dataclass
 class PreparePlanned(Message, bubble=False):
-    plan: object  # ftui.core.prepare.Plan
+    plan: Plan
     files: dict | None = None  # set when the plan was also written: name -> Path
 
 
@@ -130,7 +139,7 @@ class PrepareColumns(Message, bubble=False):
 # -- eval ----------------------------------------------------------------------------------------------------------
 @dataclass
 class EvalProgress(Message, bubble=False):
-    progress: object  # ftui.service.evaluate.Progress
+    progress: Progress
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, EvalProgress)
@@ -138,7 +147,7 @@ class EvalProgress(Message, bubble=False):
 
 @dataclass
 class EvalDone(Message, bubble=False):
-    run: object  # ftui.service.evaluate.EvalRun
+    run: EvalRun
     doc: dict  # eval.json's content
     folder: str
 
