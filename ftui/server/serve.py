@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 from ftui.serveinfo import API_KEY_ENV, LIVE, DataDirBusy, default_data_dir, free_port, lock_data_dir, running_server
-
-from .store import CURRENT, Store, atomic_write, now
+from ftui.server.store import CURRENT, Store, atomic_write, now
 
 log = logging.getLogger("ftui.server")
 __all__ = ["API_KEY_ENV", "default_data_dir", "free_port", "running_server", "serve"]
@@ -60,7 +59,7 @@ class Supervisor:
         comes. The first runner of a server stays light until someone trains."""
         with self.spawning:
             if not self.stopping.is_set():
-                self.proc = subprocess.Popen([sys.executable, "-m", "ftui.server.runner", str(self.data_dir),
+                self.proc = subprocess.Popen([sys.executable, "-m", "ftui.server.train.runner", str(self.data_dir),
                                               str(os.getpid())] + (["--warm"] if warm else []))
 
     def _watch(self) -> None:
@@ -148,7 +147,7 @@ def gc(data_dir: Path) -> list[tuple[Path, int]]:
             doomed.append(d / "model")
     if (data_dir / "files").is_dir():
         doomed += list((data_dir / "files").glob(".incoming-*"))
-    from .routes.uploads import ended_uploads
+    from ftui.server.http.routes.uploads import ended_uploads
 
     doomed += ended_uploads(data_dir)  # Uploads completed, cancelled or expired (their parts and state)
     freed = []
@@ -271,7 +270,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
           allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None) -> int:
     import uvicorn
 
-    from .app import create_app
+    from ftui.server.http.app import create_app
 
     if not is_loopback(host) and not api_key:
         print(f"ftui serve: refusing to listen on {host} without an API key (--api-key or ${API_KEY_ENV})",
@@ -322,7 +321,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     marker = data_dir / "serve.json"  # lets the TUI reuse a server already running on this data dir
     atomic_write(marker, json.dumps({"pid": os.getpid(), "host": host, "port": port,
                                      "auth": bool(api_key)}).encode())
-    from .inference import preload
+    from ftui.server.models.inference import preload
 
     # torch and transformers load in the background a moment after the server listens (not competing with a TUI
     # that is drawing its first screen), so the first chat request after a start pays only for its model

@@ -12,7 +12,7 @@ import torch  # noqa: F401 — the local extra is part of the test set-up: missi
 
 @pytest.fixture(scope="module")
 def base(model_cache, tmp_path_factory):
-    from ftui.server import basemodels
+    from ftui.server.models import basemodels
 
     data = tmp_path_factory.mktemp("data")
     model, tok = basemodels.load(basemodels.DEFAULT_BASE, data)
@@ -24,7 +24,7 @@ def adapter(base, tmp_path):
     """A saved LoRA adapter with random B (so merging changes the outputs)."""
     from peft import LoraConfig, get_peft_model
 
-    from ftui.server import basemodels
+    from ftui.server.models import basemodels
 
     data, _, _ = base
     torch.manual_seed(1)
@@ -45,8 +45,8 @@ def _logits(model, tok):
 def test_merged_weights_are_cached_beside_the_adapter(base, adapter, monkeypatch):
     import peft
 
-    from ftui.server import basemodels
-    from ftui.server.merged import MERGED_STAMP, merged
+    from ftui.server.models import basemodels
+    from ftui.server.models.merged import MERGED_STAMP, merged
 
     data, plain, tok = base
     first = merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)
@@ -87,9 +87,9 @@ def test_merged_weights_are_cached_beside_the_adapter(base, adapter, monkeypatch
 
 
 def test_saving_a_finished_model_links_the_adapter_files_not_a_merged_cache(base, adapter, tmp_path):
-    from ftui.server import basemodels
-    from ftui.server.merged import merged
-    from ftui.server.trainer import JobTrainer
+    from ftui.server.models import basemodels
+    from ftui.server.models.merged import merged
+    from ftui.server.train.trainer import JobTrainer
 
     data, _, _ = base
     merged(basemodels.DEFAULT_BASE, adapter, data, torch.float32)  # chat on a checkpoint left a cache beside it
@@ -100,7 +100,7 @@ def test_saving_a_finished_model_links_the_adapter_files_not_a_merged_cache(base
 
 
 def test_token_streamer_sends_each_token_and_never_half_a_character(base):
-    from ftui.server.inference import TokenStreamer
+    from ftui.server.models.inference import TokenStreamer
 
     _, _, tok = base
     text = "Hello world: 파인튜닝 🙂 done"
@@ -120,8 +120,8 @@ def test_token_streamer_sends_each_token_and_never_half_a_character(base):
 
 
 def test_streamed_answers_use_a_bf16_copy_and_evaluations_keep_float32(base, monkeypatch, tmp_path):
-    from ftui.server import basemodels
-    from ftui.server.inference import ModelCache
+    from ftui.server.models import basemodels
+    from ftui.server.models.inference import ModelCache
 
     data, _, _ = base
     cache = ModelCache(data)
@@ -139,7 +139,7 @@ def test_streamed_answers_use_a_bf16_copy_and_evaluations_keep_float32(base, mon
 
 
 def test_every_torch_computation_runs_on_the_one_torch_thread(base):
-    from ftui.server.inference import Batcher, generate
+    from ftui.server.models.inference import Batcher, generate
 
     _, model, tok = base
     seen = set()
@@ -181,8 +181,8 @@ def test_serve_preloads_torch_and_transformers_after_it_listens(tmp_path, model_
 def test_a_streamed_follow_up_reuses_the_last_turns_keys_and_values(base):
     """The next turn of a chat starts from the last turn's cache: only its new tokens go through the model, the
     usage says how many were cached, and the greedy answer is the one a fresh prefill gives."""
-    from ftui.server import inference
-    from ftui.server.inference import generate
+    from ftui.server.models import inference
+    from ftui.server.models.inference import generate
 
     _, model, tok = base
     entry = (model, tok, threading.Lock())
@@ -226,7 +226,7 @@ def test_a_streamed_follow_up_reuses_the_last_turns_keys_and_values(base):
 def test_a_batch_is_bounded_by_its_padded_prompt_tokens(base):
     """Greedy requests batch together up to BATCH_PADDED prompt tokens (padded to the longest): long prompts are
     split over several batches, so the model thread is never held for minutes and streamed chats run between."""
-    from ftui.server.inference import BATCH_PADDED, Batcher
+    from ftui.server.models.inference import BATCH_PADDED, Batcher
 
     _, model, tok = base
     b = Batcher((model, tok, threading.Lock()))

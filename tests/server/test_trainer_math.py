@@ -14,7 +14,7 @@ from tests.conftest import SAMPLES
 def lora(model_cache, tmp_path_factory):
     from peft import LoraConfig, get_peft_model
 
-    from ftui.server import basemodels
+    from ftui.server.models import basemodels
 
     torch.manual_seed(0)
     model, tok = basemodels.load(basemodels.DEFAULT_BASE, tmp_path_factory.mktemp("data"))
@@ -25,7 +25,7 @@ def lora(model_cache, tmp_path_factory):
 
 
 def _trainer(bf16: bool):
-    from ftui.server.trainer import JobTrainer
+    from ftui.server.train.trainer import JobTrainer
 
     t = JobTrainer.__new__(JobTrainer)
     t.bf16 = bf16
@@ -33,7 +33,7 @@ def _trainer(bf16: bool):
 
 
 def test_sft_loss_and_accuracy_equal_plain_forward(lora):
-    from ftui.server.trainer import encode_sft
+    from ftui.server.train.trainer import encode_sft
 
     model, tok = lora
     rows = [orjson.loads(x) for x in (SAMPLES / "marv.jsonl").read_bytes().splitlines()[:4]]
@@ -58,7 +58,7 @@ def test_bf16_frozen_weights_keep_the_loss(lora):
     """Casting frozen base linears to bf16 once gives the loss bf16 autocast gives (same products)."""
     import copy
 
-    from ftui.server.trainer import _freeze_linears_bf16, encode_sft
+    from ftui.server.train.trainer import _freeze_linears_bf16, encode_sft
 
     model, tok = lora
     rows = [orjson.loads(x) for x in (SAMPLES / "marv.jsonl").read_bytes().splitlines()[4:8]]
@@ -77,7 +77,7 @@ def test_bf16_frozen_weights_keep_the_loss(lora):
 def test_bf16_output_layer_gives_the_autocast_logits_bit_for_bit(lora):
     """The output layer's weight cast once (basemodels.bf16_output) gives exactly what autocast gives casting it at
     every call; the cast is kept on the model, outside its state dict."""
-    from ftui.server import basemodels
+    from ftui.server.models import basemodels
 
     model, _ = lora
     causal = model.get_base_model()
@@ -95,7 +95,7 @@ def test_bf16_output_layer_gives_the_autocast_logits_bit_for_bit(lora):
 
 
 def test_weight_zero_batch_trains_nothing(lora):
-    from ftui.server.trainer import encode_sft
+    from ftui.server.train.trainer import encode_sft
 
     model, tok = lora
     msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello", "weight": 0}]
@@ -110,7 +110,7 @@ def test_weight_zero_batch_trains_nothing(lora):
 def _uneven(tok):
     """Four examples of very different lengths (one longer than ``EAGER_MAX``): padding them would waste most
     positions, so they are packed."""
-    from ftui.server.trainer import encode_sft
+    from ftui.server.train.trainer import encode_sft
 
     out = []
     for n in (1, 40, 5, 300):
@@ -123,7 +123,7 @@ def _uneven(tok):
 def test_packed_batch_equals_padded(lora, monkeypatch):
     """No compute on padding: the packed batch (one row, positions restarting, no attention across examples) gives
     the padded batch's loss, accuracy and per-example DPO log-probabilities."""
-    from ftui.server import packing
+    from ftui.server.train import packing
 
     model, tok = lora
     batch = _uneven(tok)
@@ -148,7 +148,7 @@ def test_segment_attention_keeps_the_loss(lora):
     kernel) gives the padded SDPA batch's loss and DPO log-probabilities."""
     import copy
 
-    from ftui.server import packing, trainer
+    from ftui.server.train import packing, trainer
 
     model, tok = lora
     seg = copy.deepcopy(model)
@@ -173,7 +173,7 @@ def test_segment_attention_keeps_the_loss(lora):
 
 
 def test_split_balances_tokens_keeps_order_and_needs_training_in_both_halves():
-    from ftui.server.halves import split
+    from ftui.server.train.halves import split
 
     def pair(n, trained_from=None):
         ids = list(range(n))
@@ -197,8 +197,8 @@ def test_two_halves_at_once_give_the_batchs_loss_accuracy_and_gradients(lora, bf
     thread (a forward hook sees it)."""
     import threading
 
-    from ftui.server.halves import TwoHalves
-    from ftui.server.trainer import encode_sft
+    from ftui.server.train.halves import TwoHalves
+    from ftui.server.train.trainer import encode_sft
 
     model, tok = lora
     rows = [orjson.loads(x) for x in (SAMPLES / "marv.jsonl").read_bytes().splitlines()[:5]]
@@ -207,7 +207,7 @@ def test_two_halves_at_once_give_the_batchs_loss_accuracy_and_gradients(lora, bf
     if bf16:
         import copy
 
-        from ftui.server.trainer import _freeze_linears_bf16
+        from ftui.server.train.trainer import _freeze_linears_bf16
 
         model = copy.deepcopy(model)
         _freeze_linears_bf16(model)
@@ -272,7 +272,7 @@ def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(lora,
     (the fused kernel with a mask)."""
     import copy
 
-    from ftui.server import packing, trainer
+    from ftui.server.train import packing, trainer
 
     model, tok = lora
     seg = copy.deepcopy(model)
@@ -319,7 +319,7 @@ def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(lora,
 
 
 def test_two_halves_pay_unless_a_long_shared_prefix_would_be_computed_twice():
-    from ftui.server.halves import pays
+    from ftui.server.train.halves import pays
 
     marv_like = [(list(range(50)), [])] * 16
     assert not pays(marv_like, 4, 21)  # a row of 137 positions, halves 158: the same time, measured

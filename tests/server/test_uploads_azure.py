@@ -93,7 +93,7 @@ def test_the_uploads_api_objects_and_errors(server, tmp_path):
         client.uploads.parts.create(up3.id, data=b"{}\n")
     assert e.value.status_code == 400 and e.value.body["code"] == "upload_expired"
     # what `ftui serve --gc` frees: the ended Uploads (completed, cancelled, expired), never a pending one
-    from ftui.server.routes.uploads import ended_uploads
+    from ftui.server.http.routes.uploads import ended_uploads
 
     ended = {p.name for p in ended_uploads(server.data_dir)}
     assert {up.id, up2.id, up3.id} <= ended

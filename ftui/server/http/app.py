@@ -22,12 +22,13 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from . import basemodels, guard
-from .api import APIError, Context, _err, body
-from .azure import AzureShape
-from .inference import ModelCache
-from .routes import chat, files, jobs, models, score, uploads
-from .store import Store, atomic_write
+from ftui.server.http import guard
+from ftui.server.http.api import APIError, Context, _err, body
+from ftui.server.http.azure import AzureShape
+from ftui.server.http.routes import chat, files, jobs, models, score, uploads
+from ftui.server.models import basemodels
+from ftui.server.models.inference import ModelCache
+from ftui.server.store import Store, atomic_write
 
 ROUTERS = (files, jobs, models, chat, score, uploads)  # one per resource, each mounted at its own /v1/... paths
 IDEMPOTENT = re.compile(r"^/v1/(files|fine_tuning/jobs(/[^/]+/(cancel|pause|resume))?)$")

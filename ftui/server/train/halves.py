@@ -19,7 +19,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
-from .packing import shared_prefix
+from ftui.server.train.packing import shared_prefix
 
 T = TypeVar("T")
 R = TypeVar("R")

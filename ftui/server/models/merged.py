@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from . import basemodels
+from ftui.server.models import basemodels
 
 log = logging.getLogger("ftui.inference")
 

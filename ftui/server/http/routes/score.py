@@ -20,10 +20,10 @@ import asyncio
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..api import APIError, body, ctx, shutting_down, validated
-from ..inference import give_back_memory, on_torch, surely_too_long
-from .chat import Message
-from .models import load_model, resolve_model
+from ftui.server.http.api import APIError, body, ctx, shutting_down, validated
+from ftui.server.http.routes.chat import Message
+from ftui.server.http.routes.models import load_model, resolve_model
+from ftui.server.models.inference import give_back_memory, on_torch, surely_too_long
 
 router = APIRouter()
 MAX_EXAMPLES = 256
@@ -82,7 +82,7 @@ async def score(request: Request):
 
 def _plan(entry, examples: list[list[dict]]):
     """-> (token ids and labels of each example, batches of example indices, similar lengths together)."""
-    from ..trainer import encode_sft
+    from ftui.server.train.trainer import encode_sft
 
     _, tok, _ = entry
     encoded = [encode_sft(tok, msgs) for msgs in examples]
@@ -106,7 +106,7 @@ def _score_batch(entry, encoded, batch: list[int], out: list) -> None:
     model, tok, lock = entry
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     dev = model.device
-    from ..packing import right_pad
+    from ftui.server.train.packing import right_pad
 
     # No bfloat16 autocast here, though it is 2.25x faster on a CPU with AMX: a score is a measurement, and in bf16
     # it depended on what the example was batched with (8.7256 alone vs 8.5616 in a batch of six on an AMX Xeon:

@@ -13,8 +13,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-from . import basemodels
-from .merged import merged
+from ftui.server.models import basemodels
+from ftui.server.models.merged import merged
 
 CACHE_SIZE = 2
 log = logging.getLogger("ftui.inference")

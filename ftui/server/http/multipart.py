@@ -19,7 +19,7 @@ from typing import Callable
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from .api import APIError
+from ftui.server.http.api import APIError
 
 FIELD_LIMIT = 64 * 2**10  # a form field (purpose, expires_after[...]) is a few bytes
 FLUSH = 2**20  # file bytes gathered before they are written (in a thread, off the event loop)

@@ -33,12 +33,11 @@ from typing import Callable
 import orjson
 
 from ftui.core.catalog import auto_epochs
-
-from . import basemodels
-from .halves import TwoHalves
-from .packing import training_attention
-from .steps import BatchSteps
-from .store import Store, now
+from ftui.server.models import basemodels
+from ftui.server.store import Store, now
+from ftui.server.train.halves import TwoHalves
+from ftui.server.train.packing import training_attention
+from ftui.server.train.steps import BatchSteps
 
 BASE_LR = 5e-4
 MAX_LEN = 1024

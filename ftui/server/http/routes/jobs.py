@@ -8,9 +8,9 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import basemodels
-from ..api import APIError, body, ctx, event_obj, job_obj, not_found, validated
-from ..store import TERMINAL, new_id, now
+from ftui.server.http.api import APIError, body, ctx, event_obj, job_obj, not_found, validated
+from ftui.server.models import basemodels
+from ftui.server.store import TERMINAL, new_id, now
 
 router = APIRouter()
 

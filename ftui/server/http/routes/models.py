@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
-from .. import basemodels
-from ..api import ORG, APIError, ctx, model_obj
+from ftui.server.http.api import ORG, APIError, ctx, model_obj
+from ftui.server.models import basemodels
 
 router = APIRouter()
 
@@ -43,7 +43,7 @@ def resolve_model(request: Request, mid: str) -> tuple[str, str | None, dict]:
 
 async def load_model(request: Request, mid: str, base: str, adapter: str | None):
     """The loaded model (ModelCache entry); a model whose files went between resolving and loading is a 404."""
-    from ..inference import on_torch
+    from ftui.server.models.inference import on_torch
 
     try:
         return await on_torch(ctx(request).cache.get, mid, base, adapter)

@@ -5,7 +5,7 @@ kill here never takes the API down (the API marks the job failed and starts a ne
 the next runner finds the job still ``running``, and resumes it from its last saved state (epoch ends and pauses), or
 from the start if it had none. A runner whose parent died stops within one training step.
 
-    python -m ftui.server.runner DATA_DIR [PARENT_PID]
+    python -m ftui.server.train.runner DATA_DIR [PARENT_PID]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 import traceback
 from pathlib import Path
 
-from .store import CURRENT, TERMINAL, Store, now
-from .trainer import JobTrainer, Stop
+from ftui.server.store import CURRENT, TERMINAL, Store, now
+from ftui.server.train.trainer import JobTrainer, Stop
 
 log = logging.getLogger("ftui.runner")
 

@@ -14,9 +14,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
-from ..api import APIError, body, ctx, shutting_down, validated
-from ..azure import deployment_model
-from ..inference import (
+from ftui.server.http.api import APIError, body, ctx, shutting_down, validated
+from ftui.server.http.azure import deployment_model
+from ftui.server.http.routes.models import load_model, resolve_model
+from ftui.server.models.inference import (
     BATCH_MAX_TOKENS,
     GenerationFailed,
     generate,
@@ -25,7 +26,6 @@ from ..inference import (
     prompt_length,
     surely_too_long,
 )
-from .models import load_model, resolve_model
 
 router = APIRouter()
 

@@ -12,8 +12,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 if TYPE_CHECKING:  # torch loads with inference, when the first model does
-    from .inference import ModelCache
-    from .store import Store
+    from ftui.server.models.inference import ModelCache
+    from ftui.server.store import Store
 
 ORG = "org-local"
 PURPOSES = ("fine-tune", "assistants", "batch", "vision", "user_data", "evals")

@@ -1,11 +1,11 @@
 """The math of one batch: the forward pass (packed, attention within each example, the output layer only where a
-label is trained), the SFT and DPO losses, and evaluation; mixed into :class:`ftui.server.trainer.JobTrainer`."""
+label is trained), the SFT and DPO losses, and evaluation; mixed into :class:`ftui.server.train.trainer.JobTrainer`."""
 
 from __future__ import annotations
 
-from . import basemodels
-from .halves import TwoHalves, split, trained
-from .packing import SEGMENT_ATTENTION, packs, right_pad, shared_prefix
+from ftui.server.models import basemodels
+from ftui.server.train.halves import TwoHalves, split, trained
+from ftui.server.train.packing import SEGMENT_ATTENTION, packs, right_pad, shared_prefix
 
 
 class BatchSteps:

@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from ..api import PURPOSES, APIError, ctx, file_obj, not_found
+from ftui.server.http.api import PURPOSES, APIError, ctx, file_obj, not_found
 
 router = APIRouter()
 
@@ -26,7 +26,7 @@ async def upload(request: Request):
     """The file is streamed into the data dir as it arrives, counted and checked line by line as it goes (like
     OpenAI's upload check): memory never grows with its size, and reading stops at the limit (413) or the first
     bad line (400), with or without a Content-Length."""
-    from ..multipart import receive
+    from ftui.server.http.multipart import receive
 
     store = ctx(request).store
     length = request.headers.get("content-length", "")

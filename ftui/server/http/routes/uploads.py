@@ -19,10 +19,10 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...core.files import atomic_write
-from ..api import PURPOSES, APIError, body, ctx, file_obj, validated
-from ..store import new_id
-from .files import checked_filename, copy_checked
+from ftui.core.files import atomic_write
+from ftui.server.http.api import PURPOSES, APIError, body, ctx, file_obj, validated
+from ftui.server.http.routes.files import checked_filename, copy_checked
+from ftui.server.store import new_id
 
 router = APIRouter()
 
@@ -124,7 +124,7 @@ async def create_upload(request: Request):
 async def add_part(request: Request, upload_id: str):
     """One part, streamed into the Upload's folder as it arrives and counted: reading stops past 64 MB, or past the
     bytes the Upload still lacks of what it was created for (413), with or without a Content-Length."""
-    from ..multipart import receive
+    from ftui.server.http.multipart import receive
 
     folder, up = _load(request, upload_id)
     _pending(up)
