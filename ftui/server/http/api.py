@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Awaitable, Callable, TypeVar
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+
+from ftui.server.faults import Faults
 
 if TYPE_CHECKING:  # torch loads with inference, when the first model does
     from ftui.server.models.inference import ModelCache
     from ftui.server.store import Store
+
+M = TypeVar("M")
 
 ORG = "org-local"
 PURPOSES = ("fine-tune", "assistants", "batch", "vision", "user_data", "evals")
@@ -27,7 +31,7 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-def _err(status, message, type="invalid_request_error", param=None, code=None) -> JSONResponse:
+def error_response(status, message, type="invalid_request_error", param=None, code=None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": type, "param": param, "code": code}}, status)
 
 
@@ -83,7 +87,7 @@ class Context:
     store: Store
     cache: ModelCache
     started: int  # the base models' `created` (the server's start)
-    stream_fault: dict = field(default_factory=lambda: {"after": None, "generation": 0})  # test hooks
+    faults: Faults = field(default_factory=Faults)  # armed only by the test suite (ftui serve --test-hooks)
     generating: int = 0  # chat requests running or waiting for their model (bounded: 429 past the limit)
     deployments: dict = field(default_factory=dict)  # Azure shape: deployment name -> model (ftui serve --deployment)
     batched: int = 0  # short greedy requests waiting for or in a batch (bounded too)
@@ -99,6 +103,20 @@ class Context:
 
 def ctx(request: Request) -> Context:
     return request.app.state.ctx
+
+
+CtxDep = Annotated[Context, Depends(ctx)]  # the server's state, as a route parameter
+
+
+def json_body(model_cls: type[M]) -> Callable[[Request], Awaitable[M]]:
+    """A dependency that reads the JSON body within ``MAX_JSON_BODY`` (refused as it arrives, never held whole past
+    it: FastAPI's own body parameters read the whole body first) and validates it into ``model_cls`` with OpenAI's
+    400 naming the parameter: ``r: Annotated[JobCreate, Depends(json_body(JobCreate))]``."""
+
+    async def read(request: Request) -> M:
+        return validated(model_cls, await body(request))
+
+    return read
 
 
 def validated(model_cls, data: dict):

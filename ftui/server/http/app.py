@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ftui.server.http import guard
-from ftui.server.http.api import APIError, Context, _err, body
+from ftui.server.http.api import APIError, Context, body, error_response
 from ftui.server.http.azure import AzureShape
 from ftui.server.http.routes import chat, files, jobs, models, score, uploads
 from ftui.server.models import basemodels
@@ -97,7 +97,7 @@ class Idempotency:
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
         if digest.hexdigest() != hit[1]:
-            resp = _err(422, f"Idempotency-Key {key.decode('latin-1')!r} was already used with a different "
+            resp = error_response(422, f"Idempotency-Key {key.decode('latin-1')!r} was already used with a different "
                         "request body; use a new key for a new request.", param="Idempotency-Key",
                         code="idempotency_key_reused")
             return await resp({"type": "http"}, receive, send)
@@ -145,9 +145,7 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     cache = ModelCache(data_dir)
     app = FastAPI(title="ftui local backend", version="1", docs_url=None, redoc_url=None)
     app.state.ctx = Context(data_dir, store, cache, started=_started(data_dir), deployments=dict(deployments or {}))
-    stream_fault = app.state.ctx.stream_fault  # fail a chat stream after this many content chunks (once)
-    faults: list[dict] = []  # armed by /_test/faults: {"path", "status", "times", "retry_after", "message"}
-    counts: dict[str, int] = {}
+    faults = app.state.ctx.faults  # every fault the suite can arm (see faults.py)
 
     app.add_middleware(Idempotency)  # the innermost layer: a request refused by the guard or the key is never kept
 
@@ -161,11 +159,11 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
             on_request()
         refused = guard.refusal(request.method, request.url.path, request.headers, hosts, origins)
         if refused is not None:
-            return _err(refused[0], refused[1], code="request_refused")
+            return error_response(refused[0], refused[1], code="request_refused")
         if api_key:
             given = request.headers.get("authorization", "")
             if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return _err(401, "Incorrect API key provided." if given else
+                return error_response(401, "Incorrect API key provided." if given else
                             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                             code="invalid_api_key")
         return await call_next(request)
@@ -192,62 +190,53 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
         @app.middleware("http")
         async def hooks(request: Request, call_next):
             path = request.url.path
-            if not path.startswith("/_test"):
-                key = f"{request.method} {path}"
-                counts[key] = counts.get(key, 0) + 1
-                for f in faults:
-                    if f["times"] > 0 and path.startswith(f["path"]) and f["method"] in (None, request.method):
-                        f["times"] -= 1
-                        if f["after"]:  # carry the request out, then lose its answer (a dropped response)
-                            await call_next(request)
-                        if f.get("body") is not None:
-                            return Response(f["body"], status_code=f["status"],
-                                            media_type=f.get("content_type") or "text/html")
-                        resp = _err(f["status"], f.get("message") or f"Injected fault {f['status']}",
-                                    type="requests" if f["status"] == 429 else "server_error")
-                        if f.get("retry_after") is not None:
-                            resp.headers["retry-after"] = str(f["retry_after"])
-                        return resp
-            return await call_next(request)
+            f = None if path.startswith("/_test") else faults.seen(request.method, path)
+            if f is None:
+                return await call_next(request)
+            if f["after"]:  # carry the request out, then lose its answer (a dropped response)
+                await call_next(request)
+            if f.get("body") is not None:
+                return Response(f["body"], status_code=f["status"], media_type=f.get("content_type") or "text/html")
+            resp = error_response(f["status"], f.get("message") or f"Injected fault {f['status']}",
+                        type="requests" if f["status"] == 429 else "server_error")
+            if f.get("retry_after") is not None:
+                resp.headers["retry-after"] = str(f["retry_after"])
+            return resp
 
         @app.post("/_test/faults")
         async def arm_fault(request: Request):
-            req = await body(request)
-            if "stream_error_after" in req:
-                stream_fault["after"] = int(req["stream_error_after"])
-            elif "generation_errors" in req:
-                stream_fault["generation"] = int(req["generation_errors"])
-            else:
-                faults.append({"path": req.get("path", "/v1"), "status": int(req.get("status", 500)),
-                               "times": int(req.get("times", 1)), "retry_after": req.get("retry_after"),
-                               "message": req.get("message"), "method": req.get("method"),
-                               "body": req.get("body"), "content_type": req.get("content_type"),
-                               "after": bool(req.get("after"))})
+            faults.arm(await body(request))
             return {"ok": True}
 
         @app.delete("/_test/faults")
         async def clear_faults():
-            faults.clear()
+            faults.armed.clear()
             return {"ok": True}
 
         @app.get("/_test/requests")
         async def request_counts():
-            return counts
+            return faults.counts
 
         @app.delete("/_test/requests")
         async def reset_counts():
-            counts.clear()
+            faults.counts.clear()
             return {"ok": True}
+
+        @app.get("/_test/generations")
+        async def generations():
+            """Generations under way now (each holds a halt event from the call to generate until it ends): the
+            evidence a test waits for before it abandons a request."""
+            return {"running": len(app.state.ctx.halts)}
 
     @app.exception_handler(APIError)
     async def api_error(_, exc: APIError):
-        resp = _err(exc.status, exc.message, exc.type, exc.param, exc.code)
+        resp = error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
         resp.headers.update(exc.headers)
         return resp
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        resp = _err(exc.status_code, str(exc.detail), code=None if exc.status_code != 404 else "not_found")
+        resp = error_response(exc.status_code, str(exc.detail), code=None if exc.status_code != 404 else "not_found")
         resp.headers.update(exc.headers or {})
         if exc.status_code == 405:  # every method the path takes (Starlette names only its first route's)
             methods = set()
@@ -263,20 +252,20 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     async def validation_error(_, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(x) for x in first.get("loc", []) if x not in ("body", "query", "path")]
-        return _err(400, f"Invalid request: {first.get('msg', 'bad input')}", param=".".join(loc) or None)
+        return error_response(400, f"Invalid request: {first.get('msg', 'bad input')}", param=".".join(loc) or None)
 
     @app.exception_handler(ClientDisconnect)
     async def client_left(request: Request, exc: ClientDisconnect):
         """The client went away while sending its body (a cancelled upload): nothing was kept; one INFO line."""
         logging.getLogger("ftui.server.http").info("%s %s 499: the client closed the request while sending it",
                                                    request.method, request.url.path)
-        return _err(499, "The client closed the request.", type="server_error")
+        return error_response(499, "The client closed the request.", type="server_error")
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception):
         logging.getLogger("ftui.server").error("%s %s: unexpected error", request.method, request.url.path,
                                                exc_info=exc)
-        return _err(500, f"The server had an error while processing your request: {type(exc).__name__}",
+        return error_response(500, f"The server had an error while processing your request: {type(exc).__name__}",
                     type="server_error")
 
     @app.get("/health")

@@ -19,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ftui.server.faults import runner_fault
 from ftui.server.store import CURRENT, TERMINAL, Store, now
 from ftui.server.train.trainer import JobTrainer, Stop
 
@@ -56,16 +57,6 @@ def validate(store: Store, job: dict) -> dict | None:
             return {"code": "invalid_file_format", "param": param,
                     "message": f"The job failed due to a file format error in the {label} file. {shown}{more}"}
     return None
-
-
-def _injected_fault() -> None:
-    """`FTUI_TEST_RUNNER_FAULT` (set only by the test suite): fail validation ("raise") or kill the runner there
-    ("die"), the way a bug or the OOM killer would."""
-    fault = os.environ.get("FTUI_TEST_RUNNER_FAULT")
-    if fault == "raise":
-        raise RuntimeError("injected validation fault")
-    if fault == "die":
-        os._exit(17)
 
 
 class Runner:
@@ -121,7 +112,7 @@ class Runner:
             store.add_event(job["id"], "Validating training file: " + job["training_file"] + (
                 f" and validation file: {job['validation_file']}" if job["validation_file"] else ""))
             try:
-                _injected_fault()
+                runner_fault()
                 error = validate(store, job)
             except Exception as exc:  # noqa: BLE001 — an unexpected failure fails the job, never the runner
                 log.error("validating job %s failed:\n%s", job["id"], traceback.format_exc())

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
-from ftui.server.http.api import APIError, body, ctx, shutting_down, validated
+from ftui.server.http.api import APIError, CtxDep, body, shutting_down, validated
 from ftui.server.http.azure import deployment_model
 from ftui.server.http.routes.models import load_model, resolve_model
 from ftui.server.models.inference import (
@@ -27,7 +27,7 @@ from ftui.server.models.inference import (
     surely_too_long,
 )
 
-router = APIRouter()
+router = APIRouter(prefix="/v1/chat")
 
 
 class ContentPart(BaseModel):
@@ -165,10 +165,9 @@ def _refuse_what_cannot_be_honoured(r: ChatRequest) -> None:
         raise APIError(400, "stop holds at most 4 sequences.", param="stop")
 
 
-@router.post("/v1/chat/completions")
-async def chat(request: Request):
-    c = ctx(request)
-    cache, stream_fault = c.cache, c.stream_fault
+@router.post("/completions")
+async def chat(request: Request, c: CtxDep):
+    cache = c.cache
     data = await body(request)
     if isinstance(data.get("messages"), list) and len(data["messages"]) > MAX_MESSAGES:  # before building them
         raise APIError(400, f"Invalid 'messages': {len(data['messages']):,} messages; at most {MAX_MESSAGES:,} are "
@@ -180,12 +179,12 @@ async def chat(request: Request):
     if dep is not None:
         mid = dep
         try:
-            resolve_model(request, mid)
+            resolve_model(c, mid)
         except APIError:
             raise APIError(404, "The API deployment for this resource does not exist. (ftui serve --deployment "
                            "NAME=MODEL names one; a deployment named like a model id is that model.)",
                            code="DeploymentNotFound") from None
-    base, adapter, _ = resolve_model(request, mid)
+    base, adapter, _ = resolve_model(c, mid)
     messages = [m.model_dump(exclude_none=True) for m in r.messages]
     max_tokens = r.max_completion_tokens or r.max_tokens or 256
     temperature = 1.0 if r.temperature is None else r.temperature
@@ -193,7 +192,7 @@ async def chat(request: Request):
     stop = [r.stop] if isinstance(r.stop, str) else list(r.stop or [])
     # short greedy answers without streaming (an evaluation's) are generated in batches: see inference.Batcher
     batchable = (not r.stream and (temperature <= 1e-4 or top_p == 0) and max_tokens <= BATCH_MAX_TOKENS
-                 and not stream_fault["generation"])
+                 and not c.faults.generation_errors)
     if c.stopping:
         raise shutting_down()
     slot, limit_waiting = ("batched", MAX_BATCHED) if batchable else ("generating", MAX_WAITING)
@@ -213,7 +212,7 @@ async def chat(request: Request):
     halts: list = []  # this request's generation, once it has one
 
     try:
-        entry = await load_model(request, mid, base, adapter)
+        entry = await load_model(c, mid, base, adapter)
         if r.stream:  # streamed answers in bf16 where that is fast; the others stay float32 (see ModelCache.fast)
             entry = await on_torch(cache.fast, mid, entry)
         over = surely_too_long(entry, messages)
@@ -245,8 +244,7 @@ async def chat(request: Request):
     halt = threading.Event()
     c.halts.add(halt)  # a shutdown halts it too (Context.halt_all)
     halts.append(halt)
-    fail = stream_fault["generation"] > 0
-    stream_fault["generation"] -= fail
+    fail = c.faults.take_generation_error()
     gen = generate(entry, messages, max_tokens=max_tokens, temperature=float(temperature),
                    top_p=float(top_p), seed=None if r.seed is None else r.seed % 2**32, stop=stop, halt=halt,
                    fail=fail, reuse_prefix=bool(r.stream))
@@ -293,7 +291,7 @@ async def chat(request: Request):
         try:
             yield chunk({"role": "assistant", "content": ""})
             info = {}
-            fail_after, stream_fault["after"] = stream_fault["after"], None
+            fail_after = c.faults.take_stream_error_after()
             sent = 0
             while (item := await asyncio.to_thread(next_piece)) is not None:
                 if gone.is_set():  # nobody reads this stream any more

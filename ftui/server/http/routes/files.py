@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
-from ftui.server.http.api import PURPOSES, APIError, ctx, file_obj, not_found
+from ftui.server.http.api import PURPOSES, APIError, CtxDep, file_obj, not_found
 
-router = APIRouter()
+router = APIRouter(prefix="/v1/files")
 
 
 MAX_UPLOAD = int(os.environ.get("FTUI_SERVE_MAX_UPLOAD", str(512 * 2**20)))  # the Files API's limit
@@ -21,14 +21,14 @@ MAX_LINE = 16 * 2**20  # no training example is near this: a longer line is refu
 CHUNK = 2**20
 
 
-@router.post("/v1/files")
-async def upload(request: Request):
+@router.post("")
+async def upload(request: Request, c: CtxDep):
     """The file is streamed into the data dir as it arrives, counted and checked line by line as it goes (like
     OpenAI's upload check): memory never grows with its size, and reading stops at the limit (413) or the first
     bad line (400), with or without a Content-Length."""
     from ftui.server.http.multipart import receive
 
-    store = ctx(request).store
+    store = c.store
     length = request.headers.get("content-length", "")
     too_large = (f"The file is larger than the Files API's {MAX_UPLOAD:,} bytes.", "file_too_large")
     if length.isdigit() and int(length) > MAX_UPLOAD + 2**16:
@@ -175,38 +175,40 @@ def _bad_line(line: bytes, number: int) -> tuple[int, str, None] | None:
                  f"{number} is not a dictionary (HINT: line starts with: \"{hint}...\")."), None
 
 
-@router.get("/v1/files")
-async def list_files(request: Request, purpose: str | None = None, limit: int = Query(10000, ge=1, le=10000),
+@router.get("")
+async def list_files(c: CtxDep, purpose: str | None = None, limit: int = Query(10000, ge=1, le=10000),
                      order: Literal["asc", "desc"] = "desc", after: str | None = None):
-    if after and ctx(request).store.get_file(after) is None:  # a cursor naming nothing: never the first page again
+    if after and c.store.get_file(after) is None:  # a cursor naming nothing: never the first page again
         raise APIError(400, f"Invalid 'after': no file {after}.", param="after", code="invalid_cursor")
-    rows = ctx(request).store.list_files(purpose, limit + 1, order, after)
+    rows = c.store.list_files(purpose, limit + 1, order, after)
     data = [file_obj(f) for f in rows[:limit]]
     # the spec makes first_id/last_id required strings: an empty page has "" (no id), never null
     return {"object": "list", "data": data, "has_more": len(rows) > limit,
             "first_id": data[0]["id"] if data else "", "last_id": data[-1]["id"] if data else ""}
 
 
-def get_file(request: Request, file_id: str) -> dict:
-    f = ctx(request).store.get_file(file_id)
+def file_of(c: CtxDep, file_id: str) -> dict:
+    f = c.store.get_file(file_id)
     if f is None:
         raise not_found("file", file_id)
     return f
 
 
-@router.get("/v1/files/{file_id}")
-async def retrieve_file(request: Request, file_id: str):
-    return file_obj(get_file(request, file_id))
+FileDep = Annotated[dict, Depends(file_of)]  # the file the path names, or OpenAI's 404
 
 
-@router.get("/v1/files/{file_id}/content")
-async def file_content(request: Request, file_id: str):
-    get_file(request, file_id)  # streamed from disk: a file of gigabytes (an Upload's) never sits in memory
-    return FileResponse(ctx(request).store.file_path(file_id), media_type="application/octet-stream")
+@router.get("/{file_id}")
+async def retrieve_file(f: FileDep):
+    return file_obj(f)
 
 
-@router.delete("/v1/files/{file_id}")
-async def delete_file(request: Request, file_id: str):
-    get_file(request, file_id)
-    ctx(request).store.delete_file(file_id)
-    return {"id": file_id, "object": "file", "deleted": True}
+@router.get("/{file_id}/content")
+async def file_content(c: CtxDep, f: FileDep):
+    # streamed from disk: a file of gigabytes (an Upload's) never sits in memory
+    return FileResponse(c.store.file_path(f["id"]), media_type="application/octet-stream")
+
+
+@router.delete("/{file_id}")
+async def delete_file(c: CtxDep, f: FileDep):
+    c.store.delete_file(f["id"])
+    return {"id": f["id"], "object": "file", "deleted": True}

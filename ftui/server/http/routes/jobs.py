@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Callable, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftui.server.http.api import APIError, body, ctx, event_obj, job_obj, not_found, validated
+from ftui.server.http.api import APIError, CtxDep, event_obj, job_obj, json_body, not_found
 from ftui.server.models import basemodels
-from ftui.server.store import TERMINAL, new_id, now
+from ftui.server.store import TERMINAL, Store, new_id, now
 
-router = APIRouter()
+router = APIRouter(prefix="/v1/fine_tuning/jobs")
 
 
 AUTO = Literal["auto"]
@@ -74,11 +75,9 @@ def _method(r: JobCreate) -> tuple[str, dict]:
     return kind, hp or top
 
 
-@router.post("/v1/fine_tuning/jobs")
-async def create_job(request: Request):
-    c = ctx(request)
+@router.post("")
+async def create_job(c: CtxDep, r: Annotated[JobCreate, Depends(json_body(JobCreate))]):
     store, data_dir = c.store, c.data_dir
-    r = validated(JobCreate, await body(request))
     if r.integrations:
         raise APIError(400, "integrations (Weights & Biases) are not supported by the local backend: it never "
                        "sends data off this machine.", param="integrations")
@@ -119,15 +118,18 @@ async def create_job(request: Request):
     return job_obj(store.get_job(job_id))
 
 
-def get_job(request: Request, job_id: str) -> dict:
-    j = ctx(request).store.get_job(job_id)
+def job_of(c: CtxDep, job_id: str) -> dict:
+    j = c.store.get_job(job_id)
     if j is None:
         raise not_found("fine-tuning job", job_id)
     return j
 
 
-@router.get("/v1/fine_tuning/jobs")
-async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100), after: str | None = None):
+JobDep = Annotated[dict, Depends(job_of)]  # the job the path names, or OpenAI's 404
+
+
+@router.get("")
+async def list_jobs(request: Request, c: CtxDep, limit: int = Query(20, ge=1, le=100), after: str | None = None):
     """Newest first; ``metadata[KEY]=VALUE`` query parameters keep the jobs whose metadata has each pair."""
     wanted = {}
     for k, v in request.query_params.items():
@@ -135,70 +137,86 @@ async def list_jobs(request: Request, limit: int = Query(20, ge=1, le=100), afte
             if not (k.startswith("metadata[") and k.endswith("]") and len(k) > 10):
                 raise APIError(400, "metadata filters are given as metadata[KEY]=VALUE.", param="metadata")
             wanted[k[9:-1]] = v
-    if after and ctx(request).store.get_job(after) is None:
+    if after and c.store.get_job(after) is None:
         raise _unknown_after("fine-tuning job", after)
-    rows = ctx(request).store.list_jobs(10_000 if wanted else limit + 1, after)
+    rows = c.store.list_jobs(10_000 if wanted else limit + 1, after)
     if wanted:
         rows = [j for j in rows if all((j["metadata"] or {}).get(k) == v for k, v in wanted.items())][:limit + 1]
     return {"object": "list", "data": [job_obj(j) for j in rows[:limit]], "has_more": len(rows) > limit}
 
 
-@router.get("/v1/fine_tuning/jobs/{job_id}")
-async def retrieve_job(request: Request, job_id: str):
-    return job_obj(get_job(request, job_id))
+@router.get("/{job_id}")
+async def retrieve_job(job: JobDep):
+    return job_obj(job)
 
 
-@router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
-async def cancel_job(request: Request, job_id: str):
-    store = ctx(request).store
-    j = get_job(request, job_id)
-    if j["status"] in TERMINAL:
-        raise APIError(400, f"Job {job_id} is already {j['status']} and cannot be cancelled.")
-    if store.set_status_if(job_id, ("validating_files", "queued", "running", "paused"), "cancelled",
-                           finished_at=now(), estimated_finish=None):
-        store.add_event(job_id, "Fine-tuning job cancelled")
-    return job_obj(get_job(request, job_id))
+@dataclass(frozen=True)
+class Transition:
+    """A status change a person asks for. ``apply`` makes it in the store and returns the event to record ("" for
+    none: a cancel that lost a race with the job's end), or None when the job's status does not allow it."""
+
+    apply: Callable[[Store, dict], str | None]
+    refusal: str  # with {id} and {status}
 
 
-@router.post("/v1/fine_tuning/jobs/{job_id}/pause")
-async def pause_job(request: Request, job_id: str):
+def _cancel(store: Store, job: dict) -> str | None:
+    if job["status"] in TERMINAL:
+        return None
+    changed = store.set_status_if(job["id"], ("validating_files", "queued", "running", "paused"), "cancelled",
+                                  finished_at=now(), estimated_finish=None)
+    return "Fine-tuning job cancelled" if changed else ""
+
+
+def _pause(store: Store, job: dict) -> str | None:
     """The job shows `paused` at once; its trainer stops at its next step and says so in an event ("paused at step
     N"). A resume before then lets it go on (see Store.resume): no step is trained or reported twice."""
-    store = ctx(request).store
-    j = get_job(request, job_id)
-    if not store.request_pause(job_id):
-        raise APIError(400, f"Job {job_id} is {j['status']}; only a running or queued job can be paused.")
-    store.add_event(job_id, "Pause requested")
-    return job_obj(get_job(request, job_id))
+    return "Pause requested" if store.request_pause(job["id"]) else None
 
 
-@router.post("/v1/fine_tuning/jobs/{job_id}/resume")
-async def resume_job(request: Request, job_id: str):
-    store = ctx(request).store
-    j = get_job(request, job_id)
-    now_status = store.resume(job_id)
-    if now_status is None:
-        raise APIError(400, f"Job {job_id} is {j['status']}; only a paused job can be resumed.")
-    store.add_event(job_id, "Fine-tuning job resumed before the trainer stopped; it goes on" if
-                    now_status == "running" else "Fine-tuning job resumed; queued")
-    return job_obj(get_job(request, job_id))
+def _resume(store: Store, job: dict) -> str | None:
+    status = store.resume(job["id"])
+    if status is None:
+        return None
+    return ("Fine-tuning job resumed before the trainer stopped; it goes on" if status == "running" else
+            "Fine-tuning job resumed; queued")
 
 
-@router.get("/v1/fine_tuning/jobs/{job_id}/events")
-async def list_events(request: Request, job_id: str, limit: int = Query(20, ge=1, le=1000),
-                      after: str | None = None):
-    get_job(request, job_id)
-    if after and not ctx(request).store.has_event(job_id, after):
+TRANSITIONS = {
+    "cancel": Transition(_cancel, "Job {id} is already {status} and cannot be cancelled."),
+    "pause": Transition(_pause, "Job {id} is {status}; only a running or queued job can be paused."),
+    "resume": Transition(_resume, "Job {id} is {status}; only a paused job can be resumed."),
+}
+
+
+def _transition_route(t: Transition):
+    async def transition(c: CtxDep, job: JobDep):
+        event = t.apply(c.store, job)
+        if event is None:
+            raise APIError(400, t.refusal.format(id=job["id"], status=job["status"]))
+        if event:
+            c.store.add_event(job["id"], event)
+        return job_obj(c.store.get_job(job["id"]))
+
+    return transition
+
+
+for _name, _t in TRANSITIONS.items():
+    router.add_api_route(f"/{{job_id}}/{_name}", _transition_route(_t), methods=["POST"], name=f"{_name}_job")
+
+
+@router.get("/{job_id}/events")
+async def list_events(c: CtxDep, job: JobDep, limit: int = Query(20, ge=1, le=1000), after: str | None = None):
+    job_id = job["id"]
+    if after and not c.store.has_event(job_id, after):
         raise _unknown_after("event of this job", after)
-    rows, more = ctx(request).store.list_events(job_id, limit, after)
+    rows, more = c.store.list_events(job_id, limit, after)
     return {"object": "list", "data": [event_obj(e) for e in rows], "has_more": more}
 
 
-@router.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
-async def list_checkpoints(request: Request, job_id: str, limit: int = Query(10, ge=1, le=100),
-                           after: str | None = None):
-    get_job(request, job_id)
-    rows = ctx(request).store.list_checkpoints(job_id)
+@router.get("/{job_id}/checkpoints")
+async def list_checkpoints(c: CtxDep, job: JobDep, limit: int = Query(10, ge=1, le=100), after: str | None = None):
+    job_id = job["id"]
+    rows = c.store.list_checkpoints(job_id)
     if after:
         ids = [r["id"] for r in rows]
         if after not in ids:

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from ftui.server.http.api import ORG, APIError, ctx, model_obj
+from ftui.server.http.api import ORG, APIError, Context, CtxDep, model_obj
 from ftui.server.models import basemodels
 
-router = APIRouter()
+if TYPE_CHECKING:
+    from ftui.server.models.inference import LoadedModel
+
+router = APIRouter(prefix="/v1/models")
 
 
-@router.get("/v1/models")
-async def list_models(request: Request):
-    c = ctx(request)
+@router.get("")
+async def list_models(c: CtxDep):
     data = [model_obj(b, c.started, "ftui") for b in basemodels.names(c.data_dir)]
     data += [model_obj(m["id"], m["created_at"], ORG) for m in c.store.list_models()]
     return {"object": "list", "data": data}
 
 
-def resolve_model(request: Request, mid: str) -> tuple[str, str | None, dict]:
+def resolve_model(c: Context, mid: str) -> tuple[str, str | None, dict]:
     """-> (base, adapter folder or None, model object)."""
-    c = ctx(request)
     store = c.store
     if mid in basemodels.names(c.data_dir):
         return mid, None, model_obj(mid, c.started, "ftui")
@@ -41,12 +43,12 @@ def resolve_model(request: Request, mid: str) -> tuple[str, str | None, dict]:
     return found
 
 
-async def load_model(request: Request, mid: str, base: str, adapter: str | None):
+async def load_model(c: Context, mid: str, base: str, adapter: str | None) -> LoadedModel:
     """The loaded model (ModelCache entry); a model whose files went between resolving and loading is a 404."""
     from ftui.server.models.inference import on_torch
 
     try:
-        return await on_torch(ctx(request).cache.get, mid, base, adapter)
+        return await on_torch(c.cache.get, mid, base, adapter)
     except OSError:
         if adapter is not None and not Path(adapter).is_dir():
             raise APIError(404, f"The model '{mid}' has no files left in the data dir; it cannot answer.",
@@ -54,21 +56,20 @@ async def load_model(request: Request, mid: str, base: str, adapter: str | None)
         raise
 
 
-@router.get("/v1/models/{model_id:path}")
-async def retrieve_model(request: Request, model_id: str):
-    return resolve_model(request, model_id)[2]
+@router.get("/{model_id:path}")
+async def retrieve_model(c: CtxDep, model_id: str):
+    return resolve_model(c, model_id)[2]
 
 
-@router.delete("/v1/models/{model_id:path}")
-async def delete_model(request: Request, model_id: str):
+@router.delete("/{model_id:path}")
+async def delete_model(c: CtxDep, model_id: str):
     """A fine-tuned model goes with its folder and its checkpoints; a checkpoint can be deleted by itself. Neither
     answers chat afterwards (evicted from the loaded models too)."""
-    c = ctx(request)
     gone = c.store.delete_model(model_id)  # also one whose files were already gone
     for mid in gone:
         c.cache.evict(mid)
     if not gone:
-        resolve_model(request, model_id)  # 404 for a model nobody knows
+        resolve_model(c, model_id)  # 404 for a model nobody knows
         raise APIError(403, f"Model {model_id} is not a fine-tuned model you own; it cannot be deleted.",
                        param="model")
     return {"id": model_id, "object": "model", "deleted": True}

@@ -16,16 +16,17 @@ model's own lock, so chat requests interleave between batches.
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftui.server.http.api import APIError, body, ctx, shutting_down, validated
+from ftui.server.http.api import APIError, CtxDep, json_body, shutting_down
 from ftui.server.http.routes.chat import Message
 from ftui.server.http.routes.models import load_model, resolve_model
 from ftui.server.models.inference import give_back_memory, on_torch, surely_too_long
 
-router = APIRouter()
+router = APIRouter(prefix="/v1/ftui")
 MAX_EXAMPLES = 256
 BATCH_TOKENS = 4096  # padded tokens per forward pass
 
@@ -46,10 +47,9 @@ class ScoreRequest(BaseModel):
     examples: list[ScoreExample] = Field(min_length=1, max_length=MAX_EXAMPLES)
 
 
-@router.post("/v1/ftui/score")
-async def score(request: Request):
-    r = validated(ScoreRequest, await body(request))
-    base, adapter, _ = resolve_model(request, r.model)
+@router.post("/score")
+async def score(c: CtxDep, r: Annotated[ScoreRequest, Depends(json_body(ScoreRequest))]):
+    base, adapter, _ = resolve_model(c, r.model)
     examples = []
     for i, ex in enumerate(r.examples):
         msgs = [m.model_dump(exclude_none=True) for m in ex.messages]
@@ -62,7 +62,7 @@ async def score(request: Request):
             if m["role"] == "assistant":
                 m["weight"] = 0
         examples.append(msgs)
-    entry = await load_model(request, r.model, base, adapter)
+    entry = await load_model(c, r.model, base, adapter)
     for i, msgs in enumerate(examples):
         if (over := surely_too_long(entry, msgs)) is not None:
             raise APIError(400, f"examples[{i}] holds {over[0]:,} characters, more than this model's {over[1]} "
@@ -70,7 +70,7 @@ async def score(request: Request):
     encoded, batches = await asyncio.to_thread(_plan, entry, examples)
     results: list[dict | None] = [None] * len(encoded)
     for batch in batches:  # one batch at a time on the torch thread: chat requests run between them
-        if ctx(request).stopping:
+        if c.stopping:
             raise shutting_down()
         await on_torch(_score_batch, entry, encoded, batch, results)
     give_back_memory()

@@ -14,17 +14,18 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ftui.core.files import atomic_write
-from ftui.server.http.api import PURPOSES, APIError, body, ctx, file_obj, validated
+from ftui.server.http.api import PURPOSES, APIError, Context, CtxDep, file_obj, json_body
 from ftui.server.http.routes.files import checked_filename, copy_checked
 from ftui.server.store import new_id
 
-router = APIRouter()
+router = APIRouter(prefix="/v1/uploads")
 
 MAX_UPLOAD_BYTES = 8 * 2**30  # the Uploads API's limit
 MAX_PART = int(os.environ.get("FTUI_SERVE_MAX_PART", str(64 * 2**20)))  # OpenAI: 64 MB per part
@@ -52,8 +53,8 @@ class CompleteUpload(BaseModel):
     md5: str | None = Field(None, pattern=r"^[0-9a-fA-F]{32}$")
 
 
-def _dir(request: Request, upload_id: str | None = None) -> Path:
-    root = ctx(request).data_dir / "uploads"
+def _dir(c: Context, upload_id: str | None = None) -> Path:
+    root = c.data_dir / "uploads"
     return root / upload_id if upload_id else root
 
 
@@ -61,10 +62,10 @@ def _save(folder: Path, up: dict) -> None:
     atomic_write(folder / "upload.json", orjson.dumps(up))
 
 
-def _load(request: Request, upload_id: str) -> tuple[Path, dict]:
+def _load(c: Context, upload_id: str) -> tuple[Path, dict]:
     if not _ID.match(upload_id) or not upload_id.startswith("upload-"):
         raise APIError(404, f"No such upload: {upload_id}", param="upload_id", code="upload_not_found")
-    folder = _dir(request, upload_id)
+    folder = _dir(c, upload_id)
     try:
         up = orjson.loads((folder / "upload.json").read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
@@ -97,9 +98,8 @@ def _lock(upload_id: str) -> asyncio.Lock:
     return _locks.setdefault(upload_id, asyncio.Lock())
 
 
-@router.post("/v1/uploads")
-async def create_upload(request: Request):
-    r = validated(CreateUpload, await body(request))
+@router.post("")
+async def create_upload(c: CtxDep, r: Annotated[CreateUpload, Depends(json_body(CreateUpload))]):
     if r.purpose not in PURPOSES:
         raise APIError(400, f"Invalid value for 'purpose': {r.purpose!r}.", param="purpose")
     if r.expires_after is not None:
@@ -114,19 +114,19 @@ async def create_upload(request: Request):
     created = int(time.time())
     up = {"id": new_id("upload"), "bytes": r.bytes, "created_at": created, "expires_at": created + EXPIRES_S,
           "filename": name, "purpose": r.purpose, "mime_type": r.mime_type, "status": "pending", "file_id": None}
-    folder = _dir(request, up["id"])
+    folder = _dir(c, up["id"])
     folder.mkdir(parents=True, exist_ok=True)
     _save(folder, up)
     return upload_obj(up)
 
 
-@router.post("/v1/uploads/{upload_id}/parts")
-async def add_part(request: Request, upload_id: str):
+@router.post("/{upload_id}/parts")
+async def add_part(request: Request, c: CtxDep, upload_id: str):
     """One part, streamed into the Upload's folder as it arrives and counted: reading stops past 64 MB, or past the
     bytes the Upload still lacks of what it was created for (413), with or without a Content-Length."""
     from ftui.server.http.multipart import receive
 
-    folder, up = _load(request, upload_id)
+    folder, up = _load(c, upload_id)
     _pending(up)
     room = up["bytes"] - _kept(folder)
     limit = min(MAX_PART, room)
@@ -146,7 +146,7 @@ async def add_part(request: Request, upload_id: str):
             raise APIError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
         pid = new_id("part")
         async with _lock(upload_id):
-            _, up = _load(request, upload_id)  # cancelled or expired while the part came in
+            _, up = _load(c, upload_id)  # cancelled or expired while the part came in
             _pending(up)
             if _kept(folder) + data.size > up["bytes"]:  # parts sent side by side: the later one is refused
                 raise APIError(413, f"This part would take the upload past the {up['bytes']:,} bytes it was "
@@ -162,13 +162,13 @@ def _kept(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.glob("part-*"))
 
 
-@router.post("/v1/uploads/{upload_id}/complete")
-async def complete_upload(request: Request, upload_id: str):
-    r = validated(CompleteUpload, await body(request))
+@router.post("/{upload_id}/complete")
+async def complete_upload(c: CtxDep, upload_id: str,
+                          r: Annotated[CompleteUpload, Depends(json_body(CompleteUpload))]):
     async with _lock(upload_id):
-        folder, up = _load(request, upload_id)
+        folder, up = _load(c, upload_id)
         if up["status"] == "completed":  # a retried complete gets the same answer
-            return upload_obj(up, ctx(request).store.get_file(up["file_id"]))
+            return upload_obj(up, c.store.get_file(up["file_id"]))
         _pending(up)
         parts = []
         for i, pid in enumerate(r.part_ids):
@@ -182,7 +182,7 @@ async def complete_upload(request: Request, upload_id: str):
         if total != up["bytes"]:
             raise APIError(400, f"The parts hold {total:,} bytes but the upload was created for {up['bytes']:,} "
                            "bytes.", param="part_ids", code="upload_bytes_mismatch")
-        store = ctx(request).store
+        store = c.store
         tmp = store.incoming()
         try:
             problem, digest = await asyncio.to_thread(_assemble, parts, tmp, up["purpose"] == "fine-tune")
@@ -227,10 +227,10 @@ def _assemble(parts: list[Path], dst: Path, jsonl: bool):
     return problem, md5.hexdigest()
 
 
-@router.post("/v1/uploads/{upload_id}/cancel")
-async def cancel_upload(request: Request, upload_id: str):
+@router.post("/{upload_id}/cancel")
+async def cancel_upload(c: CtxDep, upload_id: str):
     async with _lock(upload_id):
-        folder, up = _load(request, upload_id)
+        folder, up = _load(c, upload_id)
         if up["status"] == "cancelled":
             return upload_obj(up)
         _pending(up)
