@@ -3,7 +3,7 @@ does not bubble, so each screen forwards its own; harlequin's pattern)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic
+from typing import TYPE_CHECKING, Any, Awaitable, Generic
 
 from textual.screen import ModalScreen, Screen, ScreenResultType
 from textual.worker import Worker
@@ -25,6 +25,17 @@ class FtuiScreen(Funnel, Screen):
     if TYPE_CHECKING:  # the app every workspace runs in, with its state (service, profile, model_id, …)
         @property
         def app(self) -> FtuiApp: ...
+
+    async def call_service(self, title: str, call: Awaitable[Any]) -> tuple[bool, Any]:
+        """Await a backend call a person started: (True, its result), or (False, None) once a failure the backend
+        explained (a ServiceError) is shown as a notification titled ``title``."""
+        from ftui.service.errors import ServiceError
+
+        try:
+            return True, await call
+        except ServiceError as e:
+            self.notify(e.problem.message, title=title, severity="error", timeout=8)
+            return False, None
 
 
 class FtuiModal(Funnel, ModalScreen[ScreenResultType], Generic[ScreenResultType]):

@@ -158,15 +158,10 @@ the backend too).
 
     @work(group="files-delete", exit_on_error=False, description="Deleting")
     async def _delete(self, kind: str, key: str) -> None:
-        from ftui.service.errors import ServiceError
-
-        try:
-            if kind == "file":
-                await self.app.service.delete_file(key)
-            else:
-                await self.app.service.delete_model(key)
-        except ServiceError as e:
-            self.notify(e.problem.message, title="Delete failed", severity="error", timeout=8)
+        svc = self.app.service
+        ok, _ = await self.call_service("Delete failed", svc.delete_file(key) if kind == "file" else
+                                        svc.delete_model(key))
+        if not ok:
             return
         self.notify(f"Deleted {key}", timeout=4)
         self.load()

@@ -419,12 +419,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
 
     @work(group="jobs-action", exit_on_error=False, description="Job action")
     async def _act(self, verb: str, job_id: str) -> None:
-        from ftui.service.errors import ServiceError
-
-        try:
-            job = await getattr(self.app.service, verb)(job_id)
-        except ServiceError as e:
-            self.notify(e.problem.message, title=f"Could not {verb} {job_id}", severity="error", timeout=8)
+        ok, job = await self.call_service(f"Could not {verb} {job_id}", getattr(self.app.service, verb)(job_id))
+        if not ok:
             return
         self._observed(job)
         self.notify(f"{job_id}: {job['status']}", timeout=3)
@@ -442,12 +438,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
 
     @work(group="jobs-action", exit_on_error=False, description="Deleting a model")
     async def _delete(self, model: str) -> None:
-        from ftui.service.errors import ServiceError
-
-        try:
-            await self.app.service.delete_model(model)
-        except ServiceError as e:
-            self.notify(e.problem.message, title="Delete failed", severity="error", timeout=8)
+        ok, _ = await self.call_service("Delete failed", self.app.service.delete_model(model))
+        if not ok:
             return
         self.notify(f"Deleted {model}", timeout=4)
         self.app.refresh_models()
