@@ -120,6 +120,18 @@ class Server:
     def reset_requests(self) -> None:
         self._hook("DELETE", "/_test/requests")
 
+    def generations(self) -> int:
+        """Generations under way on the server now."""
+        return self._hook("GET", "/_test/generations")["running"]
+
+    def until_generations(self, predicate, timeout: float = 60, what: str = "") -> None:
+        """Wait until ``predicate(generations under way)`` holds: positive evidence, never a fixed sleep."""
+        deadline = time.monotonic() + timeout
+        while not predicate(n := self.generations()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"after {timeout} s, {n} generation(s) under way: {what}")
+            time.sleep(0.05)
+
 
 def wait_for(client, job_id: str, statuses=("succeeded", "failed", "cancelled"), timeout: float = 400,
              predicate=None):

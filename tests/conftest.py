@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parent.parent / "ftui" / "data" / "samples"
+from tests.helpers import SAMPLES, chat, chats  # noqa: F401 (the fixtures' modules read them from here too)
 
 
 def pytest_configure(config):
@@ -35,15 +35,6 @@ def write_jsonl(tmp_path):
         return path
 
     return write
-
-
-def chat(q: str = "Hi?", a: str = "Hello.", system: str | None = "Be brief.") -> dict:
-    msgs = [{"role": "system", "content": system}] if system else []
-    return {"messages": msgs + [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-
-
-def chats(n: int) -> list[dict]:
-    return [chat(f"Question {i}?", f"Answer {i}.") for i in range(n)]
 
 
 @pytest.fixture(scope="session")

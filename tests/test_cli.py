@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import SAMPLES, chats
+from tests.helpers import SAMPLES, chats
 
 
 def run(*args, env=None):

@@ -6,7 +6,7 @@ import pytest
 from ftui import config as cfg
 from ftui.core.analysis import analyze
 from ftui.core.example import example_view, read_line
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 
 def test_example_view_splits_messages_counts_tokens_and_points_findings():

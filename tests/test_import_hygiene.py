@@ -24,7 +24,7 @@ def test_core_imports_nothing_heavy(module):
 
 
 def test_core_analysis_run_imports_nothing_heavy(tmp_path):
-    from tests.conftest import SAMPLES
+    from tests.helpers import SAMPLES
 
     mods = loaded_after("from ftui.core.analysis import analyze; from ftui.core.report import Report; "
                         f"Report.of(analyze({str(SAMPLES / 'marv.jsonl')!r}))")
@@ -45,7 +45,7 @@ def test_pure_modules_import_no_ui(module):
 def test_tui_startup_loads_no_openai_or_torch(tmp_path):
     """The app through its first screen (a real headless run on a sample, no backend) never loads openai or torch;
     with a backend they load after the first paint, in the connect worker."""
-    from tests.conftest import SAMPLES
+    from tests.helpers import SAMPLES
 
     (tmp_path / "c.toml").write_text('backend = "off"\n')
     code = (

@@ -14,7 +14,7 @@ from ftui.core.analysis import analyze
 from ftui.core.catalog import resolve
 from ftui.core.example import example_view
 from ftui.core.report import Report
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 
 def run(*args, cwd=None):

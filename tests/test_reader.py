@@ -12,7 +12,7 @@ from ftui.core.analysis import Cancelled, DatasetError, analyze
 from ftui.core.report import Report
 from ftui.core.rules import ExampleChecker
 from ftui.core.tokens import counter
-from tests.conftest import chat, chats
+from tests.helpers import chat, chats
 
 
 def codes(path):

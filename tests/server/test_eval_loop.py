@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.backend import wait_for
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 SYSTEM = "Rate the app review from 1 to 5 stars. Answer with the digit only."
 pytestmark = pytest.mark.slow

@@ -120,7 +120,7 @@ def test_short_greedy_requests_are_batched_not_refused(server):
 
 # -- jobs: typed validation, conflicts and unsupported features refused, lists page like OpenAI's ----------------
 def _training_file(server) -> str:
-    from tests.conftest import SAMPLES
+    from tests.helpers import SAMPLES
 
     with open(SAMPLES / "marv.jsonl", "rb") as fh:
         return server.client().files.create(file=fh, purpose="fine-tune").id
@@ -257,30 +257,44 @@ def post_file(server, path):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_that_goes_away_stops_its_generation(server, stream):
-    """A long answer asked for, the client gone after a second: the model is free again at once (the next request
-    does not wait behind 2,000 tokens generated for nobody)."""
+    """A long answer asked for, the client gone while it is generated: the generation stops and the model is free
+    again at once (the next request does not wait behind 2,000 tokens generated for nobody). Each abandoned request
+    is closed only once the server shows its generation under way."""
     import socket
     import time
 
+    server.clear_faults()
     assert chat(server, max_tokens=2)[0] == 200  # the model loaded (the first load converts it: not timed here)
+    server.until_generations(lambda n: n == 0, what="the warm-up's generation to end")
     doc = json.dumps({"model": BASE, "messages": [{"role": "user", "content": "Count to one thousand."}],
                       "max_tokens": 2000, "temperature": 0, "stream": stream}).encode()
     auth = "".join(f"{k}: {v}\r\n" for k, v in server._auth().items())
-    sock = socket.create_connection(("127.0.0.1", server.port))
-    sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: "
-                 f"application/json\r\nContent-Length: {len(doc)}\r\n{auth}\r\n".encode() + doc)
-    time.sleep(1.5)  # it is generating now
+
+    def ask() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: "
+                     f"application/json\r\nContent-Length: {len(doc)}\r\n{auth}\r\n".encode() + doc)
+        return sock
+
+    sock = ask()
+    if stream:  # a streamed answer's first content chunk: tokens are being generated
+        got = b""
+        while b'"content":"' not in got.split(b'"content":""', 1)[-1]:
+            data = sock.recv(65536)
+            assert data, "the server closed the stream before any content"
+            got += data
+    server.until_generations(lambda n: n >= 1, what="the long answer to be generating")
     sock.close()
     t0 = time.monotonic()
     status, _, _ = chat(server, max_tokens=2)
     assert status == 200 and time.monotonic() - t0 < 12, "the abandoned generation kept the model busy"
-    for _ in range(5):  # more abandoned requests than there are slots: none may keep its slot (no 429 after)
-        sock = socket.create_connection(("127.0.0.1", server.port))
-        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: "
-                     f"application/json\r\nContent-Length: {len(doc)}\r\n{auth}\r\n".encode() + doc)
-        time.sleep(0.5)
+    server.until_generations(lambda n: n == 0, timeout=12, what="the abandoned generation to stop")
+    # more abandoned requests than there are slots, all at once: none may keep its slot (no 429 after)
+    socks = [ask() for _ in range(5)]
+    server.until_generations(lambda n: n >= 1, what="one of them to be generating")
+    for sock in socks:
         sock.close()
-    time.sleep(1)
+    server.until_generations(lambda n: n == 0, timeout=30, what="every abandoned generation to stop")
     assert chat(server, max_tokens=2)[0] == 200
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 from tests.server.conftest import Server, wait_for
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import json
 import stat
 
 from ftui.service.local import KEY_FILE, LocalBackend
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 
 def raw(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):

@@ -11,7 +11,7 @@ import urllib.request
 import openai
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 from tests.server.conftest import Server, check_schema, wait_for
 
 pytestmark = pytest.mark.slow

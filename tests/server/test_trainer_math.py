@@ -7,7 +7,7 @@ import orjson
 import pytest
 import torch  # noqa: E402 — the local extra is part of the test set-up: missing, this fails
 
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from ftui.service.errors import ServiceError
 from ftui.service.jobs import JobTrack
 from ftui.service.profiles import Profile
 from tests.backend import Server, wait_for
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 from tests.server.conftest import check_schema
 
 BASE = "smollm2-135m-instruct"

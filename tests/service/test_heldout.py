@@ -10,7 +10,7 @@ import pytest
 from ftui.core.prepare import Recipe, plan, write
 from ftui.service.heldout import heldout_for
 from ftui.service.profiles import Profile
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 BASE = "smollm2-135m-instruct"
 

@@ -8,7 +8,7 @@ from ftui.service.errors import ServiceError
 from ftui.service.jobs import JobTrack
 from ftui.service.profiles import Profile
 from tests.backend import wait_for
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 
 @pytest.fixture

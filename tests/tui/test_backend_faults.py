@@ -5,22 +5,13 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Select
 
-from ftui.service.profiles import Profile
-from ftui.tui.app import FtuiApp
 from ftui.tui.chat_screen import ChatScreen
 from ftui.tui.messages import BackendReady, ChatFailed, JobsPolled, PollProblem
 from tests.backend import Server, start_job, wait_for
-from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, settle, test_config
+from tests.tui.helpers import Recorder, app_for, settle
 
 pytestmark = pytest.mark.slow
 BASE = "smollm2-135m-instruct"
-
-
-def app_for(server, key=None, path=SAMPLES) -> FtuiApp:
-    prof = Profile("test", "compatible", base_url=server.base_url, api_key=key or server.api_key or "unused",
-                   poll_interval=0.2)
-    return FtuiApp(path, config=test_config(backend="test"), profile=prof)
 
 
 def polled(rec: Recorder) -> int:

@@ -15,8 +15,8 @@ from ftui.tui.jobs_screen import JobsScreen
 from ftui.tui.messages import BackendReady, ChatDone, EvalDone, JobsPolled, UploadProgress
 from ftui.tui.prompt import PathPrompt
 from tests.backend import start_job, wait_for
-from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, profile_for, settle, test_config
+from tests.helpers import SAMPLES
+from tests.tui.helpers import Recorder, profile_for, settle, test_config
 
 pytestmark = pytest.mark.slow
 BASE = "smollm2-135m-instruct"

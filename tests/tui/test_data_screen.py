@@ -13,8 +13,8 @@ from ftui.tui.help_screen import HelpScreen
 from ftui.tui.messages import AnalysisCancelled, AnalysisDone, AnalysisFailed, AnalysisProgress
 from ftui.tui.widgets.findings_list import FindingsList
 from ftui.tui.widgets.summary import Summary
-from tests.conftest import SAMPLES, chats
-from tests.tui.conftest import Recorder, settle, test_config
+from tests.helpers import SAMPLES, chats
+from tests.tui.helpers import Recorder, settle, test_config
 
 BROKEN_ERRORS = {2, 3, 4, 5, 7, 8, 10, 11, 13, 15, 16}
 BROKEN_WARNINGS = {6, 9, 12}

@@ -10,8 +10,8 @@ from ftui.service.profiles import Profile
 from ftui.tui.app import FtuiApp
 from ftui.tui.eval_screen import EvalScreen
 from ftui.tui.messages import BackendReady, EvalDone, EvalFailed, EvalProgress
-from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, settle, test_config
+from tests.helpers import SAMPLES
+from tests.tui.helpers import Recorder, settle, test_config
 
 BASE = "smollm2-135m-instruct"
 

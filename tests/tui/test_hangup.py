@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.backend import Server, start_job, wait_for
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,8 @@ def test_sighup_exits_the_app_cleanly_and_releases_its_idle_backend(tmp_path, mo
         info = server_of(data_dir)
         _wait(lambda: (data_dir / "serve.out").exists() and b"listening" in (data_dir / "serve.out").read_bytes(),
               60, "the server to listen")
-        time.sleep(1)  # the app's connect worker sees it answer
+        out = data_dir / "serve.out"  # the server's access log: the app's connect worker has listed its models
+        _wait(lambda: b"GET /v1/models 200" in out.read_bytes(), 60, "the app to reach its backend")
         proc.send_signal(signal.SIGHUP)
         code = proc.wait(30)
         term.thread.join(5)

@@ -15,7 +15,7 @@ from ftui.service.jobs import JobPoller, Tick
 from ftui.tui.app import FtuiApp
 from ftui.tui.messages import JobsPolled
 from ftui.tui.widgets.plots import MetricsChart
-from tests.tui.conftest import ROOT, settle, test_config
+from tests.tui.helpers import ROOT, settle, test_config
 
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 T0 = 1_767_225_600  # 2026-01-01 00:00 UTC

@@ -10,8 +10,8 @@ from ftui.tui.app import FtuiApp
 from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.messages import AnalysisDone, BackendReady, PreparePlanned
 from ftui.tui.prepare_screen import STEP_TITLES, PrepareScreen, in_form_words
-from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, profile_for, settle, test_config
+from tests.helpers import SAMPLES
+from tests.tui.helpers import Recorder, profile_for, settle, test_config
 
 
 def _online(server, path):

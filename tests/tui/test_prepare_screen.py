@@ -11,7 +11,7 @@ from ftui.tui.app import FtuiApp
 from ftui.tui.messages import AnalysisDone, PrepareFailed, PreparePlanned
 from ftui.tui.prepare_screen import PairScreen, PrepareScreen
 from ftui.tui.widgets.file_tree import DatasetTree
-from tests.tui.conftest import ROOT, Recorder, settle, test_config
+from tests.tui.helpers import ROOT, Recorder, settle, test_config
 
 SAMPLE = ROOT / "ftui" / "data" / "samples" / "reviews.csv"
 

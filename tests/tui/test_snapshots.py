@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ftui.tui.app import FtuiApp
-from tests.tui.conftest import ROOT, settle, test_config
+from tests.tui.helpers import ROOT, settle, test_config
 
 SIZE = (120, 36)
 

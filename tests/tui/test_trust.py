@@ -11,14 +11,8 @@ from ftui.tui.app import FtuiApp
 from ftui.tui.confirm import Confirm
 from ftui.tui.example_screen import ExampleScreen
 from ftui.tui.widgets.file_tree import DatasetTree
-from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, settle, test_config
-
-
-def toasts(rec: Recorder) -> list:
-    from textual.notifications import Notify
-
-    return [m.notification for m in rec.of(Notify)]
+from tests.helpers import SAMPLES
+from tests.tui.helpers import Recorder, settle, test_config, toasts
 
 
 async def test_a_failing_worker_is_shown_naming_what_it_did_and_logged(tmp_path):
@@ -28,7 +22,7 @@ async def test_a_failing_worker_is_shown_naming_what_it_did_and_logged(tmp_path)
     app = FtuiApp(SAMPLES / "marv.jsonl", config=test_config())
     async with app.run_test(size=(100, 30), message_hook=rec) as pilot:
         await settle(pilot)
-        for key in ("f3", "f4", "f5", "f2"):  # every workspace forwards its workers to the one funnel
+        for key in ("f3", "f4", "f5", "f6", "f7", "f2"):  # every workspace forwards its workers to the one funnel
             await pilot.press(key)
             await settle(pilot)
 
@@ -44,7 +38,7 @@ async def test_a_failing_worker_is_shown_naming_what_it_did_and_logged(tmp_path)
             assert str(log_path()) in toast.message
         assert app.is_running
     log = log_path().read_text()
-    assert log.count("Traceback (most recent call last)") == 4 and "nobody foresaw this in f5" in log
+    assert log.count("Traceback (most recent call last)") == 6 and "nobody foresaw this in f7" in log
     assert (log_path().stat().st_mode & 0o777) == 0o600
 
 

@@ -11,10 +11,8 @@ from ftui.service.profiles import Profile
 from ftui.tui.create_job import CreateJobScreen
 from ftui.tui.messages import BackendReady, JobsPolled, PollProblem
 from tests.backend import start_job
-from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, settle
-from tests.tui.test_backend_faults import app_for
-from tests.tui.test_trust import toasts
+from tests.helpers import SAMPLES
+from tests.tui.helpers import Recorder, app_for, settle, toasts
 
 pytestmark = pytest.mark.slow
 

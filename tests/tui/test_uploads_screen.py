@@ -11,8 +11,8 @@ from textual.widgets import DataTable
 from ftui.service.profiles import Profile
 from ftui.tui.app import FtuiApp
 from ftui.tui.messages import BackendReady
-from tests.conftest import SAMPLES
-from tests.tui.conftest import Recorder, settle, test_config
+from tests.helpers import SAMPLES
+from tests.tui.helpers import Recorder, settle, test_config
 
 
 async def test_an_upload_in_parts_is_listed_and_cancelled(server, tmp_path):
