@@ -113,7 +113,7 @@ def save(cfg: Config, path: Path | None = None, only: tuple[str, ...] | None = N
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        text = "# ftui settings (see the README's Configuration section)\n"
+        text = "# ftui settings (see docs/app.md, Configuration)\n"
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read it ({e}); not saved, so nothing of it is lost") from None
     try:

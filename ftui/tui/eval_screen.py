@@ -421,7 +421,7 @@ a disagreement shows the example with both answers. Results are written to `eval
         self.app.push_screen(DisagreementScreen(ex, answers, resolve(self.app.model_id).encoding))
 
     def on_worker_state_changed(self, event) -> None:
-        super().on_worker_state_changed(event)  # the app's funnel
+        # (the app's funnel runs too: Textual calls FtuiScreen's handler of its own, so no super() call here)
         from textual.worker import WorkerState
 
         if event.worker.group == "eval" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):

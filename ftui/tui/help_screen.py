@@ -54,7 +54,7 @@ class HelpScreen(FtuiModal[None]):
         from .errors import log_path
 
         parts.append("\n`ctrl+p` opens the command palette (open file, model, re-analyse, histogram scale, copy a "
-                     "finding, themes). The config file is described in the README.\n\n"
+                     "finding, themes). The config file is described in docs/app.md.\n\n"
                      f"Config: `{config_path()}` · log of unexpected errors (with tracebacks): `{log_path()}`")
         self.text = "\n".join(parts)
 

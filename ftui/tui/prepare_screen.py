@@ -496,7 +496,7 @@ outputs in the Data workspace. **Esc** stops a running preview.
         box.mount_all(widgets)
 
     def on_worker_state_changed(self, event) -> None:
-        super().on_worker_state_changed(event)  # the app's funnel: a toast naming what failed, the log
+        # (the app's funnel runs too: Textual calls FtuiScreen's handler of its own, so no super() call here)
         from textual.worker import WorkerState
 
         if event.worker.group == "prepare" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):

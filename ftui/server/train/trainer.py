@@ -1,6 +1,6 @@
 """LoRA fine-tuning (SFT and DPO) of a local base model, reporting through the store as OpenAI-style events.
 
-Runs inside the runner process, never in the API process. Defaults (documented in the README):
+Runs inside the runner process, never in the API process. Defaults (documented in docs/serve.md):
 
 * LoRA r=16, alpha=32, dropout 0, all linear layers; AdamW, weight decay 0;
 * learning rate = ``BASE_LR`` (5e-4) × ``learning_rate_multiplier`` (auto = 1);
@@ -11,7 +11,7 @@ Runs inside the runner process, never in the API process. Defaults (documented i
   ``FTUI_TRAIN_BF16=0|1`` overrides;
 * no compute on padding: each batch packed into one row, attention within each example (``_segment_attention`` on
   a CPU); the output layer only on trained positions; fused AdamW; on a CPU an SFT batch in two halves computed
-  at the same time, each in its own thread (``halves``) — see the README's Speed section for the figures against a
+  at the same time, each in its own thread (``halves``) — see docs/performance.md for the figures against a
   plain transformers + peft loop (``bench/trainer_vs_plain.py``).
 """
 
