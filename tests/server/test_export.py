@@ -53,13 +53,22 @@ def tuned(tmp_path_factory, model_cache):
     return data
 
 
-def _served(data: Path):
+@pytest.fixture(scope="module")
+def served(tuned):
     """The model as `ftui serve` answers with it (its cache: merged, in the inference dtype)."""
     from ftui.server.models.export import find
     from ftui.server.models.inference import ModelCache
 
-    src = find(data, MODEL)
-    return ModelCache(data).get(MODEL, BASE, str(src.adapter))
+    src = find(tuned, MODEL)
+    return ModelCache(tuned).get(MODEL, BASE, str(src.adapter))
+
+
+@pytest.fixture(scope="module")
+def reference(tuned):
+    """The base with the adapter merged in, float32: what every export is made from."""
+    from ftui.server.models.export import find, merged_float32
+
+    return merged_float32(find(tuned, MODEL), tuned)
 
 
 def _greedy(model, tok, messages, n: int = 16) -> list[int]:
@@ -88,16 +97,19 @@ def _export(data, tmp_path, to, quant="q8_0") -> tuple[Done, Path]:
     return Done(folder, then), folder
 
 
-def test_safetensors_and_bf16_gguf_answer_as_the_served_model(tuned, tmp_path):
+def test_safetensors_and_bf16_gguf_answer_as_the_served_model(tuned, served, reference, tmp_path):
+    import torch
+    from safetensors import safe_open
     from transformers import AutoModelForCausalLM
 
     from ftui.server.models import basemodels
 
-    entry = _served(tuned)
+    entry = served
     dtype = next(entry.model.parameters()).dtype
     want = [_greedy(entry.model, entry.tok, m) for m in PROMPTS]
-    base, _ = basemodels.load(BASE, tuned, dtype=dtype)
-    assert want != [_greedy(base, entry.tok, m) for m in PROMPTS], "the adapter must change the answers"
+    name = "model.layers.0.self_attn.q_proj.weight"
+    with safe_open(str(basemodels.ensure(BASE, tuned) / "model.safetensors"), "pt") as f:
+        assert not torch.allclose(f.get_tensor(name), reference.state_dict()[name]), "the adapter must be merged in"
 
     res, out = _export(tuned, tmp_path, "safetensors")
     assert res.returncode == 0, res.stderr
@@ -114,18 +126,16 @@ def test_safetensors_and_bf16_gguf_answer_as_the_served_model(tuned, tmp_path):
     assert meta["model"] == MODEL and meta["format"] == "gguf" and meta["quant"] == "bf16"
 
 
-def test_q8_0_gguf_agrees_on_the_next_token_almost_everywhere(tuned, tmp_path):
+def test_q8_0_gguf_agrees_on_the_next_token_almost_everywhere(tuned, reference, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
     from ftui.server.models import basemodels
-    from ftui.server.models.export import find, merged_float32
 
     res, out = _export(tuned, tmp_path, "gguf", "q8_0")
     assert res.returncode == 0, res.stderr
     [gguf] = out.glob("*.q8_0.gguf")
     exported = AutoModelForCausalLM.from_pretrained(str(out), gguf_file=gguf.name, dtype=torch.float32)
-    reference = merged_float32(find(tuned, MODEL), tuned)
     tok = basemodels.tokenizer(BASE, tuned)
     rows = [json.loads(line) for line in (SAMPLES / "marv.jsonl").read_text().splitlines()][:10]
     same = total = 0
@@ -140,13 +150,13 @@ def test_q8_0_gguf_agrees_on_the_next_token_almost_everywhere(tuned, tmp_path):
     assert total > 500 and same / total >= 0.95, f"top-1 agreement {same}/{total}"
 
 
-def test_the_adapter_and_the_vllm_layout_name_their_base_and_load_with_peft(tuned, tmp_path):
+def test_the_adapter_and_the_vllm_layout_name_their_base_and_load_with_peft(tuned, reference, tmp_path):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from ftui.server.models import basemodels
-    from ftui.server.models.export import HUB_IDS, find, merged_float32
+    from ftui.server.models.export import HUB_IDS
 
     res, out = _export(tuned, tmp_path, "adapter")
     assert res.returncode == 0, res.stderr
@@ -155,7 +165,6 @@ def test_the_adapter_and_the_vllm_layout_name_their_base_and_load_with_peft(tune
     assert not any(p.name.startswith("merged") for p in out.iterdir())
     base = AutoModelForCausalLM.from_pretrained(str(basemodels.ensure(BASE, tuned)), dtype=torch.float32)
     model = PeftModel.from_pretrained(base, str(out)).eval()
-    reference = merged_float32(find(tuned, MODEL), tuned)
     ids = torch.tensor([[1, 4093, 314, 253, 1345, 30]])
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-4)
