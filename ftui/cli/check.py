@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..errors import FtuiError
-from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, colour, config_model
+from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, clear_line, colour, config_model
 
 FILTER = True  # `ftui check … | head`: ends quietly when the reader goes, like any filter
 INTERRUPTED = "interrupted"
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         except FtuiError as e:  # unreadable, an unknown model, an encoding that cannot load: this file only
             analyses.append((path, None, e))
         if progress:
-            sys.stderr.write("\r\x1b[K")
+            clear_line()
     if len(files) > 1:  # validation examples that are also in train (the files in the order given)
         mark_cross_file_duplicates([a for _, a, _ in analyses if a is not None])
     # (imported after the analysis: the report loads numpy, which the analysis's worker process does not need)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, EXIT_UNREADABLE
+from .common import EXIT_OK, EXIT_UNREADABLE, clear_line
 
 FILTER = False
 INTERRUPTED = "interrupted (nothing half-written: an export is renamed into place only when complete)"
@@ -47,13 +47,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ftui export needs the 'local' extra (pip install 'ftui[local]'): {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    tty = sys.stderr.isatty()
     try:
         folder, then = export(data_dir, args.model, args.to, Path(args.out), quant=args.quant, force=args.force,
-                              progress=_show if tty else None)
+                              progress=_show if sys.stderr.isatty() else None)
     finally:
-        if tty:
-            sys.stderr.write("\r\x1b[K")
+        clear_line()
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     print(f"Exported {args.model} as {args.to} into {folder}:")
     for p in files:

@@ -106,12 +106,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNREADABLE
     if args.model is None:
         args.model = config_model()
+    show = _show_step if sys.stderr.isatty() and not args.json else None
     try:
-        p = plan(recipe_of(args), _show_step if sys.stderr.isatty() and not args.json else None)
-        clear_line()
+        p = plan(recipe_of(args), show)
         files = {} if args.dry_run else write(p, args.out, force=args.force)
     finally:
-        clear_line()
+        if show:
+            clear_line()
     if args.json:
         sys.stdout.write(orjson.dumps(p.report({k: v.name for k, v in files.items() if k != "report"}),
                                       option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -300,6 +300,17 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?)", (model_id, now(), owned_by, job_id,
                                                                                 path, base))
 
+    def tuned(self, model_id: str) -> dict | None:
+        """A fine-tuned model or one of its checkpoints: {"base", "path" (its adapter), "created_at", "job_id"}."""
+        m = self.get_model(model_id)
+        if m is not None:
+            return {"base": m["base"], "path": m["path"], "created_at": m["created_at"], "job_id": m["job_id"]}
+        ck = self.find_checkpoint(model_id)
+        job = self.get_job(ck["job_id"]) if ck is not None else None
+        if ck is None or job is None:
+            return None
+        return {"base": job["model"], "path": ck["path"], "created_at": ck["created_at"], "job_id": job["id"]}
+
     def get_model(self, model_id: str) -> dict | None:
         row = self.db.execute("SELECT * FROM models WHERE id=?", (model_id,)).fetchone()
         return dict(row) if row else None

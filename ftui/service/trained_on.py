@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
+from ftui.core.system_prompt import sample_lines, shared_system_prompt
 
 from .errors import ServiceError
 from .ledger import Ledger, sha256_of
-
-SAMPLE_LINES = 2000  # examples read to find the shared system prompt
-MIN_SHARE = 0.5  # the most common system prompt is the default when at least this share of examples has it
 
 
 @dataclass(frozen=True)
@@ -28,44 +24,6 @@ class SystemPrompt:
     text: str
     share: float  # of the examples read
     source: str  # the file it was read from, in words
-
-
-def shared_system_prompt(lines) -> tuple[str, float] | None:
-    """The system prompt that at least ``MIN_SHARE`` of these JSONL lines' examples begin with, and its share."""
-    seen, counts = 0, Counter[str]()
-    for raw in lines:
-        try:
-            ex = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        msgs = ex.get("messages") if isinstance(ex, dict) else None
-        if not isinstance(msgs, list) or not msgs:
-            if isinstance(ex, dict) and isinstance(ex.get("input"), dict):  # DPO: {"input": {"messages": …}}
-                msgs = ex["input"].get("messages")
-            if not isinstance(msgs, list) or not msgs:
-                continue
-        seen += 1
-        first = msgs[0]
-        if isinstance(first, dict) and first.get("role") in ("system", "developer") \
-                and isinstance(first.get("content"), str) and first["content"].strip():
-            counts[first["content"]] += 1
-        if seen >= SAMPLE_LINES:
-            break
-    if not seen or not counts:
-        return None
-    text, n = counts.most_common(1)[0]
-    return (text, n / seen) if n / seen >= MIN_SHARE else None
-
-
-def _read_lines(path: Path) -> list[bytes]:
-    out = []
-    with open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                out.append(line)
-            if len(out) >= SAMPLE_LINES:
-                break
-    return out
 
 
 async def job_of(svc, model: str, job_id: str | None = None) -> dict | None:
@@ -97,13 +55,13 @@ async def training_system_prompt(svc, model: str, job_id: str | None = None) -> 
     known = Ledger().get(svc.identity, fid)
     if known is not None and Path(known.path).is_file() \
             and await asyncio.to_thread(sha256_of, Path(known.path)) == known.sha256:
-        found = shared_system_prompt(await asyncio.to_thread(_read_lines, Path(known.path)))
+        found = shared_system_prompt(await asyncio.to_thread(sample_lines, Path(known.path)))
         source = Path(known.path).name
     else:
         try:
             with tempfile.TemporaryDirectory(prefix="ftui-train-") as tmp:
                 path = await svc.download_file(fid, Path(tmp) / "train.jsonl")
-                found = shared_system_prompt(await asyncio.to_thread(_read_lines, path))
+                found = shared_system_prompt(await asyncio.to_thread(sample_lines, path))
         except ServiceError:  # OpenAI does not serve fine-tune files; a deleted file
             return None
         source = fid

@@ -109,7 +109,7 @@ async def test_an_identical_file_is_uploaded_once(svc, server, tmp_path):
 
 
 def test_the_shared_system_prompt_is_the_one_most_examples_begin_with():
-    from ftui.service.trained_on import shared_system_prompt
+    from ftui.core.system_prompt import shared_system_prompt
 
     def ex(system):
         msgs = [{"role": "system", "content": system}] if system else []

@@ -44,9 +44,6 @@ class Pool:
     classification: bool = False  # the answers are a small label set
     splits: dict[str, np.ndarray] = field(default_factory=dict)  # split name -> example ids
 
-    def norm(self, text: str) -> str:
-        return _normalise(text) if self.recipe.normalize else text
-
 
 def _normalise(text: str) -> str:
     return " ".join(text.casefold().split())
@@ -74,6 +71,7 @@ def read_and_map(recipe: Recipe, tick: Tick) -> Pool:
     errors: list[str] = []
     error_codes: dict[str, int] = {}
     want_sig = recipe.near or recipe.leakage
+    norm = _normalise if recipe.normalize else str  # chosen once: it runs for every example
     model = resolve(recipe.model)
     checker = ExampleChecker(counter(model.encoding), model.encoding)
     dumps = orjson.dumps
@@ -108,7 +106,7 @@ def read_and_map(recipe: Recipe, tick: Tick) -> Pool:
             prompt, near, answer = _parts(ex)
             pool.lines.append(dumps(ex))
             pool.origin.append(where)
-            pool.keys.append(_digest(pool.norm(prompt)))
+            pool.keys.append(_digest(norm(prompt)))
             if want_sig:
                 pool.near_texts.append(near)
             pool.labels.append(answer.strip())
@@ -151,7 +149,7 @@ def exact_dedup(pool: Pool, tick: Tick) -> None:
     if key_kind == "prompt":
         dkeys = pool.keys
     else:
-        dkeys = [_digest(pool.norm(pool.lines[i].decode("utf-8")) if recipe.normalize else pool.lines[i])
+        dkeys = [_digest(_normalise(pool.lines[i].decode("utf-8")) if recipe.normalize else pool.lines[i])
                  for i in range(n)]
     first: dict[bytes, int] = {}
     conflicts = 0

@@ -63,19 +63,14 @@ def find(data_dir: Path, model_id: str) -> Source:
         raise ExportError(f"{data_dir}: no local backend data here (--data-dir names the one ftui serve uses)")
     store = Store(Path(data_dir))
     try:
-        m = store.get_model(model_id)
-        if m is not None:
-            src = Source(model_id, m["base"], Path(m["path"]), m["job_id"])
-        else:
-            ck = store.find_checkpoint(model_id)
-            job = store.get_job(ck["job_id"]) if ck is not None else None
-            if ck is None or job is None:
-                known = [r["id"] for r in store.list_models()]
-                raise ExportError(f"no fine-tuned model or checkpoint {model_id!r} in {data_dir}"
-                                  + (f"; the models there: {', '.join(known)}" if known else "; it has none"))
-            src = Source(model_id, job["model"], Path(ck["path"]), job["id"])
+        t = store.tuned(model_id)
+        known = [r["id"] for r in store.list_models()] if t is None else []
     finally:
         store.close()
+    if t is None:
+        raise ExportError(f"no fine-tuned model or checkpoint {model_id!r} in {data_dir}"
+                          + (f"; the models there: {', '.join(known)}" if known else "; it has none"))
+    src = Source(model_id, t["base"], Path(t["path"]), t["job_id"])
     if not (src.adapter / "adapter_config.json").exists():
         raise ExportError(f"{model_id}: its adapter files are gone from {src.adapter}")
     return src
@@ -128,7 +123,7 @@ def export(data_dir: Path, model_id: str, to: str, out: Path, quant: str = "q8_0
         if to == "adapter":
             _adapter(src, data_dir, target.tmp)
         elif to == "vllm":
-            _adapter(src, data_dir, target.tmp / src.safe_name, base_name=base_reference(src.base, data_dir))
+            _adapter(src, data_dir, target.tmp / src.safe_name)
         elif to == "safetensors":
             _safetensors(src, data_dir, target.tmp, say)
         else:
@@ -170,27 +165,23 @@ def next_steps(src: Source, data_dir: Path, folder: Path, to: str, quant: str) -
 
 
 # -- the formats ------------------------------------------------------------------------------------------------------
-def _adapter(src: Source, data_dir: Path, folder: Path, base_name: str | None = None) -> None:
+def _adapter(src: Source, data_dir: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for f in src.adapter.iterdir():  # the adapter's own files: never the merged-weights cache chat leaves beside it
         if f.is_file() and f.name.startswith("adapter_"):
             shutil.copyfile(f, folder / f.name)
     cfg_path = folder / "adapter_config.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    cfg["base_model_name_or_path"] = base_name or base_reference(src.base, data_dir)
+    cfg["base_model_name_or_path"] = base_reference(src.base, data_dir)
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     basemodels.tokenizer(src.base, data_dir).save_pretrained(folder)  # the chat template goes with it
 
 
 def merged_float32(src: Source, data_dir: Path):
     """The base with the adapter merged in, float32 on the CPU (exports are exact from here)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from ftui.server.models.merged import merge_float32
 
-    folder = basemodels.ensure(src.base, data_dir)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
-    return PeftModel.from_pretrained(model, str(src.adapter)).merge_and_unload().eval()
+    return merge_float32(src.base, src.adapter, data_dir).cpu().eval()
 
 
 def _safetensors(src: Source, data_dir: Path, folder: Path, say: Progress) -> None:
@@ -282,9 +273,8 @@ CHATML = ('{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }
 
 
 def trained_system_prompt(src: Source, data_dir: Path) -> str | None:
-    """The system prompt most of the job's training examples begin with, if one does."""
-    from collections import Counter
-
+    """The system prompt the job's training examples share, if they do."""
+    from ftui.core.system_prompt import sample_lines, shared_system_prompt
     from ftui.server.store import Store
 
     store = Store(data_dir)
@@ -295,20 +285,8 @@ def trained_system_prompt(src: Source, data_dir: Path) -> str | None:
         store.close()
     if path is None or not Path(path).exists():
         return None
-    seen, counts = 0, Counter[str]()
-    with open(path, "rb") as f:
-        for raw in f:
-            try:
-                msgs = json.loads(raw).get("messages") or []
-            except (ValueError, AttributeError):
-                continue
-            seen += 1
-            if msgs and isinstance(msgs[0], dict) and msgs[0].get("role") == "system":
-                counts[str(msgs[0].get("content"))] += 1
-    if not counts:
-        return None
-    text, n = counts.most_common(1)[0]
-    return text if n * 2 > seen else None
+    found = shared_system_prompt(sample_lines(path))  # the same default the Chat workspace offers
+    return found[0] if found else None
 
 
 def modelfile(src: Source, data_dir: Path, gguf_name: str) -> str:

@@ -32,7 +32,6 @@ def merged(base: str, adapter: Path, data_dir: Path, dtype):
     import shutil
     import tempfile
 
-    import torch
     from transformers import AutoModelForCausalLM
 
     name = str(dtype).removeprefix("torch.")
@@ -47,10 +46,7 @@ def merged(base: str, adapter: Path, data_dir: Path, dtype):
         pass  # none yet, or unreadable: merge again
     except Exception:  # noqa: BLE001 — a damaged cache (truncated safetensors) is rebuilt, never fatal
         log.warning("merged weights in %s unreadable; merging again", folder, exc_info=True)
-    from peft import PeftModel
-
-    model, _ = basemodels.load(base, data_dir, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().to(dtype)
+    model = merge_float32(base, adapter, data_dir).to(dtype)
     log.info("merged the adapter in %s into %s", adapter, base)
     if adapter.parent.name == "checkpoints":
         return model
@@ -66,3 +62,12 @@ def merged(base: str, adapter: Path, data_dir: Path, dtype):
     except OSError:
         log.warning("could not cache merged weights in %s", adapter, exc_info=True)
     return model
+
+
+def merge_float32(base: str, adapter: Path, data_dir: Path):
+    """The base with the LoRA adapter merged in, float32, on the best device (chat casts it; exports start from it)."""
+    import torch
+    from peft import PeftModel
+
+    model, _ = basemodels.load(base, data_dir, dtype=torch.float32)
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

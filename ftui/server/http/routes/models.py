@@ -25,18 +25,13 @@ async def list_models(c: CtxDep):
 
 def resolve_model(c: Context, mid: str) -> tuple[str, str | None, dict]:
     """-> (base, adapter folder or None, model object)."""
-    store = c.store
     if mid in basemodels.names(c.data_dir):
         return mid, None, model_obj(mid, c.started, "ftui")
-    m = store.get_model(mid)
-    found = None
-    if m is not None:
-        found = m["base"], m["path"], model_obj(mid, m["created_at"], ORG)
-    elif (ck := store.find_checkpoint(mid)) is not None and (job := store.get_job(ck["job_id"])) is not None:
-        found = job["model"], ck["path"], model_obj(mid, ck["created_at"], ORG)
-    if found is None:
+    t = c.store.tuned(mid)
+    if t is None:
         raise APIError(404, f"The model '{mid}' does not exist or you do not have access to it.", param="model",
                        code="model_not_found")
+    found = t["base"], t["path"], model_obj(mid, t["created_at"], ORG)
     if not Path(found[1]).is_dir():  # its files were removed behind the store's back: a clean 404, never a 500
         raise APIError(404, f"The model '{mid}' has no files left in the data dir; it cannot answer.",
                        param="model", code="model_not_found")
