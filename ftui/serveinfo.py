@@ -16,6 +16,13 @@ LOCK = "serve.lock"
 LIVE = ("validating_files", "queued", "running", "pausing")
 
 
+def export_name(model_id: str) -> str:
+    """A model id as a file or Ollama name (what ``ftui export`` names its files and the app's default folder):
+    ``ft:base:local:marv:1a2b`` → ``ft-base-local-marv-1a2b``."""
+    keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in model_id)
+    return "-".join(p for p in keep.split("-") if p)[:120]
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "ftui" / "server"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SAMPLES, chat, chats  # noqa: F401 (the fixtures' modules read them from here too)
+from tests.helpers import SAMPLES, TUNED_MODEL, chat, chats  # noqa: F401 (the fixtures' modules read them from here too)
 
 
 def pytest_configure(config):
@@ -53,6 +53,38 @@ def server(tmp_path_factory, model_cache):
     s = Server(tmp_path_factory.mktemp("serve") / "data", test_hooks=True).start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def tuned_data_dir(tmp_path_factory, model_cache):
+    """A backend data dir holding one fine-tuned model: a real LoRA adapter (every linear layer, as the trainer's)
+    whose weights move the model away from its base, registered in the store as a finished job's model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from ftui.server.models import basemodels
+    from ftui.server.store import Store, now
+
+    data = tmp_path_factory.mktemp("export") / "data"
+    store = Store(data)
+    f = store.add_file("marv.jsonl", "fine-tune", (SAMPLES / "marv.jsonl").read_bytes())
+    store.add_job(id="ftjob-0a1b2c3d4e", created_at=now(), model="smollm2-135m-instruct", training_file=f["id"],
+                  validation_file=None, status="succeeded",
+                  method={"type": "supervised", "supervised": {"hyperparameters": {}}}, suffix="marv", seed=0,
+                  metadata=None)
+    torch.manual_seed(0)
+    model, _ = basemodels.load("smollm2-135m-instruct", data, dtype=torch.float32)
+    cfg = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
+    peft_model = get_peft_model(model, cfg)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(0.3)  # a nudge, not noise: the answers stay language, and differ from the base
+    adapter = data / "jobs" / "ftjob-0a1b2c3d4e" / "model"
+    peft_model.save_pretrained(adapter)
+    store.add_model(TUNED_MODEL, "org-local", "ftjob-0a1b2c3d4e", str(adapter), "smollm2-135m-instruct")
+    store.close()
+    return data
 
 
 # -- the fast tier: `./dev fast` (pytest -m "not slow") leaves out whatever starts a server or loads a model ----------

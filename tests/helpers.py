@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parent.parent / "ftui" / "data" / "samples"
+# the fine-tuned model the `tuned_data_dir` fixture (tests/conftest.py) registers: a real adapter, never trained
+TUNED_MODEL = "ft:smollm2-135m-instruct:local:marv:0a1b2c3d"
 
 
 def chat(q: str = "Hi?", a: str = "Hello.", system: str | None = "Be brief.") -> dict:

@@ -4,6 +4,7 @@ adapter, an Ollama model or a vLLM LoRA (needs the ``local`` extra)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .common import EXIT_OK, EXIT_UNREADABLE, clear_line
@@ -28,12 +29,23 @@ def add_parser(sub) -> None:
     ex.add_argument("--out", "-o", required=True, metavar="DIR", help="the folder to write (created)")
     ex.add_argument("--force", action="store_true", help="replace --out if it exists")
     ex.add_argument("--data-dir", default=None, help="the local backend's data dir (default: the app's)")
+    # the app runs this command and reads its progress: one "progress FRACTION WHAT" line each on stderr
+    ex.add_argument("--progress-lines", action="store_true", help=argparse.SUPPRESS)
     ex.set_defaults(func=run)
 
 
 def _show(what: str, frac: float) -> None:
     sys.stderr.write(f"\r\x1b[K  {what}… {100 * frac:3.0f}%")
     sys.stderr.flush()
+
+
+def _line(what: str, frac: float) -> None:
+    sys.stderr.write(f"progress {frac:.3f} {what}\n")
+    sys.stderr.flush()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # a terminated export (the app's Cancel) removes its partial folder as Ctrl+C does
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"ftui export needs the 'local' extra (pip install 'ftui[local]'): {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    signal.signal(signal.SIGTERM, _interrupt)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    progress = _line if args.progress_lines else _show if sys.stderr.isatty() else None
     try:
         folder, then = export(data_dir, args.model, args.to, Path(args.out), quant=args.quant, force=args.force,
-                              progress=_show if sys.stderr.isatty() else None)
+                              progress=progress)
     finally:
         clear_line()
     files = sorted(p for p in folder.rglob("*") if p.is_file())

@@ -36,11 +36,17 @@ def _model_commands():
     return ModelCommands
 
 
+def _export_commands():
+    from .commands import ExportCommands
+
+    return ExportCommands
+
+
 class FtuiApp(App):
     TITLE = "ftui"
     SUB_TITLE = "fine-tuning workbench"
     CSS_PATH = Path(__file__).resolve().parent / "ftui.tcss"  # absolute: subclasses may live elsewhere
-    COMMANDS = App.COMMANDS | {_model_commands}
+    COMMANDS = App.COMMANDS | {_model_commands, _export_commands}
     DEFAULT_MODE = "data"
     # every screen gets these classes by the terminal's size (ftui.tcss lays 80x24 and 200x60 out from them)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (150, "-wide")]
@@ -433,6 +439,22 @@ class FtuiApp(App):
         self.switch_mode("chat")
         self.call_after_refresh(lambda: self.screen.choose_model(model) if isinstance(self.screen, ChatScreen)
                                 else None)
+
+    def open_export(self, model_id: str) -> None:
+        """The export dialog for a fine-tuned model or checkpoint of the local backend (its files are on this
+        machine; a hosted backend's weights never leave it)."""
+        if not model_id.startswith("ft:"):
+            self.notify(f"{model_id} is a base model: export a fine-tuned model or checkpoint", severity="warning")
+            return
+        if self.profile.kind != "local":
+            self.notify("Export takes the local backend's models; a hosted backend's weights cannot be downloaded",
+                        severity="warning")
+            return
+        from ftui.service.local import LocalBackend
+
+        from .export_dialog import ExportDialog
+
+        self.push_screen(ExportDialog(model_id, LocalBackend(self.profile.data_dir).data_dir))
 
     # -- help, commands --------------------------------------------------------------------------------------
     def action_help(self) -> None:

@@ -27,3 +27,21 @@ class ModelCommands(Provider):
                 ctx = f"{m.training_context:,} context" if m.training_context else "context unknown"
                 yield Hit(score, matcher.highlight(text), partial(screen.set_model, m.id),
                           help=f"{ctx} · {price}" + (f" · shuts down {m.shutdown_date}" if m.shutdown_date else ""))
+
+
+class ExportCommands(Provider):
+    """'Export model: <id>' for every fine-tuned model and checkpoint the local backend lists."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        if getattr(app, "profile", None) is None or app.profile.kind != "local":
+            return
+        matcher = self.matcher(query)
+        for m in app.models:
+            if not m["id"].startswith("ft:"):
+                continue
+            text = f"Export model: {m['id']}"
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), partial(app.open_export, m["id"]),
+                          help="GGUF, Ollama, safetensors, PEFT adapter or vLLM, into a folder you choose")

@@ -21,6 +21,7 @@ from .base import FtuiModal
 from .messages import UploadProgress
 from .widgets.file_tree import is_dataset
 from .widgets.form_input import FormInput
+from .widgets.names import params
 
 NONE = "none"
 
@@ -162,6 +163,12 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 label += f"  · shut down {shutdown}" if shutdown <= today else f"  · shuts down {shutdown}"
             if info and info.methods:
                 label += f"  · {'/'.join(info.methods)}"
+            facts = _facts(backend.get(mid))
+            if facts.get("parameters") or facts.get("context_length"):
+                ctx = facts.get("context_length")
+                label += f"  · {params(facts.get('parameters'))} · {f'{ctx:,}' if ctx else '?'} context"
+            if facts.get("problem"):
+                label += "  · cannot train"
             opts[mid] = label
         return [(Text(label), mid) for mid, label in opts.items()]
 
@@ -227,6 +234,15 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         if getattr(event, "select", None) is not None and event.select.id == "method":
             self._sync_method()
         self._update_estimate()
+        base = self.query_one("#base", Select).value
+        if self._base_problem(base):
+            self.query_one("#problems", Static).update(Text(self._base_problem(base), style="red"))
+
+    def _base_problem(self, base: object) -> str:
+        """Why the backend cannot train ``base`` (its architecture or chat template), said at selection."""
+        m = next((m for m in self.app.models if m["id"] == base), None)
+        problem = _facts(m).get("problem")
+        return f"{base} cannot be fine-tuned here: {problem}" if problem else ""
 
     def _sync_method(self) -> None:
         dpo = self.query_one("#method", Select).value == "dpo"
@@ -319,6 +335,9 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         if not isinstance(base, str):
             problems.update("Choose a base model.")
             return
+        if self._base_problem(base):
+            problems.update(self._base_problem(base))
+            return
         if (train.startswith("local:") and self.report is not None and self.report.n_errors
                 and not self.query_one("#insist", Checkbox).value):
             self.notify("The file has validation errors: fix them, or tick 'Upload anyway'.", severity="warning")
@@ -396,3 +415,9 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         bar.update(total=max(1, message.total), progress=message.done)
         self.query_one("#estimate", Static).update(f"Uploading {message.name}: {message.done:,} of "
                                                    f"{message.total:,} bytes")
+
+
+def _facts(model: dict | None) -> dict:
+    """The local backend's ``ftui`` extension of a base model object (size, context, source, problem)."""
+    info = (model or {}).get("ftui")
+    return info if isinstance(info, dict) else {}

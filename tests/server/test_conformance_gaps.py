@@ -132,7 +132,8 @@ def test_an_idempotency_key_reused_with_another_body_is_refused(server):
     assert status == 200 and again["id"] == job["id"] and headers["idempotent-replayed"] == "true"
     status, doc, _ = request(server, "POST", "/v1/fine_tuning/jobs", {**first, "suffix": "two"}, headers=key)
     assert status == 422 and doc["error"]["code"] == "idempotency_key_reused"
-    server.client().fine_tuning.jobs.cancel(job["id"])
+    # no clean-up: the job fails its own validation (one example; ten are needed), so it never holds the runner. A
+    # cancel here raced that failure and lost under load ("already failed and cannot be cancelled")
 
 
 def _vm_hwm_kb(pid: int) -> int:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, TUNED_MODEL as MODEL
 
 BASE = "smollm2-135m-instruct"
-MODEL = "ft:smollm2-135m-instruct:local:marv:0a1b2c3d"
 PROMPTS = [
     [{"role": "system", "content": "Marv is a factual chatbot that is also sarcastic."},
      {"role": "user", "content": "What's the capital of France?"}],
@@ -23,34 +22,8 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory, model_cache):
-    """A backend data dir holding one fine-tuned model: a real LoRA adapter (every linear layer, as the trainer's)
-    whose weights move the model away from its base, registered in the store as a finished job's model."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from ftui.server.models import basemodels
-    from ftui.server.store import Store, now
-
-    data = tmp_path_factory.mktemp("export") / "data"
-    store = Store(data)
-    f = store.add_file("marv.jsonl", "fine-tune", (SAMPLES / "marv.jsonl").read_bytes())
-    store.add_job(id="ftjob-0a1b2c3d4e", created_at=now(), model=BASE, training_file=f["id"], validation_file=None,
-                  status="succeeded", method={"type": "supervised", "supervised": {"hyperparameters": {}}},
-                  suffix="marv", seed=0, metadata=None)
-    torch.manual_seed(0)
-    model, _ = basemodels.load(BASE, data, dtype=torch.float32)
-    cfg = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
-    peft_model = get_peft_model(model, cfg)
-    with torch.no_grad():
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.mul_(0.3)  # a nudge, not noise: the answers stay language, and differ from the base
-    adapter = data / "jobs" / "ftjob-0a1b2c3d4e" / "model"
-    peft_model.save_pretrained(adapter)
-    store.add_model(MODEL, "org-local", "ftjob-0a1b2c3d4e", str(adapter), BASE)
-    store.close()
-    return data
+def tuned(tuned_data_dir):
+    return tuned_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +234,58 @@ def test_an_export_never_overwrites_and_never_looks_finished_when_it_failed(tune
     assert f"Exported {MODEL} as adapter into {out}:" in res.stdout and "adapter_config.json" in res.stdout
     assert "PeftModel.from_pretrained" in res.stdout
     assert not (out / "mine.txt").exists() and not list(tmp_path.glob(".taken*"))
+
+
+def test_a_folder_base_exports_the_gguf_its_gguf_file_gives(tuned, tmp_path):
+    """A base given as a Hugging Face folder has no GGUF to copy metadata from: its header is written from its
+    config and tokenizer files. The bundled base's own converted folder, named as a folder base, must give the very
+    file the GGUF route gives: every tokenizer and hyperparameter key, every tensor's bytes."""
+    import gguf
+
+    from ftui.server.models import basemodels
+    from ftui.server.models.export import Source, find, write_gguf
+
+    src = find(tuned, MODEL)
+    other = tmp_path / "data"
+    other.mkdir()
+    (other / "base_models.json").write_text(json.dumps({"as-folder": {
+        "kind": "folder", "source": "a folder", "path": str(basemodels.ensure(BASE, tuned))}}))
+    write_gguf(src, tuned, tmp_path / "from-gguf.gguf", "bf16", lambda *_: None)
+    write_gguf(Source(MODEL, "as-folder", src.adapter, None), other, tmp_path / "from-folder.gguf", "bf16",
+               lambda *_: None)
+    a, b = gguf.GGUFReader(str(tmp_path / "from-gguf.gguf")), gguf.GGUFReader(str(tmp_path / "from-folder.gguf"))
+    keys = [k for k in a.fields if k.startswith(("tokenizer.", "llama.")) and k != "tokenizer.ggml.add_space_prefix"]
+    assert "tokenizer.ggml.merges" in keys and "tokenizer.chat_template" in keys and "llama.context_length" in keys
+    differ = [k for k in keys if k not in b.fields or not (
+        b.fields[k].contents() == pytest.approx(a.fields[k].contents(), rel=1e-6)
+        if isinstance(a.fields[k].contents(), float) else b.fields[k].contents() == a.fields[k].contents())]
+    assert differ == []
+    tensors = {t.name: t for t in b.tensors}
+    assert sorted(tensors) == sorted(t.name for t in a.tensors)
+    for t in a.tensors:
+        assert tensors[t.name].tensor_type == t.tensor_type and bytes(tensors[t.name].data) == bytes(t.data), t.name
+
+
+def test_a_gguf_export_of_an_architecture_it_cannot_write_says_what_to_do(tuned, tmp_path):
+    from ftui.server.models import basemodels
+    from ftui.server.models.export import ExportError, Source, find, write_gguf
+
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    for f in basemodels.ensure(BASE, tuned).iterdir():
+        if f.name != "config.json":
+            (folder / f.name).symlink_to(f)
+    config = json.loads((basemodels.ensure(BASE, tuned) / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["Qwen2ForCausalLM"],
+                                                    "model_type": "qwen2"}))
+    other = tmp_path / "data"
+    other.mkdir()
+    (other / "base_models.json").write_text(json.dumps({"q": {"kind": "folder", "source": "q", "path": str(folder)}}))
+    with pytest.raises(ExportError, match="GGUF export knows the llama architecture; q is qwen2: export --to "
+                                          "safetensors and convert it with llama.cpp's convert_hf_to_gguf.py"):
+        write_gguf(Source(MODEL, "q", find(tuned, MODEL).adapter, None), other, tmp_path / "x.gguf", "bf16",
+                   lambda *_: None)
+    assert not (tmp_path / "x.gguf").exists()
 
 
 def test_the_cli_offers_the_formats_the_exporter_has():

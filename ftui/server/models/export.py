@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from ftui.errors import FtuiError
+from ftui.serveinfo import export_name
 from ftui.server.models import basemodels
 
 FORMATS = ("gguf", "safetensors", "adapter", "ollama", "vllm")
@@ -51,8 +52,7 @@ class Source:
     @property
     def safe_name(self) -> str:
         """The model id as a file or Ollama name: ``ft:base:local:marv:1a2b`` → ``ft-base-local-marv-1a2b``."""
-        keep = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.model_id)
-        return "-".join(p for p in keep.split("-") if p)[:120]
+        return export_name(self.model_id)
 
 
 def find(data_dir: Path, model_id: str) -> Source:
@@ -192,12 +192,15 @@ def _safetensors(src: Source, data_dir: Path, folder: Path, say: Progress) -> No
     basemodels.tokenizer(src.base, data_dir).save_pretrained(folder)
 
 
-def base_gguf(base: str) -> Path:
-    """The GGUF file a base came from (its tokenizer and metadata go into a GGUF export)."""
+def base_gguf(base: str, data_dir: Path) -> Path | None:
+    """The GGUF file a base came from (its tokenizer and metadata are copied into a GGUF export), or None for a
+    Hugging Face folder (they are written from its config and tokenizer files)."""
     if base == basemodels.DEFAULT_BASE:
         return basemodels._gguf_dir() / basemodels.GGUF_FILE
-    raise ExportError(f"GGUF export needs a base that came from a GGUF file; {base!r} is a Hugging Face folder "
-                      "(export --to safetensors and convert it with llama.cpp's convert_hf_to_gguf.py)")
+    extra = basemodels.configured(data_dir).get(base)
+    if extra is None:
+        raise ExportError(f"unknown base model {base!r}")
+    return Path(extra["path"]) if extra["kind"] == "gguf" else None
 
 
 def _permute(w, n_head: int, n_head_kv: int | None):
@@ -208,6 +211,11 @@ def _permute(w, n_head: int, n_head_kv: int | None):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+# llama.cpp names a BPE tokenizer's pre-tokenizer (its split regex) in the header; its converter recognises them by
+# a hash of sample tokenisations. The llama-architecture families ftui knows, by their vocabulary size:
+PRE_TOKENIZERS = {49152: "smollm", 128256: "llama-bpe"}
+
+
 def write_gguf(src: Source, data_dir: Path, path: Path, quant: str, say: Progress) -> None:
     import gguf
     import numpy as np
@@ -216,10 +224,21 @@ def write_gguf(src: Source, data_dir: Path, path: Path, quant: str, say: Progres
              "q4_0": gguf.GGMLQuantizationType.Q4_0}[quant]
     ftype = {"bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
              "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[quant]
-    reader = gguf.GGUFReader(str(base_gguf(src.base)))
-    arch_field = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
-    if arch_field != "llama":
-        raise ExportError(f"GGUF export knows the llama architecture; {src.base} is {arch_field}")
+    from_gguf = base_gguf(src.base, data_dir)
+    reader = gguf.GGUFReader(str(from_gguf)) if from_gguf is not None else None
+    if reader is not None:
+        arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+    else:
+        config = json.loads((basemodels.ensure(src.base, data_dir) / "config.json").read_text())
+        arch = "llama" if "LlamaForCausalLM" in (config.get("architectures") or []) else config.get("model_type")
+        if config.get("rope_scaling") or (config.get("rope_parameters") or {}).get("rope_type", "default") != \
+                "default":
+            raise ExportError(f"{src.base} scales its rotary positions (rope_scaling); ftui's GGUF export does not "
+                              "write that yet: export --to safetensors and convert it with llama.cpp's "
+                              "convert_hf_to_gguf.py")
+    if arch != "llama":
+        raise ExportError(f"GGUF export knows the llama architecture; {src.base} is {arch}: export --to "
+                          "safetensors and convert it with llama.cpp's convert_hf_to_gguf.py")
     say("merging the adapter", 0.05)
     model = merged_float32(src, data_dir)
     cfg = model.config
@@ -227,12 +246,49 @@ def write_gguf(src: Source, data_dir: Path, path: Path, quant: str, say: Progres
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
     by_gguf = {}
     for hf_name in weights:
+        if hf_name == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue  # tied to the embedding: llama.cpp reuses token_embd
         g = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if g is not None:
             by_gguf[g] = hf_name
 
     writer = gguf.GGUFWriter(str(path), "llama")
-    for field in reader.fields.values():  # the base's metadata and tokenizer, as gguf_new_metadata.py copies them
+    if reader is not None:
+        _copy_metadata(reader, writer)
+        order = [t.name for t in reader.tensors]
+    else:
+        _folder_metadata(basemodels.ensure(src.base, data_dir), cfg, writer)
+        order = list(by_gguf)
+    writer.add_name(src.model_id)
+    writer.add_file_type(ftype)
+
+    for i, name in enumerate(order):
+        hf_name = by_gguf.get(name)
+        if hf_name is None:
+            raise ExportError(f"the merged model has no weight for the base's tensor {name}")
+        w = weights[hf_name].astype(np.float32, copy=False)
+        if hf_name.endswith("q_proj.weight"):
+            w = _permute(w, cfg.num_attention_heads, cfg.num_attention_heads)
+        elif hf_name.endswith("k_proj.weight"):
+            w = _permute(w, cfg.num_attention_heads, cfg.num_key_value_heads)
+        if w.ndim == 1:  # norms stay float32, as every converter keeps them
+            writer.add_tensor(name, np.ascontiguousarray(w))
+        else:
+            q = gguf.quants.quantize(np.ascontiguousarray(w), qtype)
+            writer.add_tensor(name, q, raw_dtype=qtype)
+        say("quantising" if quant != "bf16" else "converting", 0.1 + 0.7 * (i + 1) / len(order))
+    say("writing the GGUF file", 0.85)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _copy_metadata(reader, writer) -> None:
+    """The base GGUF's metadata and tokenizer, as llama.cpp's gguf_new_metadata.py copies them."""
+    import gguf
+
+    for field in reader.fields.values():
         if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
             continue
         if field.name in (gguf.Keys.General.NAME, gguf.Keys.General.FILE_TYPE):
@@ -240,30 +296,57 @@ def write_gguf(src: Source, data_dir: Path, path: Path, quant: str, say: Progres
         vtype = field.types[0]
         sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
-    writer.add_name(src.model_id)
-    writer.add_file_type(ftype)
 
-    tensors = reader.tensors
-    for i, t in enumerate(tensors):
-        hf_name = by_gguf.get(t.name)
-        if hf_name is None:
-            raise ExportError(f"the merged model has no weight for the base's tensor {t.name}")
-        w = weights[hf_name].astype(np.float32, copy=False)
-        if hf_name.endswith("q_proj.weight"):
-            w = _permute(w, cfg.num_attention_heads, cfg.num_attention_heads)
-        elif hf_name.endswith("k_proj.weight"):
-            w = _permute(w, cfg.num_attention_heads, cfg.num_key_value_heads)
-        if w.ndim == 1:  # norms stay float32, as every converter keeps them
-            writer.add_tensor(t.name, np.ascontiguousarray(w))
-        else:
-            q = gguf.quants.quantize(np.ascontiguousarray(w), qtype)
-            writer.add_tensor(t.name, q, raw_dtype=qtype)
-        say("quantising" if quant != "bf16" else "converting", 0.1 + 0.7 * (i + 1) / len(tensors))
-    say("writing the GGUF file", 0.85)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+
+def _folder_metadata(folder: Path, cfg, writer) -> None:
+    """A Hugging Face folder's hyperparameters, tokenizer and chat template in llama.cpp's keys, read with the
+    ``gguf`` package's own vocabulary readers (the ones convert_hf_to_gguf.py uses). A GPT-2-style BPE tokenizer
+    (SmolLM, Llama 3); a SentencePiece one is refused."""
+    import gguf
+    from gguf.vocab import BpeVocab, SpecialVocab
+
+    heads = cfg.num_attention_heads
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    writer.add_context_length(cfg.max_position_embeddings)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_block_count(cfg.num_hidden_layers)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(cfg.num_key_value_heads)
+    writer.add_rope_freq_base(float(rope.get("rope_theta") or getattr(cfg, "rope_theta", 10000.0)))
+    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    writer.add_vocab_size(cfg.vocab_size)
+    writer.add_rope_dimension_count(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    try:
+        vocab = BpeVocab(folder)
+    except (FileNotFoundError, ValueError) as e:
+        raise ExportError(f"{folder}: ftui's GGUF export reads GPT-2-style BPE tokenizers ({e}); export --to "
+                          "safetensors and convert it with llama.cpp's convert_hf_to_gguf.py") from None
+    tokens, types = [], []
+    for text, _score, kind in vocab.all_tokens():
+        tokens.append(text if isinstance(text, str) else text.decode("utf-8"))
+        types.append(kind)
+    try:  # the added tokens marked special are control tokens, as llama.cpp's converter marks them
+        special = {a["id"] for a in json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+                   .get("added_tokens", []) if a.get("special")}
+    except (OSError, ValueError):
+        special = set()
+    types = [gguf.TokenType.CONTROL if i in special else t for i, t in enumerate(types)]
+    for i in range(len(tokens), cfg.vocab_size):  # an embedding larger than the vocabulary: padding tokens
+        tokens.append(f"[PAD{i}]")
+        types.append(gguf.TokenType.UNUSED)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(PRE_TOKENIZERS.get(cfg.vocab_size, "default"))
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    special_vocab = SpecialVocab(folder, load_merges=True, n_vocab=len(tokens))
+    if "bos" not in special_vocab.add_special_token:  # llama.cpp's default differs by tokenizer: say it
+        try:
+            tok_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            tok_config = {}
+        special_vocab.add_special_token["bos"] = bool(tok_config.get("add_bos_token", False))
+    special_vocab.add_to_gguf(writer, quiet=True)
 
 
 # -- Ollama -----------------------------------------------------------------------------------------------------------

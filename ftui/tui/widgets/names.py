@@ -20,3 +20,12 @@ def short_model(model: str, width: int = 30) -> str:
         return "ft:…" + tail[-(width - 4):]  # the end of the tail: the id and the checkpoint
     head = max(3, (width - 1) // 3)  # a third of the start, two thirds of the end
     return model[:head] + "…" + model[-(width - 1 - head):]
+
+
+def params(n: int | None) -> str:
+    """A parameter count as people say it: 134,515,008 → 135M; 7,241,732,096 → 7.2B."""
+    if not n:
+        return "—"
+    if n >= 1e9:
+        return f"{n / 1e9:.1f}B"
+    return f"{n / 1e6:.0f}M" if n >= 1e6 else f"{n:,}"

@@ -95,6 +95,11 @@ async def create_job(c: CtxDep, r: Annotated[JobCreate, Depends(json_body(JobCre
                            f"{', '.join(bases)}.", param="model", code="model_not_available")
         raise APIError(400, "Fine-tuning a fine-tuned model is not supported by the local backend yet.",
                        param="model", code="model_not_available")
+    if model != basemodels.DEFAULT_BASE:  # a configured base whose files changed since the server checked them
+        problem = basemodels.describe(model, data_dir)["problem"]
+        if problem:
+            raise APIError(400, f"Model {model} cannot be fine-tuned here: {problem}", param="model",
+                           code="model_not_available")
     for param in ("training_file", "validation_file"):
         fid = getattr(r, param)
         if fid is None:

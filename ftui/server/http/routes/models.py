@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +17,21 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/v1/models")
 
 
+def _described(c: Context, mid: str) -> dict:
+    """A base model's object with ftui's extension: {"ftui": {source, kind, architecture, parameters,
+    context_length, problem}} (the app shows these; OpenAI's SDK keeps unknown fields)."""
+    return {**model_obj(mid, c.started, "ftui"), "ftui": basemodels.describe(mid, c.data_dir)}
+
+
+def _tuned_obj(mid: str, t: dict) -> dict:
+    return {**model_obj(mid, t["created_at"], ORG), "ftui": {"base": t["base"], "job": t["job_id"]}}
+
+
 @router.get("")
 async def list_models(c: CtxDep):
-    data = [model_obj(b, c.started, "ftui") for b in basemodels.names(c.data_dir)]
-    data += [model_obj(m["id"], m["created_at"], ORG) for m in c.store.list_models()]
+    # a base's size and context come from its files' headers: read once in a thread (cached), never on the loop
+    data = [await asyncio.to_thread(_described, c, b) for b in basemodels.names(c.data_dir)]
+    data += [_tuned_obj(m["id"], m) for m in c.store.list_models()]
     return {"object": "list", "data": data}
 
 
@@ -31,7 +43,7 @@ def resolve_model(c: Context, mid: str) -> tuple[str, str | None, dict]:
     if t is None:
         raise APIError(404, f"The model '{mid}' does not exist or you do not have access to it.", param="model",
                        code="model_not_found")
-    found = t["base"], t["path"], model_obj(mid, t["created_at"], ORG)
+    found = t["base"], t["path"], _tuned_obj(mid, t)
     if not Path(found[1]).is_dir():  # its files were removed behind the store's back: a clean 404, never a 500
         raise APIError(404, f"The model '{mid}' has no files left in the data dir; it cannot answer.",
                        param="model", code="model_not_found")
@@ -53,6 +65,8 @@ async def load_model(c: Context, mid: str, base: str, adapter: str | None) -> Lo
 
 @router.get("/{model_id:path}")
 async def retrieve_model(c: CtxDep, model_id: str):
+    if model_id in basemodels.names(c.data_dir):
+        return await asyncio.to_thread(_described, c, model_id)
     return resolve_model(c, model_id)[2]
 
 
