@@ -70,7 +70,13 @@ def _export(data, tmp_path, to, quant="q8_0") -> tuple[Done, Path]:
     return Done(folder, then), folder
 
 
-def test_safetensors_and_bf16_gguf_answer_as_the_served_model(tuned, served, reference, tmp_path):
+@pytest.fixture(scope="module")
+def bf16_export(tuned, tmp_path_factory) -> tuple[Done, Path]:
+    """The bf16 GGUF export (read back by two tests)."""
+    return _export(tuned, tmp_path_factory.mktemp("bf16"), "gguf", "bf16")
+
+
+def test_safetensors_and_bf16_gguf_answer_as_the_served_model(tuned, served, reference, bf16_export, tmp_path):
     import torch
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM
@@ -90,7 +96,7 @@ def test_safetensors_and_bf16_gguf_answer_as_the_served_model(tuned, served, ref
     model = AutoModelForCausalLM.from_pretrained(str(out), dtype=dtype)
     assert [_greedy(model, entry.tok, m) for m in PROMPTS] == want
 
-    res, out = _export(tuned, tmp_path, "gguf", "bf16")
+    res, out = bf16_export
     assert res.returncode == 0, res.stderr
     [gguf] = out.glob("*.gguf")
     model = AutoModelForCausalLM.from_pretrained(str(out), gguf_file=gguf.name, dtype=dtype)
@@ -236,7 +242,7 @@ def test_an_export_never_overwrites_and_never_looks_finished_when_it_failed(tune
     assert not (out / "mine.txt").exists() and not list(tmp_path.glob(".taken*"))
 
 
-def test_a_folder_base_exports_the_gguf_its_gguf_file_gives(tuned, tmp_path):
+def test_a_folder_base_exports_the_gguf_its_gguf_file_gives(tuned, bf16_export, tmp_path):
     """A base given as a Hugging Face folder has no GGUF to copy metadata from: its header is written from its
     config and tokenizer files. The bundled base's own converted folder, named as a folder base, must give the very
     file the GGUF route gives: every tokenizer and hyperparameter key, every tensor's bytes."""
@@ -250,10 +256,10 @@ def test_a_folder_base_exports_the_gguf_its_gguf_file_gives(tuned, tmp_path):
     other.mkdir()
     (other / "base_models.json").write_text(json.dumps({"as-folder": {
         "kind": "folder", "source": "a folder", "path": str(basemodels.ensure(BASE, tuned))}}))
-    write_gguf(src, tuned, tmp_path / "from-gguf.gguf", "bf16", lambda *_: None)
     write_gguf(Source(MODEL, "as-folder", src.adapter, None), other, tmp_path / "from-folder.gguf", "bf16",
                lambda *_: None)
-    a, b = gguf.GGUFReader(str(tmp_path / "from-gguf.gguf")), gguf.GGUFReader(str(tmp_path / "from-folder.gguf"))
+    [from_gguf] = bf16_export[1].glob("*.gguf")
+    a, b = gguf.GGUFReader(str(from_gguf)), gguf.GGUFReader(str(tmp_path / "from-folder.gguf"))
     keys = [k for k in a.fields if k.startswith(("tokenizer.", "llama.")) and k != "tokenizer.ggml.add_space_prefix"]
     assert "tokenizer.ggml.merges" in keys and "tokenizer.chat_template" in keys and "llama.context_length" in keys
     differ = [k for k in keys if k not in b.fields or not (
