@@ -181,6 +181,18 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle, base_url, local) -> N
         await pilot.pause(0.5)  # the chart's coalesced redraw
         await settle(pilot)
         app.save_screenshot("jobs-80x24.svg", str(OUT))
+        # Files & models: the base's size, context and origin; x on the tuned model opens the export dialog
+        tuned = jobs.tracks[job_id].job["fine_tuned_model"]
+        await pilot.press("f5")
+        models = app.screen.query_one("#models")
+        await until(pilot, lambda: tuned in [k.value for k in models.rows])
+        models.focus()
+        models.move_cursor(row=models.get_row_index(tuned))
+        await settle(pilot)
+        app.save_screenshot("files-80x24.svg", str(OUT))
+        await pilot.press("x")
+        await settle(pilot)
+        app.save_screenshot("export-80x24.svg", str(OUT))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def server(tmp_path_factory, model_cache):
     """One real `ftui serve` (with --test-hooks) for the session; tests that kill a server start their own."""
     from tests.backend import Server
 
-    s = Server(tmp_path_factory.mktemp("serve") / "data", test_hooks=True).start()
+    s = Server(tmp_path_factory.mktemp("serve") / "data", test_hooks=True, args=["--python-graders"]).start()
     yield s
     s.stop()
 

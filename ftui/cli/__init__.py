@@ -1,5 +1,6 @@
 """ftui's command line: ``ftui [PATH]`` (the full-screen app), ``ftui check``, ``ftui prepare``, ``ftui eval``,
-``ftui export`` and ``ftui serve`` — one module per command, each with ``add_parser(sub)`` and ``run(args)``.
+``ftui grade``, ``ftui export`` and ``ftui serve`` — one module per command, each with ``add_parser(sub)`` and
+``run(args)``.
 
 Errors a person can act on (:class:`ftui.errors.FtuiError`) are printed here, in one place, as ``ftui COMMAND:
 message`` with exit code 2. Only the standard library (and the stdlib-only recipe) is imported at start-up; each
@@ -14,12 +15,12 @@ import signal
 import sys
 
 from ..errors import FtuiError
-from . import check, eval as eval_, export, prepare, serve, tui
+from . import check, eval as eval_, export, grade, prepare, serve, tui
 from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE
 
 __all__ = ["EXIT_ERRORS", "EXIT_OK", "EXIT_UNREADABLE", "build_parser", "entry", "main"]
 
-MODULES = {"check": check, "prepare": prepare, "eval": eval_, "export": export, "serve": serve}
+MODULES = {"check": check, "prepare": prepare, "eval": eval_, "grade": grade, "export": export, "serve": serve}
 COMMANDS = tuple(MODULES)
 
 

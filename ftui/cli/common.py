@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..errors import FtuiError
+
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 
 
@@ -28,3 +30,40 @@ def clear_line() -> None:
     if sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
+
+
+class NoBackend(FtuiError):
+    """No backend to ask: a bad profile, the backend switched off, or the local one would not start."""
+
+
+async def open_service():
+    """The configured backend's Service (the local backend started or reused when the profile says local) and the
+    LocalBackend it started, if any (release it when done). NoBackend says why there is none."""
+    import asyncio
+
+    from ..config import load as load_config
+    from ..service import profiles
+    from ..service.client import Service
+
+    config, error = load_config()
+    if error:
+        print(f"ftui: {error}", file=sys.stderr)
+    try:
+        profile = profiles.resolve(config.backend, config.profiles)
+    except profiles.ProfileError as exc:
+        raise NoBackend(str(exc)) from None
+    if profile.kind == "off":
+        raise NoBackend("the config says backend = \"off\": no backend to ask")
+    local = None
+    base_url = None
+    if profile.kind == "local":
+        from ..service.local import LocalBackend, LocalBackendError
+
+        local = LocalBackend(profile.data_dir)
+        try:
+            base_url = await asyncio.to_thread(local.start)
+        except LocalBackendError as exc:
+            raise NoBackend(f"the local backend did not start: {exc}") from None
+        profile.base_url = base_url
+        profile.api_key = local.api_key
+    return Service(profile, base_url=base_url), local

@@ -8,15 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import FtuiError
-from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, colour
+from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, NoBackend, colour, open_service
 
 FILTER = False
 INTERRUPTED = "interrupted; the answers so far are cached (run it again to go on)"
-
-
-class NoBackend(FtuiError):
-    """No backend to ask: a bad profile, the backend switched off, or the local one would not start."""
 
 
 def add_parser(sub) -> None:
@@ -88,34 +83,10 @@ def run(args: argparse.Namespace) -> int:
 async def _eval(args, data, models, out):
     import asyncio
 
-    from ..config import load as load_config
-    from ..service import profiles
-    from ..service.client import Service
     from ..service.errors import ServiceError
     from ..service.evaluate import EvalParams, run, write
 
-    config, error = load_config()
-    if error:
-        print(f"ftui: {error}", file=sys.stderr)
-    try:
-        profile = profiles.resolve(config.backend, config.profiles)
-    except profiles.ProfileError as exc:
-        raise NoBackend(str(exc)) from None
-    if profile.kind == "off":
-        raise NoBackend("the config says backend = \"off\": no backend to ask")
-    local = None
-    base_url = None
-    if profile.kind == "local":
-        from ..service.local import LocalBackend, LocalBackendError
-
-        local = LocalBackend(profile.data_dir)
-        try:
-            base_url = await asyncio.to_thread(local.start)
-        except LocalBackendError as exc:
-            raise NoBackend(f"the local backend did not start: {exc}") from None
-        profile.base_url = base_url
-        profile.api_key = local.api_key
-    svc = Service(profile, base_url=base_url)
+    svc, local = await open_service()
     stop = asyncio.Event()
     tty = sys.stderr.isatty() and not args.json
 

@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     serve.add_argument("--gc", action="store_true",
                        help="free the space no job or model needs any more (state of ended jobs, folders of "
                        "deleted models), report it, and exit")
+    serve.add_argument("--python-graders", action="store_true",
+                       help="run python graders without an API key (they run code as you on this machine; with a "
+                       "key they always run)")
     serve.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # fault injection for tests
     serve.set_defaults(func=run)
 
@@ -76,4 +79,4 @@ def run(args: argparse.Namespace) -> int:
         deployments[name.strip()] = model.strip()
     return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
                  idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin,
-                 deployments=deployments)
+                 deployments=deployments, python_graders=args.python_graders)

@@ -267,7 +267,8 @@ def _server_class():
 
 def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
           test_hooks: bool = False, idle_exit: float | None = None, allow_hosts: list[str] | None = None,
-          allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None) -> int:
+          allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None,
+          python_graders: bool = False) -> int:
     import uvicorn
 
     from ftui.server.http.app import create_app
@@ -314,7 +315,8 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     port = sock.getsockname()[1]
     idle = IdleWatch(data_dir, idle_exit) if idle_exit else None
     app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None, bind=host,
-                     allow_hosts=allow_hosts, allow_origins=allow_origins, deployments=deployments)
+                     allow_hosts=allow_hosts, allow_origins=allow_origins, deployments=deployments,
+                     python_graders=python_graders or None)
     sup = Supervisor(data_dir)
     sup.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,

@@ -169,6 +169,12 @@ class Service:
         page = await self._call(self.client.models.list(), "list models")
         return _items(page, "list models")
 
+    async def run_grader(self, grader: dict, model_sample: str, item: dict | None = None) -> dict:
+        """OpenAI's graders API (``/fine_tuning/alpha/graders/run``): the backend grades one sample."""
+        call = self.client.fine_tuning.alpha.graders.run(grader=grader, model_sample=model_sample,  # type: ignore
+                                                         item=item if item is not None else {})
+        return _dump(await self._call(call, "run a grader"), "run a grader")
+
     async def files(self) -> list[dict]:
         page = await self._call(self.client.files.list(), "list files")
         return _items(page, "list files")

@@ -4,4 +4,4 @@ IMPLEMENTED = ["createChatCompletion", "listFiles", "createFile", "deleteFile", 
                "createFineTuningJob", "listPaginatedFineTuningJobs", "retrieveFineTuningJob", "cancelFineTuningJob",
                "listFineTuningJobCheckpoints", "listFineTuningEvents", "pauseFineTuningJob", "resumeFineTuningJob",
                "listModels", "retrieveModel", "deleteModel", "createUpload", "addUploadPart", "completeUpload",
-               "cancelUpload"]
+               "cancelUpload", "runGrader", "validateGrader"]

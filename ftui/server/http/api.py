@@ -89,6 +89,8 @@ class Context:
     started: int  # the base models' `created` (the server's start)
     faults: Faults = field(default_factory=Faults)  # armed only by the test suite (ftui serve --test-hooks)
     generating: int = 0  # chat requests running or waiting for their model (bounded: 429 past the limit)
+    # python graders run code as the server's user: only behind an API key, or when `--python-graders` says so
+    python_graders: bool = False
     deployments: dict = field(default_factory=dict)  # Azure shape: deployment name -> model (ftui serve --deployment)
     batched: int = 0  # short greedy requests waiting for or in a batch (bounded too)
     halts: set = field(default_factory=set)  # the threading.Events that stop each running generation

@@ -25,12 +25,13 @@ from starlette.requests import ClientDisconnect
 from ftui.server.http import guard
 from ftui.server.http.api import APIError, Context, body, error_response
 from ftui.server.http.azure import AzureShape
-from ftui.server.http.routes import chat, files, jobs, models, score, uploads
+from ftui.server.http.routes import chat, files, graders, jobs, models, score, uploads
 from ftui.server.models import basemodels
 from ftui.server.models.inference import ModelCache
 from ftui.server.store import Store, atomic_write
 
-ROUTERS = (files, jobs, models, chat, score, uploads)  # one per resource, each mounted at its own /v1/... paths
+# one per resource, each mounted at its own /v1/... paths
+ROUTERS = (files, jobs, graders, models, chat, score, uploads)
 IDEMPOTENT = re.compile(r"^/v1/(files|fine_tuning/jobs(/[^/]+/(cancel|pause|resume))?)$")
 
 
@@ -134,7 +135,8 @@ class Idempotency:
 
 def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False,
                on_request=None, bind: str = "127.0.0.1", allow_hosts: list[str] | None = None,
-               allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None) -> FastAPI:
+               allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None,
+               python_graders: bool | None = None) -> FastAPI:
     """``test_hooks`` (``ftui serve --test-hooks``, hidden) adds ``/_test/faults`` and ``/_test/requests``: the test
     suite arms real failures (an HTTP status with Retry-After for the next N requests under a path, a raw body such
     as HTML or broken JSON, a failure *after* the request was carried out, an error after N streamed chunks) and
@@ -144,7 +146,8 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     store = Store(data_dir)
     cache = ModelCache(data_dir)
     app = FastAPI(title="ftui local backend", version="1", docs_url=None, redoc_url=None)
-    app.state.ctx = Context(data_dir, store, cache, started=_started(data_dir), deployments=dict(deployments or {}))
+    app.state.ctx = Context(data_dir, store, cache, started=_started(data_dir), deployments=dict(deployments or {}),
+                            python_graders=bool(api_key) if python_graders is None else python_graders)
     faults = app.state.ctx.faults  # every fault the suite can arm (see faults.py)
 
     app.add_middleware(Idempotency)  # the innermost layer: a request refused by the guard or the key is never kept
