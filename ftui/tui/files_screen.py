@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Header, Static
 from .base import FtuiScreen
 from .jobs_screen import ts
 from .widgets.footer import Footer
-from .widgets.names import params
+from .widgets.names import params, short_model
 from .widgets.tables import set_columns, sync_rows
 
 
@@ -147,11 +147,13 @@ focused, **x** cancels the selected upload (the Upload is cancelled on the backe
     def show(self, files: list[dict], models: list[dict]) -> None:
         self.query_one("#files-status", Static).update(f"{len(files)} files · {len(models)} models")
         today = date.today().isoformat()
+        narrow = self.app.size.width < 100  # an 80-column terminal: short model ids leave room for size and origin
         sync_rows(self.query_one("#files", DataTable),
                   [(f["id"], {"id": f["id"], "name": f.get("filename") or "", "purpose": f.get("purpose") or "",
                               "bytes": size(f.get("bytes")), "created": ts(f.get("created_at"))}) for f in files])
         sync_rows(self.query_one("#models", DataTable),
-                  [(m["id"], {"id": m["id"], **model_facts(m), "owner": m.get("owned_by") or "",
+                  [(m["id"], {"id": short_model(m["id"], 32) if narrow else m["id"], **model_facts(m),
+                              "owner": m.get("owned_by") or "",
                               "created": ts(m.get("created")), "shutdown": _shutdown(m.get("shutdown_date"), today)})
                    for m in models])
 
