@@ -157,3 +157,21 @@ def test_a_semicolon_csv_is_sniffed_and_a_separator_can_be_named(tmp_path):
         f"ftui prepare: {semi}: --user names column(s) 'review' that the file does not have; its columns are "
         "review;star (one column whose name holds ';': the file may be separated by it; --delimiter ';' reads it "
         "so)\n")
+
+
+def test_prepare_writes_reinforcement_data_with_the_answer_as_an_item_key(tmp_path):
+    """`--rft KEY`: the same splits, each line the prompt alone with its answer under KEY (what a grader reads as
+    {{ item.KEY }}); `ftui check` reads the files as reinforcement data without an error."""
+    plain, rft = tmp_path / "plain", tmp_path / "rft"
+    args = ["prepare", SAMPLES / "reviews.csv", "--system", "Answer with the digit only.", "--seed", "3"]
+    assert run(*args, "--out", plain).returncode == 0
+    res = run(*args, "--out", rft, "--rft", "star")
+    assert res.returncode == 0, res.stderr
+    assert f"{rft / 'train.jsonl'} — reinforcement" in res.stdout
+    assert res.stdout.count("✓ no errors, no warnings") == 3
+    for name in ("train.jsonl", "valid.jsonl", "test.jsonl"):
+        chat = [json.loads(x) for x in (plain / name).read_text().splitlines()]
+        prompts = [json.loads(x) for x in (rft / name).read_text().splitlines()]
+        assert [p["messages"] for p in prompts] == [c["messages"][:-1] for c in chat]
+        assert [p["star"] for p in prompts] == [c["messages"][-1]["content"] for c in chat]
+    assert run(*args, "--out", tmp_path / "bad", "--rft", "messages").returncode == 2

@@ -97,3 +97,21 @@ def test_running_cost_of_fine_tuned_answers():
     assert inference_cost("ft:gpt-4.1-mini-2025-04-14:org::abc", 1_000_000, 500_000) == pytest.approx(0.8 + 1.6)
     assert inference_cost("gpt-4.1-mini", 1000, 10) is None  # base models: no fine-tuned price
     assert inference_cost("ft:smollm2-135m-instruct:local::x", 1000, 10) is None  # local: free, no price
+
+
+def test_graded_evaluation_data_takes_prompts_and_keeps_the_lines_keys(tmp_path):
+    """With a grader (`ftui eval --grader`) a line that ends before the answer (RFT data) is a prompt, and every line's
+    other keys are the grader's item (a chat line's answer as item.reference)."""
+    path = tmp_path / "rft.jsonl"
+    rows = [{"messages": [{"role": "user", "content": "Rate: great"}], "star": "5"},
+            {"messages": [{"role": "user", "content": "Rate: great"}], "star": "4"},
+            {"messages": [{"role": "user", "content": "Rate: bad"}, {"role": "assistant", "content": "1"}],
+             "id": 7}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plain = load(path)
+    assert [e.line for e in plain.examples] == [3] and plain.n_issues == 2
+    data = load(path, prompts=True)
+    assert [e.reference for e in data.examples] == ["", "", "1"]
+    assert [e.item for e in data.examples] == [{"star": "5"}, {"star": "4"}, {"id": 7, "reference": "1"}]
+    assert data.examples[0].messages == rows[0]["messages"]
+    assert data.examples[0].id != data.examples[1].id  # the same prompt, graded against different items

@@ -36,6 +36,10 @@ def add_parser(sub) -> None:
     ev.add_argument("--seed", type=int, default=0, help="default 0")
     ev.add_argument("--no-loss", action="store_true",
                     help="skip the teacher-forced loss of the references (local backend only)")
+    ev.add_argument("--grader", metavar="GRADER.json",
+                    help="also score every answer with an OpenAI grader ({\"grader\": …} or the grader itself), as "
+                    "reinforcement fine-tuning does; then lines without an answer (RFT data) are prompts too, and "
+                    "the comparison counts an answer right when its reward reaches pass_threshold (default 0.5)")
     ev.add_argument("--json", action="store_true", help="print eval.json's content instead of the report")
     ev.set_defaults(func=run)
 
@@ -48,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from ..service.evaluate import disagreements, with_bases
     from .render import Style, render_eval
 
-    data = load(args.data, limit=args.limit)
+    grader = None
+    if args.grader:
+        from ..core.graders import load as load_grader
+
+        grader = load_grader(args.grader)
+    data = load(args.data, limit=args.limit, prompts=grader is not None)
     for issue in data.issues[:10]:
         print(f"ftui eval: skipped {issue}", file=sys.stderr)
     if data.n_issues > 10:
@@ -59,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     models = list(dict.fromkeys(args.models)) if args.no_base else with_bases(args.models)
     out = Path(args.out) if args.out else output_near(
         args.data, f"eval-{Path(args.data).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_, files = asyncio.run(_eval(args, data, models, out))
+    run_, files = asyncio.run(_eval(args, data, models, out, grader))
     if args.json:
         import orjson
 
@@ -80,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _eval(args, data, models, out):
+async def _eval(args, data, models, out, grader=None):
     import asyncio
 
     from ..service.errors import ServiceError
@@ -105,7 +114,7 @@ async def _eval(args, data, models, out):
     try:
         try:
             r = await run(svc, data, models, params, progress=progress, stop=stop,
-                          teacher_forced=False if args.no_loss else None)
+                          teacher_forced=False if args.no_loss else None, grader=grader)
         except (KeyboardInterrupt, asyncio.CancelledError):
             stop.set()
             raise

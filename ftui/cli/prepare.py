@@ -65,6 +65,9 @@ def add_parser(sub) -> None:
                    help="write train sorted by the answer (to compare with a shuffled run)")
     prep.add_argument("--model", "-m", default=None,
                       help="model for validation, tokens and cost (default: the config's, else gpt-4.1-mini)")
+    prep.add_argument("--rft", metavar="KEY", dest="rft_key",
+                      help="write reinforcement fine-tuning data: each prompt without its answer, the answer under "
+                      "KEY (a grader reads it as {{ item.KEY }})")
     prep.add_argument("--json", action="store_true", help="print prepare.json's content instead of the report")
     prep.set_defaults(func=run)
 
@@ -84,7 +87,7 @@ def recipe_of(args: argparse.Namespace) -> Recipe:
                   shuffle=args.shuffle, split=parse_split(args.split), split_counts=counts,
                   stratify=args.stratify, group_by=args.group_by, max_per_label=args.max_per_label,
                   max_examples=args.max_examples, leakage=args.leakage,
-                  sort_train_by_label=args.sort_train_by_label, model=args.model)
+                  sort_train_by_label=args.sort_train_by_label, model=args.model, rft_key=args.rft_key)
 
 
 def _show_step(step: str, done: int) -> None:

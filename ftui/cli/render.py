@@ -219,6 +219,16 @@ def render_eval(doc: dict, style: Style, disagreeing: list | None = None, shown:
         cells += [_f(s.get("mean_loss"), 3), _f(s.get("mean_token_accuracy")), f"{s['errors']:,}"]
         name = m if len(m) <= width - 2 else m[: width - 3] + "…"
         out.append(f"  {name:<{width}}" + "".join(f"{c:>10}" for c in cells))
+    grader = doc.get("grader")
+    if grader:
+        out.append("")
+        out.append(style.bold("Grader") + f"  {grader['name']} ({grader['type']}): mean reward, share passing"
+                   + style.dim("  (errors in OpenAI's categories)"))
+        for m, s in doc["models"].items():
+            name = m if len(m) <= width - 2 else m[: width - 3] + "…"
+            errs = ", ".join(f"{k} {v:,}" for k, v in (s.get("grader_errors") or {}).items())
+            out.append(f"  {name:<{width}}{_f(s.get('mean_reward')):>10}{_f(s.get('pass_rate')):>10}"
+                       + (style.yellow(f"  {errs}") if errs else ""))
     costs = [(m, s["cost_usd"]) for m, s in doc["models"].items() if s.get("cost_usd") is not None]
     if costs:
         out.append(style.dim("  inference cost (fine-tuned prices): "

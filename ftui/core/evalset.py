@@ -29,6 +29,7 @@ class EvalExample:
     reference: str
     tools: list | None = None
     id: str = ""  # a digest of the prompt and reference: the cache key, stable across files and runs
+    item: dict = field(default_factory=dict)  # the line's other keys: what a grader's {{ item.* }} reads
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -57,12 +58,17 @@ def _content(value) -> str | None:
     return None
 
 
-def _from_row(values: dict) -> tuple[list[dict], str, list | None] | str:
-    """(prompt messages, reference, tools) or why the row cannot be used."""
+def _from_row(values: dict, prompts: bool = False) -> tuple[list[dict], str, list | None] | str:
+    """(prompt messages, reference, tools) or why the row cannot be used. ``prompts``: a chat line that ends before
+    the answer (reinforcement fine-tuning's data) is a prompt with no reference (a grader scores its answers)."""
     if isinstance(values.get("messages"), list):
         msgs = values["messages"]
         last = max((i for i, m in enumerate(msgs) if isinstance(m, dict) and m.get("role") == "assistant"),
                    default=None)
+        tools = values.get("tools") if isinstance(values.get("tools"), list) else None
+        if prompts and (last is None or last < len(msgs) - 1):
+            prompt = [{k: v for k, v in m.items() if k != "weight"} for m in msgs if isinstance(m, dict)]
+            return (prompt, "", tools) if prompt else "no messages to use as the prompt"
         if last is None:
             return "no assistant message to use as the reference"
         ref = _content(msgs[last].get("content"))
@@ -72,7 +78,6 @@ def _from_row(values: dict) -> tuple[list[dict], str, list | None] | str:
         prompt = [{k: v for k, v in m.items() if k != "weight"} for m in msgs[:last] if isinstance(m, dict)]
         if not prompt:
             return "nothing before the reference answer to use as the prompt"
-        tools = values.get("tools") if isinstance(values.get("tools"), list) else None
         return prompt, ref, tools
     if isinstance(values.get("input"), dict) and isinstance(values.get("preferred_output"), list):
         inp = values["input"].get("messages")
@@ -88,7 +93,8 @@ def _from_row(values: dict) -> tuple[list[dict], str, list | None] | str:
     return "not a chat, preference or prompt/completion example"
 
 
-def load(path: str | os.PathLike, limit: int | None = None) -> EvalSet:
+def load(path: str | os.PathLike, limit: int | None = None, prompts: bool = False) -> EvalSet:
+    """The examples of ``path``; ``prompts`` (a grader scores the answers) also takes lines with no answer."""
     try:
         src = open_source(path)
     except SourceError as e:
@@ -98,15 +104,22 @@ def load(path: str | os.PathLike, limit: int | None = None) -> EvalSet:
                             f"`ftui prepare` turns a {src.format.upper()} table into that")
     out = EvalSet(str(path), [])
     for row in src:
-        got = _from_row(row.values)
+        got = _from_row(row.values, prompts)
         if isinstance(got, str):
             src.issue(row.line, got)
             continue
         messages, ref, tools = got
-        if not ref.strip():
+        if not ref.strip() and not prompts:
             src.issue(row.line, "the reference answer is empty")
             continue
-        out.examples.append(EvalExample(row.line, messages, ref, tools))
+        item = {k: v for k, v in row.values.items() if k not in ("messages", "tools")}
+        if ref and "reference" not in item:
+            item["reference"] = ref  # a chat line's answer, for graders that compare with it
+        ex = EvalExample(row.line, messages, ref, tools, item=item)
+        if not ref:  # lines differing only in what the grader reads are different examples
+            ex.id = blake2b(orjson.dumps([messages, tools, item], option=orjson.OPT_SORT_KEYS),
+                            digest_size=12).hexdigest()
+        out.examples.append(ex)
         if limit is not None and len(out.examples) >= limit:
             break
     out.issues = src.issues

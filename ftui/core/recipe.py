@@ -49,6 +49,7 @@ class Recipe:
     leakage: bool = True
     sort_train_by_label: bool = False  # the seed's "sorted" training order (to compare with shuffled)
     model: str | None = None  # for validation and token counts (encoding); default: the catalog's default
+    rft_key: str | None = None  # write reinforcement data: each prompt alone, its answer under this key
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -57,6 +58,10 @@ class Recipe:
         return d
 
     def check(self) -> None:
+        if self.rft_key is not None and (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.rft_key)
+                                         or self.rft_key in ("messages", "tools")):
+            raise PrepareError(f"--rft {self.rft_key!r}: a key a grader can read as {{{{ item.KEY }}}} (letters, "
+                               "digits, _; not messages or tools)")
         if not self.inputs:
             raise PrepareError("no input files")
         if self.dedup not in DEDUP_KEYS:

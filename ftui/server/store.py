@@ -41,6 +41,17 @@ CREATE TABLE IF NOT EXISTS models (
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
+
+def root_base(model: str) -> str:
+    """The base model under a job's model: itself, or for a fine-tuned model or checkpoint (``ft:BASE:org:suffix:id``,
+    ``…:ckpt-step-N``) the base its name begins with — a continued model's adapter still applies to that base."""
+    return model.split(":")[1] if model.startswith("ft:") and model.count(":") >= 4 else model
+
+
+def parent_of(job: dict | None) -> str | None:
+    """The fine-tuned model (or checkpoint) a job continued training, if it did."""
+    return job["model"] if job and job["model"].startswith("ft:") else None
+
 # A paused job's `pause` column says whether its trainer has stopped: "requested" (the API set `paused`, the
 # trainer has not seen it yet: it is still training, or still loading the model) or "held" (nothing trains it: the
 # trainer stopped and saved its state, or the job was paused while queued). A resume of a "requested" pause just
@@ -301,15 +312,19 @@ class Store:
                                                                                 path, base))
 
     def tuned(self, model_id: str) -> dict | None:
-        """A fine-tuned model or one of its checkpoints: {"base", "path" (its adapter), "created_at", "job_id"}."""
+        """A fine-tuned model or one of its checkpoints: {"base" (the base model its adapter applies to), "path" (its
+        adapter), "created_at", "job_id", "parent" (the fine-tuned model its job continued, or None)}."""
         m = self.get_model(model_id)
         if m is not None:
-            return {"base": m["base"], "path": m["path"], "created_at": m["created_at"], "job_id": m["job_id"]}
+            job = self.get_job(m["job_id"]) if m["job_id"] else None
+            return {"base": m["base"], "path": m["path"], "created_at": m["created_at"], "job_id": m["job_id"],
+                    "parent": parent_of(job)}
         ck = self.find_checkpoint(model_id)
         job = self.get_job(ck["job_id"]) if ck is not None else None
         if ck is None or job is None:
             return None
-        return {"base": job["model"], "path": ck["path"], "created_at": ck["created_at"], "job_id": job["id"]}
+        return {"base": root_base(job["model"]), "path": ck["path"], "created_at": ck["created_at"],
+                "job_id": job["id"], "parent": parent_of(job)}
 
     def get_model(self, model_id: str) -> dict | None:
         row = self.db.execute("SELECT * FROM models WHERE id=?", (model_id,)).fetchone()

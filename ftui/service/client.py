@@ -169,6 +169,12 @@ class Service:
         page = await self._call(self.client.models.list(), "list models")
         return _items(page, "list models")
 
+    async def validate_grader(self, grader: dict) -> dict:
+        """OpenAI's ``/fine_tuning/alpha/graders/validate``: the grader as the backend accepts it (a ServiceError
+        whose problem names the field otherwise)."""
+        call = self.client.fine_tuning.alpha.graders.validate(grader=grader)  # type: ignore[arg-type]
+        return _dump(await self._call(call, "check a grader"), "check a grader")
+
     async def run_grader(self, grader: dict, model_sample: str, item: dict | None = None) -> dict:
         """OpenAI's graders API (``/fine_tuning/alpha/graders/run``): the backend grades one sample."""
         call = self.client.fine_tuning.alpha.graders.run(grader=grader, model_sample=model_sample,  # type: ignore
@@ -321,10 +327,12 @@ class Service:
     # -- jobs --------------------------------------------------------------------------------------------------
     async def create_job(self, *, training_file: str, model: str, method: str = "supervised",
                          hyperparameters: dict | None = None, suffix: str | None = None, seed: int | None = None,
-                         validation_file: str | None = None) -> dict:
+                         validation_file: str | None = None, grader: dict | None = None) -> dict:
         hp = {k: v for k, v in (hyperparameters or {}).items() if v not in (None, "", "auto")}
-        kw: dict = {"training_file": training_file, "model": model,
-                    "method": {"type": method, method: {"hyperparameters": hp}}}
+        inner: dict = {"hyperparameters": hp}
+        if method == "reinforcement":
+            inner["grader"] = grader
+        kw: dict = {"training_file": training_file, "model": model, "method": {"type": method, method: inner}}
         if suffix:
             kw["suffix"] = suffix
         if seed is not None:

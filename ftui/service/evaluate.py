@@ -137,6 +137,8 @@ class EvalRun:
     max_tokens: int
     answers: dict[str, list[Answer | None]] = field(default_factory=dict)
     losses: dict[str, list[dict | None]] = field(default_factory=dict)  # model -> per example {loss, …}
+    grader: dict | None = None  # an OpenAI grader scoring every answer (`ftui eval --grader`)
+    rewards: dict[str, list[dict | None]] = field(default_factory=dict)  # model -> per example {reward, …}
     stopped: bool = False
     seconds: float = 0.0
 
@@ -147,13 +149,15 @@ class EvalRun:
 
 async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None = None, *,
               progress: Callable[[Progress], None] | None = None, stop: asyncio.Event | None = None,
-              cache_folder: Path | None = None, teacher_forced: bool | None = None) -> EvalRun:
+              cache_folder: Path | None = None, teacher_forced: bool | None = None,
+              grader: dict | None = None) -> EvalRun:
     """Answer every example with every model. Returns when all are answered, or when ``stop`` is set (what was
-    answered is kept; the cache makes the next run pick up there)."""
+    answered is kept; the cache makes the next run pick up there). ``grader``: an OpenAI grader also scores each
+    answer, with the engine RFT jobs use (model graders are judged through this backend)."""
     params = params or EvalParams()
     stop = stop or asyncio.Event()
     max_tokens = params.max_tokens or default_max_tokens(data.references)
-    out = EvalRun(data, list(models), params, max_tokens)
+    out = EvalRun(data, list(models), params, max_tokens, grader=grader)
     folder = cache_folder or cache_dir()
     caches = {m: AnswerCache(folder, svc.identity, m) for m in models}  # not the URL: a local port changes
     pkey = params.key(max_tokens)
@@ -224,11 +228,52 @@ async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None =
             t.cancel()
     out.stopped = stop.is_set() and not out.complete
     scored = teacher_forced if teacher_forced is not None else svc.profile.kind in ("local", "compatible")
+    scored = scored and all(ex.reference for ex in data.examples)  # prompts alone have no reference to score
+    if grader is not None and not out.stopped:
+        out.rewards = await grade_answers(svc, out, grader)
     if not out.stopped and scored:
         for m in models:
             out.losses[m] = await _losses(svc, data, m, stop)
     out.seconds = time.monotonic() - t0
     return out
+
+
+async def grade_answers(svc, r: EvalRun, grader: dict) -> dict[str, list[dict | None]]:
+    """Every answer graded (in a thread: python graders are processes, a judge is a request through ``svc``)."""
+    from ftui.core.graders import Engine, JudgeError
+
+    loop = asyncio.get_running_loop()
+
+    def judge(model: str, messages: list[dict], params: dict) -> tuple[str, int]:
+        call = svc.complete(model, messages, temperature=params.get("temperature") or 0.0, seed=params.get("seed"),
+                            max_tokens=params.get("max_completions_tokens") or 256)
+        try:
+            text, usage = asyncio.run_coroutine_threadsafe(call, loop).result()
+        except ServiceError as e:
+            raise JudgeError(e.problem.message) from None
+        return text, int(usage.get("total_tokens", 0))
+
+    def grade_all() -> dict[str, list[dict | None]]:
+        out: dict[str, list[dict | None]] = {}
+        with Engine(grader, judge=judge) as engine:
+            for m in r.models:
+                out[m] = []
+                for ex, a in zip(r.data.examples, r.answers[m]):
+                    if a is None or a.error:
+                        out[m].append(None)
+                        continue
+                    res = engine.run(a.text, ex.item)
+                    out[m].append({"reward": res["reward"], "sub_rewards": res["sub_rewards"],
+                                   "errors": [k for k, v in res["metadata"]["errors"].items() if v is True]})
+        return out
+
+    return await asyncio.to_thread(grade_all)
+
+
+def passes(reward: float, grader: dict) -> bool:
+    """A graded answer counts as right when its reward reaches the grader's pass_threshold (default 0.5)."""
+    threshold = grader.get("pass_threshold")
+    return reward >= (threshold if isinstance(threshold, (int, float)) else 0.5)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -277,7 +322,18 @@ def summary(r: EvalRun) -> dict:
         d["prompt_tokens"] = sum(a.prompt_tokens for a in done)
         d["cost_usd"] = inference_cost(m, d["prompt_tokens"], d["completion_tokens"])
         models[m] = d
-        if labels:
+        if r.grader is not None:
+            graded = r.rewards.get(m) or []
+            got = [g for g in graded if g is not None]
+            d["mean_reward"] = round(sum(g["reward"] for g in got) / len(got), 5) if got else None
+            d["pass_rate"] = round(sum(passes(g["reward"], r.grader) for g in got) / len(got), 5) if got else None
+            counts: dict[str, int] = {}
+            for g in got:
+                for flag in g["errors"]:
+                    counts[flag] = counts.get(flag, 0) + 1
+            d["grader_errors"] = counts
+            right[m] = [g is not None and passes(g["reward"], r.grader) for g in graded] or [False] * len(refs)
+        elif labels:
             right[m] = [scoring.predicted_label(a, labels) == scoring.normalise(ref) for a, ref in zip(answers, refs)]
         else:
             right[m] = [scoring.exact(a, ref) for a, ref in zip(answers, refs)]
@@ -293,7 +349,8 @@ def summary(r: EvalRun) -> dict:
         "params": {**asdict(r.params), "max_tokens": r.max_tokens},
         "labels": labels,
         "majority_rate": scoring.majority_rate(refs),
-        "metric": "accuracy" if labels else "exact_match",
+        "metric": "reward" if r.grader is not None else "accuracy" if labels else "exact_match",
+        "grader": {"name": r.grader["name"], "type": r.grader["type"]} if r.grader is not None else None,
         "models": models,
         "comparisons": comparisons,
         "complete": r.complete,
@@ -318,6 +375,10 @@ def rows(r: EvalRun) -> list[dict]:
                 p = scoring.predicted_label(a.text, labels)
                 row["label"] = p
                 row["correct"] = p == scoring.normalise(ex.reference)
+            graded = (r.rewards.get(m) or [None] * (i + 1))[i] if r.rewards else None
+            if graded is not None:
+                row.update({"reward": graded["reward"], "sub_rewards": graded["sub_rewards"],
+                            "grader_errors": graded["errors"]})
             loss = losses[i] if i < len(losses) else None
             if loss:
                 row["loss"] = loss.get("loss")
@@ -346,7 +407,11 @@ def disagreements(r: EvalRun, a: str, b: str) -> list[int]:
         x, y = r.answers[a][i], r.answers[b][i]
         if x is None or y is None:
             continue
-        if labels:
+        if r.grader is not None and r.rewards:
+            gx, gy = r.rewards[a][i], r.rewards[b][i]
+            rx = gx is not None and passes(gx["reward"], r.grader)
+            ry = gy is not None and passes(gy["reward"], r.grader)
+        elif labels:
             rx = scoring.predicted_label(x.text, labels) == scoring.normalise(ref)
             ry = scoring.predicted_label(y.text, labels) == scoring.normalise(ref)
         else:

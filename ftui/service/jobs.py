@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 SERIES = ("train_loss", "valid_loss", "full_valid_loss", "train_mean_token_accuracy", "valid_mean_token_accuracy",
           "full_valid_mean_token_accuracy", "train_mean_reward_accuracy", "valid_mean_reward_accuracy",
-          "full_valid_mean_reward_accuracy")
+          "full_valid_mean_reward_accuracy", "train_mean_reward", "full_valid_mean_reward", "frac_reward_zero_std")
+GRADER_SERIES = "grader:"  # + a multi grader's sub-grader: its training reward by step (RFT)
 
 
 def is_terminal(status: str | None) -> bool:
@@ -61,6 +62,12 @@ class JobTrack:
             v = data.get(name)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 self.metrics.setdefault(name, {})[step] = float(v)
+        scores = data.get("scores")
+        subs = scores.get("graders") if isinstance(scores, dict) else None
+        for g in (subs or [])[1:] if isinstance(subs, list) else []:  # the first is the whole grader
+            v = g.get("train_reward_mean") if isinstance(g, dict) else None
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(g.get("name"), str):
+                self.metrics.setdefault(GRADER_SERIES + g["name"], {})[step] = float(v)
         if self.step is None or step > self.step:
             self.step = step
         total = data.get("total_steps")

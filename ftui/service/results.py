@@ -18,7 +18,10 @@ COLUMNS = {"train_loss": "train_loss", "train_accuracy": "train_mean_token_accur
            # DPO: reward accuracy under its own name (never drawn as token accuracy)
            "train_mean_reward_accuracy": "train_mean_reward_accuracy",
            "valid_mean_reward_accuracy": "valid_mean_reward_accuracy",
-           "full_valid_mean_reward_accuracy": "full_valid_mean_reward_accuracy"}
+           "full_valid_mean_reward_accuracy": "full_valid_mean_reward_accuracy",
+           # reinforcement: the reward and the share of groups that taught nothing
+           "train_mean_reward": "train_mean_reward", "full_valid_mean_reward": "full_valid_mean_reward",
+           "frac_reward_zero_std": "frac_reward_zero_std"}
 
 
 class ResultsError(FtuiError, ValueError):

@@ -83,6 +83,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         self.path = path if path and Path(path).is_file() else None
         self.report = report if report is not None and self.path and report.analysis.path == self.path else None
         self.submitting = False
+        self.grader: dict | None = None  # the RFT grader the backend accepted (the file in #grader)
 
     # -- layout ----------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -116,8 +117,14 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 yield Select(self._base_models(), id="base", prompt="base model")
             with Horizontal(classes="row"):
                 yield Label("Method")
-                yield Select([("supervised (SFT)", "supervised"), ("preference (DPO)", "dpo")],
+                yield Select([("supervised (SFT)", "supervised"), ("preference (DPO)", "dpo"),
+                              ("reinforcement (RFT, a grader scores sampled answers)", "reinforcement")],
                              value="dpo" if fmt == "preference" else "supervised", allow_blank=False, id="method")
+            with Horizontal(classes="row", id="grader-row"):
+                yield Label("Grader file")
+                yield FormInput(placeholder="GRADER.json: an OpenAI grader ({\"grader\": …} or the grader)",
+                                id="grader", name_for_errors="Grader file")
+            yield Static("", id="grader-status", markup=False)
             # every field keeps a label beside it: a placeholder alone is gone once the field is filled
             with Horizontal(classes="row", id="hp"):
                 yield Label("Hyperparameters")
@@ -153,8 +160,8 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         if prof.is_openai or prof.kind == "azure" or not backend:
             # OpenAI's /v1/models lists every model, most not fine-tunable: the catalog says which are
             ids = [m.id for m in cat.values() if m.provider == "openai"]
-        else:  # the local backend or a compatible one lists exactly what it can train
-            ids = list(backend)
+        else:  # the local backend or a compatible one lists exactly what it can train, its fine-tuned models too
+            ids = list(backend) + [m["id"] for m in self.app.models if m["id"].startswith("ft:")]
         for mid in ids:
             info = cat.get(mid)
             shutdown = (backend.get(mid) or {}).get("shutdown_date") or (info.shutdown_date if info else None)
@@ -169,6 +176,8 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 label += f"  · {params(facts.get('parameters'))} · {f'{ctx:,}' if ctx else '?'} context"
             if facts.get("problem"):
                 label += "  · cannot train"
+            if mid.startswith("ft:"):
+                label += "  · continue training it"
             opts[mid] = label
         return [(Text(label), mid) for mid, label in opts.items()]
 
@@ -245,9 +254,46 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         return f"{base} cannot be fine-tuned here: {problem}" if problem else ""
 
     def _sync_method(self) -> None:
-        dpo = self.query_one("#method", Select).value == "dpo"
+        method = self.query_one("#method", Select).value
+        dpo = method == "dpo"
         self.query_one("#beta").display = dpo
         self.query_one("#beta-label").display = dpo
+        self.query_one("#grader-row").display = method == "reinforcement"
+        self.query_one("#grader-status").display = method == "reinforcement"
+
+    @on(Input.Changed, "#grader")
+    def _grader_edited(self) -> None:
+        self.grader = None  # the file named now has not been checked yet
+        self.query_one("#grader-status", Static).update("")
+
+    @on(Input.Submitted, "#grader")
+    @on(Input.Blurred, "#grader")
+    def _grader_chosen(self) -> None:
+        path = self.query_one("#grader", Input).value.strip()
+        if path and self.query_one("#method", Select).value == "reinforcement":
+            self._check_grader(path)
+
+    @work(exclusive=True, group="create-grader", exit_on_error=False, description="Checking the grader")
+    async def _check_grader(self, path: str) -> dict | None:
+        """Read the grader file and have the backend validate it, as it is chosen: its errors by field."""
+        from ftui.core.graders import GraderError, load
+        from ftui.service.errors import ServiceError
+
+        status = self.query_one("#grader-status", Static)
+        try:
+            grader = load(str(Path(path).expanduser()))
+        except GraderError as e:
+            status.update(Text(str(e), style="red"))
+            return None
+        try:
+            await self.app.service.validate_grader(grader)
+        except ServiceError as e:
+            status.update(Text(f"The backend refuses it: {e.problem.message}", style="red"))
+            return None
+        kinds = ", ".join(sorted({g["type"] for g in _walk(grader)}))
+        status.update(Text(f"✓ {grader['name']} ({kinds}), accepted by the backend", style="green"))
+        self.grader = grader
+        return grader
 
     def _epochs(self):
         try:
@@ -353,10 +399,19 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         except ValueError as e:
             problems.update(f"A hyperparameter is not a number: {e}")
             return
+        grader = None
+        if method == "reinforcement":
+            grader = self.grader
+            chosen = self.query_one("#grader", Input).value.strip()
+            if grader is None or not chosen:
+                problems.update("Reinforcement needs a grader: name a grader file (it is checked by the backend "
+                                "as you leave the field).")
+                self.query_one("#grader", Input).focus()
+                return
         seed_text = self.query_one("#seed", Input).value.strip()
         spec = {"train": train, "valid": self.query_one("#valid", Select).value, "model": base, "method": method,
                 "hyperparameters": hp, "suffix": self.query_one("#suffix", Input).value.strip() or None,
-                "seed": int(seed_text) if seed_text else None,
+                "seed": int(seed_text) if seed_text else None, "grader": grader,
                 "reupload": self.query_one("#reupload", Checkbox).value}
         self.submitting = True
         self.query_one("#create", Button).disabled = True
@@ -388,7 +443,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                     ids[role] = f["id"]
             job = await svc.create_job(training_file=ids["train"], validation_file=ids["valid"], model=spec["model"],
                                        method=spec["method"], hyperparameters=spec["hyperparameters"],
-                                       suffix=spec["suffix"], seed=spec["seed"])
+                                       suffix=spec["suffix"], seed=spec["seed"], grader=spec["grader"])
         except (ServiceError, OSError) as e:
             msg = e.problem.message if isinstance(e, ServiceError) else f"{e.filename}: {e.strerror}"
             self.call_later(self._failed, msg)
@@ -421,3 +476,9 @@ def _facts(model: dict | None) -> dict:
     """The local backend's ``ftui`` extension of a base model object (size, context, source, problem)."""
     info = (model or {}).get("ftui")
     return info if isinstance(info, dict) else {}
+
+
+def _walk(grader: dict) -> list[dict]:
+    from ftui.core.graders import walk
+
+    return [g for _, g in walk(grader)]

@@ -198,7 +198,8 @@ def model_facts(m: dict) -> dict:
     model object (a hosted backend sends none: dashes)."""
     info = m.get("ftui") if isinstance(m.get("ftui"), dict) else {}
     if "base" in info:  # a fine-tuned model: what it was tuned from
-        return {"size": "—", "ctx": "—", "source": Text(f"tuned from {info['base']}", style="dim")}
+        origin = f"continues {info['parent']}" if info.get("parent") else f"tuned from {info['base']}"
+        return {"size": "—", "ctx": "—", "source": Text(origin, style="dim")}
     ctx = info.get("context_length")
     source = Text(str(info.get("source") or "—"))
     if info.get("problem"):

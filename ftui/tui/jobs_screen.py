@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Header, Log, Static
+from textual.widgets.data_table import ColumnKey
 
 from ftui.service.jobs import LIST_EVERY, JobPoller, JobTrack, Tick
 
@@ -297,22 +298,38 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             if log.auto_scroll:  # also when the lines came before the log had its size (a job just selected)
                 self.call_after_refresh(log.scroll_end, animate=False)
         metrics = {name: track.series(name) for name in track.metrics}
-        dpo = method_of(track.job)[0] == "dpo"
-        self.query_one("#chart-loss").show(metrics, track.total_steps)
-        acc = self.query_one("#chart-acc")
-        from .widgets.plots import ACCURACY, REWARD_ACCURACY
+        kind = method_of(track.job)[0]
+        dpo, rft = kind == "dpo", kind == "reinforcement"
+        from .widgets.plots import ACCURACY, LOSS, NO_SIGNAL, REWARD_ACCURACY, reward_lines
 
-        acc.set_lines(*(("Reward accuracy", REWARD_ACCURACY) if dpo else ("Token accuracy", ACCURACY)))
+        loss = self.query_one("#chart-loss")
+        loss.set_lines(*(("Reward", reward_lines(metrics)) if rft else ("Loss", LOSS)))
+        loss.show(metrics, track.total_steps)
+        acc = self.query_one("#chart-acc")
+        acc.set_lines(*(("This step taught nothing (share of groups)", NO_SIGNAL) if rft else
+                        ("Reward accuracy", REWARD_ACCURACY) if dpo else ("Token accuracy", ACCURACY)))
         acc.show(metrics, track.total_steps)
         fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "—"  # noqa: E731
         rows = []
         for ck in track.checkpoints:
             m = ck.get("metrics") or {}
+            if rft:  # an RFT checkpoint: its training and validation reward
+                cells = {"train": fmt(m.get("train_mean_reward")), "valid": fmt(m.get("full_valid_mean_reward")),
+                         "acc": "—"}
+            else:
+                cells = {"train": fmt(m.get("train_loss")), "valid": fmt(m.get("valid_loss")),
+                         "acc": fmt(m.get("train_mean_token_accuracy", m.get("train_mean_reward_accuracy")))}
             rows.append((ck["fine_tuned_model_checkpoint"],
-                         {"step": str(ck.get("step_number")), "model": ck["fine_tuned_model_checkpoint"],
-                          "train": fmt(m.get("train_loss")), "valid": fmt(m.get("valid_loss")),
-                          "acc": fmt(m.get("train_mean_token_accuracy", m.get("train_mean_reward_accuracy")))}))
-        sync_rows(self.query_one("#checkpoints", DataTable), rows)
+                         {"step": str(ck.get("step_number")), "model": ck["fine_tuned_model_checkpoint"], **cells}))
+        table = self.query_one("#checkpoints", DataTable)
+        labels = {"train": "reward", "valid": "val reward"} if rft else {"train": "train loss",
+                                                                                 "valid": "valid loss"}
+        for key, label in labels.items():
+            column = table.columns.get(ColumnKey(key))
+            if column is not None and str(column.label) != label:
+                column.label = Text(label)
+                table.refresh()
+        sync_rows(table, rows)
 
     def detail_text(self, track: JobTrack) -> Text:
         job = track.job
@@ -331,6 +348,11 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         elif job.get("estimated_finish"):
             t.append(f" · estimated finish {ts(job['estimated_finish'], False)}")
         t.append(f"\n{job.get('model')} · {kind} · " + ", ".join(f"{k}={v}" for k, v in hp.items()))
+        grader = ((job.get("method") or {}).get("reinforcement") or {}).get("grader")
+        if isinstance(grader, dict):
+            t.append(f"\ngrader {grader.get('name')} ({grader.get('type')})")
+            if grader.get("type") == "multi" and isinstance(grader.get("graders"), dict):
+                t.append(f": {grader.get('calculate_output')} over " + ", ".join(grader["graders"]))
         t.append(f"\ntraining {job.get('training_file')}")
         if job.get("validation_file"):
             t.append(f" · validation {job['validation_file']}")

@@ -67,3 +67,32 @@ def test_prepare_train_and_eval_the_review_stars(server, tmp_path):
     assert len((out / "eval.jsonl").read_text().splitlines()) == 120
     # the report a person reads
     assert "McNemar exact" in res.stdout and "Confusion" in res.stdout and tuned[:20] in res.stdout
+
+    # the same answers scored by an OpenAI grader (the engine RFT jobs use): from the cache, in seconds
+    grader = tmp_path / "star.json"
+    grader.write_text(json.dumps({"type": "string_check", "name": "star", "operation": "eq",
+                                  "input": "{{ sample.output_text }}", "reference": "{{ item.reference }}"}))
+    graded_out = tmp_path / "eval-graded"
+    res = cli("eval", prepared / "test.jsonl", "--model", tuned, "--out", graded_out, "--concurrency", "4",
+              "--max-tokens", "4", "--no-loss", "--grader", grader, config=config)
+    assert res.returncode == 0, res.stderr
+    graded = json.loads((graded_out / "eval.json").read_text())
+    assert graded["metric"] == "reward" and graded["grader"] == {"name": "star", "type": "string_check"}
+    g_ours, g_base = graded["models"][tuned], graded["models"]["smollm2-135m-instruct"]
+    lines = [json.loads(x) for x in (graded_out / "eval.jsonl").read_text().splitlines()]
+    ours_rows = [x for x in lines if x["model"] == tuned]
+    assert g_ours["mean_reward"] == pytest.approx(sum(x["answer"] == x["reference"] for x in ours_rows) / 60)
+    assert g_ours["mean_reward"] > g_base["mean_reward"] + 0.2 and g_ours["grader_errors"] == {}
+    assert graded["comparisons"][0]["mcnemar_exact_p"] < 0.05
+    assert "Grader  star (string_check): mean reward, share passing" in res.stdout
+    # RFT-shaped data (the prompt alone, the star as a key of the line) measures the same thing
+    rft = tmp_path / "test-rft.jsonl"
+    rft.write_text("".join(json.dumps({"messages": r["messages"][:-1], "star": r["messages"][-1]["content"]}) + "\n"
+                           for r in map(json.loads, (prepared / "test.jsonl").read_text().splitlines())))
+    grader.write_text(json.dumps({"grader": {"type": "string_check", "name": "star", "operation": "eq",
+                                             "input": "{{ sample.output_text }}", "reference": "{{ item.star }}"}}))
+    res = cli("eval", rft, "--model", tuned, "--no-base", "--out", tmp_path / "eval-rft", "--concurrency", "4",
+              "--max-tokens", "4", "--grader", grader, config=config)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "eval-rft" / "eval.json").read_text())
+    assert doc["examples"] == 60 and doc["models"][tuned]["mean_reward"] == g_ours["mean_reward"]

@@ -56,8 +56,40 @@ def finished_job() -> tuple[dict, list[dict], list[dict]]:
     return job, events, checkpoints
 
 
-def show_job(screen) -> None:
-    job, events, checkpoints = finished_job()
+def rft_job() -> tuple[dict, list[dict], list[dict]]:
+    """A reinforcement job: a multi grader, its reward climbing, validation every 3 steps, the best checkpoints."""
+    grader = {"type": "multi", "name": "stars", "calculate_output": "0.3 * fmt + 0.7 * correct",
+              "graders": {"fmt": {"type": "python", "name": "fmt", "source": "def grade(s, i):\n    return 1.0"},
+                          "correct": {"type": "string_check", "name": "correct", "operation": "eq",
+                                      "input": "{{ sample.output_text }}", "reference": "{{ item.star }}"}}}
+    job = {"id": "ftjob-local-9c1d", "object": "fine_tuning.job", "model": "ft:smollm2:local:warm:7f3a",
+           "status": "succeeded", "created_at": T0, "finished_at": T0 + 300, "training_file": "file-rft",
+           "validation_file": "file-rftv", "trained_tokens": 51_200, "fine_tuned_model": "ft:smollm2:local:rft:9c1d",
+           "method": {"type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {
+               "n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": 1.0, "compute_multiplier": 1.0,
+               "eval_interval": 3, "eval_samples": 1, "reasoning_effort": "low"}}}, "result_files": []}
+    events = []
+    for i in range(1, 13):
+        reward = 0.35 + 0.04 * i
+        data = {"step": i, "total_steps": 12, "train_mean_reward": reward, "frac_reward_zero_std": 0.5 - 0.03 * i,
+                "scores": {"graders": [{"name": "stars", "type": "multi", "train_reward_mean": reward},
+                                       {"name": "fmt", "type": "python", "train_reward_mean": min(1.0, 0.6 + 0.05 * i)},
+                                       {"name": "correct", "type": "string_check",
+                                        "train_reward_mean": 0.1 + 0.05 * i}]}}
+        if i % 3 == 0:
+            data["full_valid_mean_reward"] = 0.3 + 0.035 * i
+        events.append({"id": f"ev-{i}", "created_at": T0 + 20 * i, "level": "info", "type": "metrics", "data": data,
+                       "message": f"Step {i}/12 , train mean reward={reward:.2f}"})
+    events.append({"id": "ev-done", "created_at": T0 + 300, "level": "info", "type": "message",
+                   "message": "The job has successfully completed"})
+    checkpoints = [{"id": f"ftckpt-{s}", "step_number": s, "fine_tuned_model_checkpoint": f"ft:smollm2:local:rft:9c1d:"
+                    f"ckpt-step-{s}", "metrics": {"train_mean_reward": 0.35 + 0.04 * s,
+                                                   "full_valid_mean_reward": 0.3 + 0.035 * s}} for s in (12, 9, 6)]
+    return job, events, checkpoints
+
+
+def show_job(screen, shape=None) -> None:
+    job, events, checkpoints = (shape or finished_job)()
     screen.poller = JobPoller(1.0)
     tick = Tick()
     screen.poller.observe(job, tick)
@@ -81,6 +113,22 @@ def test_jobs(snap_compare, size):
         show_job(pilot.app.screen)
         await settle(pilot)
         for chart in pilot.app.screen.query(MetricsChart):  # drawn now, not at the next coalesced redraw
+            chart.draw()
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=jobs)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_jobs_reinforcement(snap_compare, size):
+    """A reinforcement job: the reward chart (training, validation, each sub-grader) and the share of groups whose
+    samples all scored the same; the grader in the detail; the checkpoints by reward."""
+    async def jobs(pilot):
+        await settle(pilot)
+        await pilot.press("f3")
+        show_job(pilot.app.screen, rft_job)
+        await settle(pilot)
+        for chart in pilot.app.screen.query(MetricsChart):
             chart.draw()
         await settle(pilot)
 

@@ -38,6 +38,8 @@ def write(plan_: Plan, out_dir: str | Path, force: bool = False) -> dict[str, Pa
         if name not in files:
             continue
         data = plan_.lines.joined(plan_.splits[name].tolist())
+        if plan_.recipe.rft_key:
+            data = rft_lines(data, plan_.recipe.rft_key)
         atomic_write(files[name], data)
         digests[name] = sha256(data).hexdigest()
     doc = plan_.report({k: v.name for k, v in files.items() if k != "report"})  # names: the folder may move
@@ -46,3 +48,18 @@ def write(plan_: Plan, out_dir: str | Path, force: bool = False) -> dict[str, Pa
     doc["sha256"] = digests
     atomic_write(files["report"], orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     return files
+
+
+def rft_lines(data: bytes, key: str) -> bytes:
+    """Reinforcement fine-tuning's data from chat examples: each prompt without its answer, the answer under ``key``
+    (what a grader reads as ``{{ item.KEY }}``)."""
+    out = bytearray()
+    for line in data.splitlines():
+        example = orjson.loads(line)
+        messages = example["messages"]
+        answer = messages[-1].get("content") if messages and messages[-1].get("role") == "assistant" else None
+        row = {"messages": messages[:-1] if answer is not None else messages}
+        row.update({k: v for k, v in example.items() if k not in ("messages",)})
+        row[key] = answer if answer is not None else ""
+        out += orjson.dumps(row) + b"\n"
+    return bytes(out)

@@ -58,7 +58,16 @@ def job_obj(j: dict) -> dict:
         hp.setdefault(k, "auto")
     if kind == "dpo":
         hp.setdefault("beta", "auto")
-    method = {"type": kind, kind: {"hyperparameters": hp}}
+    settings = {}
+    if kind == "reinforcement":
+        for k in ("compute_multiplier", "eval_interval", "eval_samples"):
+            hp.setdefault(k, "auto")
+        hp.setdefault("reasoning_effort", "default")
+        inner = j["method"].get(kind, {})
+        settings = {"grader": inner.get("grader")}
+        if inner.get("response_format") is not None:
+            settings["response_format"] = inner["response_format"]
+    method = {"type": kind, kind: {"hyperparameters": hp, **settings}}
     return {
         "id": j["id"], "object": "fine_tuning.job", "created_at": j["created_at"], "error": j["error"],
         "fine_tuned_model": j["fine_tuned_model"], "finished_at": j["finished_at"],

@@ -31,6 +31,10 @@ def validate(store: Store, job: dict) -> dict | None:
     from ftui.core.analysis import DatasetError, analyze
     from ftui.core.report import Report
 
+    if job["method"]["type"] == "reinforcement":  # prompts and the keys the grader reads, not chat examples
+        from ftui.server.train.rft import validate as validate_rft
+
+        return validate_rft(store, job)
     want = "preference" if job["method"]["type"] == "dpo" else "chat"
     for param in ("training_file", "validation_file"):
         fid = job[param]
@@ -127,7 +131,10 @@ class Runner:
             store.add_event(job["id"], "Files validated, moving job to queued state")
         if not store.set_status_if(job["id"], ("queued",), "running"):
             return False
-        trainer = JobTrainer(store, store.get_job(job["id"]), self.control_for(job["id"]))
+        cls = JobTrainer
+        if job["method"]["type"] == "reinforcement":
+            from ftui.server.train.rft import ReinforcementTrainer as cls  # type: ignore[assignment]
+        trainer = cls(store, store.get_job(job["id"]), self.control_for(job["id"]))
         try:  # whatever happens from here, a model was (being) loaded: the runner retires after it
             trainer.run()
         except Stop as stop:

@@ -3,6 +3,8 @@ label is trained), the SFT and DPO losses, and evaluation; mixed into :class:`ft
 
 from __future__ import annotations
 
+import contextlib
+
 from ftui.server.models import basemodels
 from ftui.server.train.halves import TwoHalves, split, trained
 from ftui.server.train.packing import SEGMENT_ATTENTION, packs, right_pad, shared_prefix
@@ -120,11 +122,27 @@ class BatchSteps:
         lp = torch.gather(logits.log_softmax(-1), 1, tgt.unsqueeze(-1)).squeeze(-1)
         return torch.zeros(len(pairs), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
 
+    reference_adapter: str | None = None  # set when the reference is a frozen adapter, not the bare base
+
+    @contextlib.contextmanager
+    def _reference(self, model):
+        """DPO's reference model: the base with the adapter off, or the frozen adapter of the model the job
+        continues (then switched back to the adapter that trains)."""
+        if self.reference_adapter is None:
+            with model.disable_adapter():
+                yield
+            return
+        model.set_adapter(self.reference_adapter)
+        try:
+            yield
+        finally:
+            model.set_adapter("default")
+
     def _dpo_step(self, model, batch, pad, dev, beta):
         import torch
 
         n = len(batch)
-        with torch.no_grad(), model.disable_adapter():
+        with torch.no_grad(), self._reference(model):
             ref = self._dpo_logps(model, batch, pad, dev)
         pol = self._dpo_logps(model, batch, pad, dev)
         z = beta * ((pol[:n] - ref[:n]) - (pol[n:] - ref[n:]))

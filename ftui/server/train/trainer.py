@@ -34,7 +34,7 @@ import orjson
 
 from ftui.core.catalog import auto_epochs
 from ftui.server.models import basemodels
-from ftui.server.store import Store, now
+from ftui.server.store import Store, now, root_base
 from ftui.server.train.halves import TwoHalves
 from ftui.server.train.packing import training_attention
 from ftui.server.train.steps import BatchSteps
@@ -53,10 +53,20 @@ RESULT_COLUMNS = {
             ("train_mean_reward_margin", "train_mean_reward_margin"), ("valid_loss", "valid_loss"),
             ("valid_mean_reward_accuracy", "valid_mean_reward_accuracy"), ("full_valid_loss", "full_valid_loss"),
             ("full_valid_mean_reward_accuracy", "full_valid_mean_reward_accuracy")],
+    "reinforcement": [("step", "step"), ("train_mean_reward", "train_mean_reward"), ("train_loss", "train_loss"),
+                      ("frac_reward_zero_std", "frac_reward_zero_std"),
+                      ("completion_tokens_mean", "completion_tokens_mean"),
+                      ("full_valid_mean_reward", "full_valid_mean_reward"),
+                      ("full_valid_mean_parse_error", "full_valid_mean_parse_error")],
 }
 MAX_CHARS = MAX_LEN * 64  # no token is longer than 64 characters
 KEEP_CHECKPOINTS = 3
+REFERENCE = "reference"  # the frozen adapter a DPO job continuing a fine-tuned model measures itself against
 log = logging.getLogger("ftui.trainer")
+
+
+class ModelGone(RuntimeError):
+    """The fine-tuned model a job continues was deleted before it started."""
 
 
 class Stop(Exception):
@@ -145,6 +155,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 class JobTrainer(BatchSteps):
     """Trains one job; ``control()`` is polled every step and may raise :class:`Stop`."""
 
+    best_by: str | None = None  # the checkpoints kept: the newest, or the best by this metric
+
     def __init__(self, store: Store, job: dict, control: Callable[[], None]) -> None:
         self.store = store
         self.job = job
@@ -152,6 +164,20 @@ class JobTrainer(BatchSteps):
         self.dir = store.dir / "jobs" / job["id"]
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_dir = self.dir / "state"
+
+    @property
+    def base(self) -> str:
+        """The base model the adapter applies to (a continued fine-tuned model's own base)."""
+        return root_base(self.job["model"])
+
+    def parent_adapter(self) -> Path | None:
+        """The adapter of the fine-tuned model or checkpoint this job continues; Stop when it is gone."""
+        if not self.job["model"].startswith("ft:"):
+            return None
+        tuned = self.store.tuned(self.job["model"])
+        if tuned is None or not (Path(tuned["path"]) / "adapter_config.json").exists():
+            raise ModelGone(f"{self.job['model']}, the model this job continues, was deleted before it started")
+        return Path(tuned["path"])
 
     # -- events ------------------------------------------------------------------------------------------------
     def event(self, message: str, **kw) -> None:
@@ -179,17 +205,26 @@ class JobTrainer(BatchSteps):
         self.store.update_job(job["id"], method={"type": kind, kind: {"hyperparameters": resolved}})
 
         torch.manual_seed(job["seed"])
-        model, tok = basemodels.load(job["model"], self.store.dir)
+        parent = self.parent_adapter()
+        model, tok = basemodels.load(self.base, self.store.dir)
         dev = basemodels.device()
         self.bf16 = _bf16_wanted(dev)
         model.config.use_cache = False
         resume = self._load_state()
         if resume is not None:
             model = PeftModel.from_pretrained(model, str(self.state_dir / "adapter"), is_trainable=True)
+        elif parent is not None:  # a fine-tuned model trained further: its adapter goes on learning
+            model = PeftModel.from_pretrained(model, str(parent), is_trainable=True)
         else:
             cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
                              task_type="CAUSAL_LM")
             model = get_peft_model(model, cfg)
+        if parent is not None and kind == "dpo":
+            # DPO's reference is the model the job starts from (SFT then DPO), not the bare base: the parent's
+            # adapter, frozen beside the one that trains (TRL's ref_adapter_name)
+            model.load_adapter(str(parent), adapter_name=REFERENCE, is_trainable=False)
+            model.set_adapter("default")
+            self.reference_adapter = REFERENCE
         if self.bf16:
             _freeze_linears_bf16(model)
         training_attention(model, dev)
@@ -216,7 +251,7 @@ class JobTrainer(BatchSteps):
                 f"; {forgotten} report(s) of later steps from the interrupted run are replaced as those steps are "
                 "trained again" if forgotten else ""))
         else:
-            self.event("Fine-tuning job started")
+            self.event("Fine-tuning job started" + (f", continuing {job['model']}" if parent is not None else ""))
         pad = tok.pad_token_id
         model.train()
         self.halves = TwoHalves.for_job(dev, train, bs) if kind != "dpo" else None
@@ -312,7 +347,7 @@ class JobTrainer(BatchSteps):
                 if f.is_file() and not f.name.startswith("."):
                     os.link(f, folder / f.name)
         else:
-            model.save_pretrained(folder)
+            model.save_pretrained(folder, selected_adapters=["default"])  # never the frozen DPO reference
 
     def _save_state(self, model, opt, step: int, history: list[dict], adapter: Path | None = None) -> None:
         import torch
@@ -340,14 +375,17 @@ class JobTrainer(BatchSteps):
         target = self.dir / "checkpoints" / f"step-{step}"
         target.parent.mkdir(exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp."))
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, selected_adapters=["default"])
         shutil.rmtree(target, ignore_errors=True)
         os.rename(tmp, target)
         keep = {k: v for k, v in metrics.items() if k in (
             "step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
-            "full_valid_loss", "full_valid_mean_token_accuracy")}
+            "full_valid_loss", "full_valid_mean_token_accuracy", "train_mean_reward", "full_valid_mean_reward")}
         self.store.add_checkpoint(self.job["id"], step, name, keep, str(target))
-        for old in self.store.list_checkpoints(self.job["id"])[KEEP_CHECKPOINTS:]:
+        kept = self.store.list_checkpoints(self.job["id"])  # newest first: the last three are kept…
+        if self.best_by is not None:  # …or the three best by a validation metric (RFT: by validation reward)
+            kept = sorted(kept, key=lambda c: -float((c["metrics"] or {}).get(self.best_by) or 0.0))
+        for old in kept[KEEP_CHECKPOINTS:]:
             self.store.delete_checkpoint(old["id"])
             shutil.rmtree(old["path"], ignore_errors=True)
         self.event(f"Checkpoint created at step {step}", data={"step": step})
@@ -356,7 +394,7 @@ class JobTrainer(BatchSteps):
     def fine_tuned_name(self) -> str:
         job = self.job
         short = job["id"].split("-", 1)[1][:8]
-        return f"ft:{job['model']}:local:{job['suffix'] or ''}:{short}"
+        return f"ft:{self.base}:local:{job['suffix'] or ''}:{short}"
 
     def _finish(self, model, history, trained: int, adapter: Path | None = None) -> None:
         name = self.fine_tuned_name()
@@ -370,7 +408,8 @@ class JobTrainer(BatchSteps):
         os.rename(tmp, target)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        columns = RESULT_COLUMNS["dpo" if self.job["method"]["type"] == "dpo" else "supervised"]
+        kind = self.job["method"]["type"]
+        columns = RESULT_COLUMNS[kind if kind in RESULT_COLUMNS else "supervised"]
         w.writerow([header for header, _ in columns])
         for h in history:  # full-validation metrics only on the epoch-end steps that have them
             w.writerow([h.get(key, "") for _, key in columns])
@@ -382,7 +421,7 @@ class JobTrainer(BatchSteps):
                                             trained_tokens=trained):
             self.store.delete_file(result["id"])  # cancelled at this very moment: no orphan results file
             raise Stop("cancelled")
-        self.store.add_model(name, "local", self.job["id"], str(target), self.job["model"])
+        self.store.add_model(name, "local", self.job["id"], str(target), self.base)
         self.event(f"New fine-tuned model created: {name}")
         self.event("The job has successfully completed")
         shutil.rmtree(self.state_dir, ignore_errors=True)

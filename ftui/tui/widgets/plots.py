@@ -92,6 +92,17 @@ REWARD_ACCURACY = (("train_mean_reward_accuracy", "training", "cyan"),
                    ("full_valid_mean_reward_accuracy", "full validation", "red"))
 
 
+REWARD = (("train_mean_reward", "training", "cyan"), ("full_valid_mean_reward", "full validation", "red"))
+NO_SIGNAL = (("frac_reward_zero_std", "groups whose samples all scored the same", "orange"),)
+GRADER_COLOURS = ("green", "magenta", "yellow", "blue", "white")
+
+
+def reward_lines(series_names) -> tuple:
+    """The reward chart of an RFT job: training and validation reward, and each sub-grader's training reward."""
+    subs = sorted(n for n in series_names if n.startswith("grader:"))
+    return REWARD + tuple((n, n.split(":", 1)[1], GRADER_COLOURS[i % len(GRADER_COLOURS)]) for i, n in enumerate(subs))
+
+
 class MetricsChart(PlotextPlot):
     """Lines by step for a set of series ({name: [(step, value)]}); redrawn at most a few times a second."""
 

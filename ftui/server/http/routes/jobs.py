@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Callable, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ftui.server.http.api import APIError, CtxDep, event_obj, job_obj, json_body, not_found
+from ftui.server.http.api import APIError, Context, CtxDep, event_obj, job_obj, json_body, not_found
 from ftui.server.models import basemodels
 from ftui.server.store import TERMINAL, Store, new_id, now
 
@@ -54,25 +55,66 @@ class JobCreate(BaseModel):
     integrations: list | None = None
 
 
-def _method(r: JobCreate) -> tuple[str, dict]:
-    """(type, hyperparameters set) from `method`, or from the deprecated top-level field; a conflict is refused."""
+def _method(r: JobCreate, c: Context) -> tuple[str, dict, dict]:
+    """(type, hyperparameters set, the method's other settings) from `method`, or from the deprecated top-level
+    field; a conflict is refused. Reinforcement's other settings: its checked grader and response_format."""
     top = r.hyperparameters.model_dump(exclude_none=True) if r.hyperparameters else {}
     if r.method is None:
-        return "supervised", top
+        return "supervised", top, {}
     kind = r.method.type
     for other in ("supervised", "dpo", "reinforcement"):
         if other != kind and getattr(r.method, other) is not None:
             raise APIError(400, f"method.{other} is given but method.type is {kind!r}: give the settings of the "
                            f"method you chose, in method.{kind}.", param=f"method.{other}")
     if kind == "reinforcement":
-        raise APIError(400, "method.type 'reinforcement' is not supported by the local backend (supervised, dpo).",
-                       param="method.type")
+        return kind, *_reinforcement(r.method.reinforcement, top, c)
     inner = getattr(r.method, kind)
     hp = inner.hyperparameters.model_dump(exclude_none=True) if inner and inner.hyperparameters else {}
     if top and hp and top != hp:
         raise APIError(400, "Give hyperparameters in method.<type>.hyperparameters only: the top-level "
                        "'hyperparameters' is deprecated and differs from them.", param="hyperparameters")
-    return kind, hp or top
+    return kind, hp or top, {}
+
+
+RFT_SETTINGS = ("grader", "hyperparameters", "response_format")
+
+
+def _reinforcement(body: dict | None, top: dict, c: Context) -> tuple[dict, dict]:
+    """method.reinforcement checked: (hyperparameters, {"grader", "response_format"})."""
+    from ftui.server.http.routes.graders import checked
+
+    if not isinstance(body, dict) or "grader" not in body:
+        raise APIError(400, "method.reinforcement.grader is required: the grader that scores each sampled answer.",
+                       param="method.reinforcement.grader")
+    for key in body:
+        if key not in RFT_SETTINGS:
+            raise APIError(400, f"Unknown setting {key!r} in method.reinforcement ({', '.join(RFT_SETTINGS)}).",
+                           param=f"method.reinforcement.{key}")
+    if not isinstance(body["grader"], dict):
+        raise APIError(400, "method.reinforcement.grader must be a grader object.",
+                       param="method.reinforcement.grader")
+    try:
+        grader = checked(body["grader"], c)
+    except APIError as e:
+        raise APIError(400, e.message, param=f"method.reinforcement.{e.param}", code=e.code) from None
+    hp = body.get("hyperparameters") or {}
+    if not isinstance(hp, dict):
+        raise APIError(400, "method.reinforcement.hyperparameters must be an object.",
+                       param="method.reinforcement.hyperparameters")
+    if top and hp and top != hp:
+        raise APIError(400, "Give hyperparameters in method.reinforcement.hyperparameters only.",
+                       param="hyperparameters")
+    hp = dict(hp or top)
+    effort = hp.get("reasoning_effort", "default")
+    if effort not in ("default", "low", "medium", "high"):
+        raise APIError(400, f"Invalid value for reasoning_effort: {effort!r} (default, low, medium, high).",
+                       param="method.reinforcement.hyperparameters.reasoning_effort")
+    fmt = body.get("response_format")
+    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object", "text")):
+        raise APIError(400, "response_format must be {\"type\": \"json_schema\", \"json_schema\": …}, "
+                       "{\"type\": \"json_object\"} or {\"type\": \"text\"}.",
+                       param="method.reinforcement.response_format")
+    return hp, {"grader": grader, "response_format": fmt}
 
 
 @router.post("")
@@ -89,14 +131,21 @@ async def create_job(c: CtxDep, r: Annotated[JobCreate, Depends(json_body(JobCre
     bases = basemodels.names(data_dir)
     base = model
     if model not in bases:
-        tuned = store.get_model(model)
+        # a fine-tuned model or one of its checkpoints: the new job continues its adapter (SFT then DPO, a warm start)
+        tuned = store.tuned(model)
         if tuned is None:
             raise APIError(400, f"Model {model} is not available for fine-tuning here. Available: "
-                           f"{', '.join(bases)}.", param="model", code="model_not_available")
-        raise APIError(400, "Fine-tuning a fine-tuned model is not supported by the local backend yet.",
-                       param="model", code="model_not_available")
-    if model != basemodels.DEFAULT_BASE:  # a configured base whose files changed since the server checked them
-        problem = basemodels.describe(model, data_dir)["problem"]
+                           f"{', '.join(bases)}, or a fine-tuned model or checkpoint of this server.", param="model",
+                           code="model_not_available")
+        if not (Path(tuned["path"]) / "adapter_config.json").exists():
+            raise APIError(400, f"Model {model} has no adapter files left in the data dir; it cannot be trained "
+                           "further.", param="model", code="model_not_available")
+        base = tuned["base"]
+        if base not in bases:
+            raise APIError(400, f"Model {model} was tuned from {base}, which this server no longer serves.",
+                           param="model", code="model_not_available")
+    if base != basemodels.DEFAULT_BASE:  # a configured base whose files changed since the server checked them
+        problem = basemodels.describe(base, data_dir)["problem"]
         if problem:
             raise APIError(400, f"Model {model} cannot be fine-tuned here: {problem}", param="model",
                            code="model_not_available")
@@ -112,12 +161,12 @@ async def create_job(c: CtxDep, r: Annotated[JobCreate, Depends(json_body(JobCre
                            param=param)
     suffix, metadata = r.suffix, r.metadata
     seed = secrets.randbelow(2**31) if r.seed is None else r.seed
-    kind, hp = _method(r)
+    kind, hp, settings = _method(r, c)
     _check_hyperparameters(hp, kind)
     job_id = new_id("ftjob")
-    store.add_job(id=job_id, created_at=now(), model=base, training_file=r.training_file,
+    store.add_job(id=job_id, created_at=now(), model=model, training_file=r.training_file,
                   validation_file=r.validation_file, status="validating_files",
-                  method={"type": kind, kind: {"hyperparameters": hp}}, suffix=suffix, seed=seed,
+                  method={"type": kind, kind: {"hyperparameters": hp, **settings}}, suffix=suffix, seed=seed,
                   metadata=metadata)
     store.add_event(job_id, f"Created fine-tuning job: {job_id}")
     return job_obj(store.get_job(job_id))
@@ -244,7 +293,12 @@ def _check_hyperparameters(hp: dict, kind: str) -> None:
     rules = {"n_epochs": (int, 1, 50), "batch_size": (int, 1, 256), "learning_rate_multiplier": (float, 0, 10)}
     if kind == "dpo":
         rules["beta"] = (float, 0, 2)
+    if kind == "reinforcement":
+        rules.update({"compute_multiplier": (float, 1e-5, 10), "eval_interval": (int, 1, 10_000),
+                      "eval_samples": (int, 1, 64)})
     for key, value in hp.items():
+        if kind == "reinforcement" and key == "reasoning_effort":
+            continue  # checked with the method
         if key not in rules:
             raise APIError(400, f"Unknown hyperparameter {key!r} for {kind}.", param=f"hyperparameters.{key}")
         if value == "auto":

@@ -24,14 +24,16 @@ def _described(c: Context, mid: str) -> dict:
 
 
 def _tuned_obj(mid: str, t: dict) -> dict:
-    return {**model_obj(mid, t["created_at"], ORG), "ftui": {"base": t["base"], "job": t["job_id"]}}
+    """A fine-tuned model's object; ftui's extension says its base, its job and the model that job continued."""
+    return {**model_obj(mid, t["created_at"], ORG),
+            "ftui": {"base": t["base"], "job": t["job_id"], "parent": t.get("parent")}}
 
 
 @router.get("")
 async def list_models(c: CtxDep):
     # a base's size and context come from its files' headers: read once in a thread (cached), never on the loop
     data = [await asyncio.to_thread(_described, c, b) for b in basemodels.names(c.data_dir)]
-    data += [_tuned_obj(m["id"], m) for m in c.store.list_models()]
+    data += [_tuned_obj(m["id"], c.store.tuned(m["id"]) or m) for m in c.store.list_models()]
     return {"object": "list", "data": data}
 
 

@@ -1,0 +1,101 @@
+"""Reinforcement fine-tuning on `ftui serve` through the SDK (`method: reinforcement` with an OpenAI grader): the job
+samples answers, grades them, trains, validates, reports OpenAI's RFT metrics and keeps the best checkpoints; bad RFT
+data fails naming the line; a grader under which every starting sample scores the same fails saying so."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+
+import openai
+import pytest
+
+from tests.backend import wait_for
+from tests.helpers import SAMPLES
+
+pytestmark = pytest.mark.slow
+BASE = "smollm2-135m-instruct"
+SYSTEM = "Rate the app review from 1 to 5 stars. Answer with the digit only."
+# partial credit (fuzzy match), so a group's samples differ and every step has something to learn from
+GRADER = {"type": "text_similarity", "name": "close", "evaluation_metric": "fuzzy_match",
+          "input": "{{ sample.output_text }}", "reference": "{{ item.star }} stars"}
+
+
+def rft_lines(n: int, skip: int = 0) -> bytes:
+    rows = list(csv.DictReader((SAMPLES / "reviews.csv").open(encoding="utf-8")))[skip:skip + n]
+    return "".join(json.dumps({"messages": [{"role": "system", "content": SYSTEM},
+                                            {"role": "user", "content": r["review"]}], "star": r["star"]}) + "\n"
+                   for r in rows).encode()
+
+
+def test_a_reinforcement_job_samples_grades_trains_and_reports(server):
+    client = server.client()
+    train = client.files.create(file=("rft.jsonl", rft_lines(12)), purpose="fine-tune")
+    valid = client.files.create(file=("rft-valid.jsonl", rft_lines(2, skip=40)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(
+        model=BASE, training_file=train.id, validation_file=valid.id, seed=1, suffix="rft",
+        method={"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {
+            "n_epochs": 1, "batch_size": 3, "compute_multiplier": 0.5, "eval_interval": 1,
+            "reasoning_effort": "low"}}})
+    assert job.method.type == "reinforcement" and job.method.reinforcement.grader.name == "close"
+    done = wait_for(client, job.id, timeout=600)
+    assert done.status == "succeeded", done.error
+    hp = done.method.reinforcement.hyperparameters
+    assert (hp.n_epochs, hp.batch_size, hp.compute_multiplier, hp.eval_interval) == (1, 3, 0.5, 1)
+    events = list(reversed(client.fine_tuning.jobs.list_events(job.id, limit=100).data))
+    messages = [e.message for e in events]
+    assert any(m.startswith("The starting model's reward on 8 prompts × 2 samples: mean ") for m in messages)
+    steps = [e.data for e in events if e.type == "metrics"]
+    assert [d["step"] for d in steps] == [1, 2, 3, 4]
+    for d in steps:
+        assert d["samples"] == 6 and 0 <= d["train_mean_reward"] <= 1 and 0 <= d["frac_reward_zero_std"] <= 1
+        assert d["scores"]["graders"][0] == {"name": "close", "type": "text_similarity",
+                                             "train_reward_mean": d["train_mean_reward"]}
+        assert set(d["timing"]["step"]) == {"sampling", "grading", "training", "eval", "full_iteration"}
+        assert 0 <= d["full_valid_mean_reward"] <= 1 and d["full_valid_mean_parse_error"] == 0
+        assert 1 <= d["completion_tokens_mean"] <= 16
+    assert messages[-1] == "The job has successfully completed"
+    assert any(m.startswith("Step 4/4 , train mean reward=") and "full validation mean reward=" in m
+               for m in messages)
+    # a checkpoint at each of the four validations; the three best by validation reward are kept
+    ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
+    best = sorted((d["full_valid_mean_reward"] for d in steps), reverse=True)[:3]
+    assert sorted(c.metrics.to_dict()["full_valid_mean_reward"] for c in ckpts) == sorted(best)
+    text = base64.b64decode(client.files.content(done.result_files[0]).read()).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0].keys() >= {"step", "train_mean_reward", "frac_reward_zero_std", "full_valid_mean_reward"}
+    answer = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=4, temperature=0,
+                                            messages=[{"role": "user", "content": "Hi"}])
+    assert answer.choices[0].message.content
+
+
+def test_rft_data_and_graders_are_checked_before_training(server):
+    client = server.client()
+    good = client.files.create(file=("rft.jsonl", rft_lines(12)), purpose="fine-tune")
+
+    def job(grader, training_file=good.id) -> str:
+        return client.fine_tuning.jobs.create(model=BASE, training_file=training_file, method={
+            "type": "reinforcement", "reinforcement": {"grader": grader, "hyperparameters": {
+                "n_epochs": 1, "compute_multiplier": 0.5, "reasoning_effort": "low"}}}).id
+
+    with pytest.raises(openai.BadRequestError) as e:
+        job({**GRADER, "evaluation_metric": "cosine"})
+    assert e.value.body["param"] == "method.reinforcement.grader.evaluation_metric"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.fine_tuning.jobs.create(model=BASE, training_file=good.id,
+                                       method={"type": "reinforcement", "reinforcement": {}})
+    assert e.value.body["param"] == "method.reinforcement.grader"
+    # a line without the key the grader reads fails validation, naming the line
+    lines = rft_lines(12).splitlines(keepends=True)
+    lines[4] = json.dumps({"messages": json.loads(lines[4])["messages"]}).encode() + b"\n"
+    bad = client.files.create(file=("rft-bad.jsonl", b"".join(lines)), purpose="fine-tune")
+    failed = wait_for(client, job(GRADER, bad.id))
+    assert failed.status == "failed" and failed.error.param == "training_file"
+    assert "line 5: the grader reads {{ item.star }}, which this line does not have" in failed.error.message
+    # a grader that every sample of the starting model satisfies: nothing to learn, said before training
+    always = {"type": "string_check", "name": "always", "operation": "ne", "input": "{{ sample.output_text }}",
+              "reference": "\u0000"}
+    failed = wait_for(client, job(always))
+    assert failed.status == "failed" and "scored 1: the grader gives nothing to learn from" in failed.error.message
