@@ -36,6 +36,13 @@ class EvalExample:
             blob = orjson.dumps([self.messages, self.tools, self.reference], option=orjson.OPT_SORT_KEYS)
             self.id = blake2b(blob, digest_size=12).hexdigest()
 
+    @property
+    def prompt_key(self) -> str:
+        """What an answer depends on (with the sampling parameters): the prompt and tools, not the reference or the
+        item — the answers cache is keyed by it, so a chat file and its RFT twin share their answers."""
+        blob = orjson.dumps([self.messages, self.tools], option=orjson.OPT_SORT_KEYS)
+        return "p" + blake2b(blob, digest_size=12).hexdigest()
+
 
 @dataclass
 class EvalSet:

@@ -168,7 +168,7 @@ async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None =
     for m in models:
         out.answers[m] = [None] * n
         for i, ex in enumerate(data.examples):
-            rec = caches[m].get(f"{ex.id};{pkey}")
+            rec = caches[m].get(f"{ex.prompt_key};{pkey}")
             if rec is not None:
                 out.answers[m][i] = Answer(m, ex.id, ex.line, rec["text"], "", rec.get("prompt_tokens", 0),
                                            rec.get("completion_tokens", 0), rec.get("latency_s", 0.0), True)
@@ -207,7 +207,7 @@ async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None =
                 else:
                     ans = Answer(m, ex.id, ex.line, text, "", usage.get("prompt_tokens", 0),
                                  usage.get("completion_tokens", 0), round(time.monotonic() - t, 3))
-                    caches[m].add(f"{ex.id};{pkey}", ans)
+                    caches[m].add(f"{ex.prompt_key};{pkey}", ans)
                     state.tokens += usage.get("total_tokens", 0)
                     cost = inference_cost(m, ans.prompt_tokens, ans.completion_tokens)
                     if cost is not None:

@@ -97,3 +97,5 @@ def test_prepare_train_and_eval_the_review_stars(server, tmp_path):
     assert res.returncode == 0, res.stderr
     doc = json.loads((tmp_path / "eval-rft" / "eval.json").read_text())
     assert doc["examples"] == 60 and doc["models"][tuned]["mean_reward"] == g_ours["mean_reward"]
+    # the same prompts: their answers came from the cache (keyed by the prompt, not the reference or the item)
+    assert all(json.loads(x)["cached"] for x in (tmp_path / "eval-rft" / "eval.jsonl").read_text().splitlines())

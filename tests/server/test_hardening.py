@@ -131,7 +131,7 @@ def _training_file(server) -> str:
     ({"hyperparameters": {"n_epochs": "many"}}, "hyperparameters.n_epochs"),
     ({"method": {"type": "supervised", "supervised": 3}}, "method.supervised"),
     ({"method": {"type": "supervised", "supervised": {"hyperparameters": []}}}, "method.supervised.hyperparameters"),
-    ({"method": {"type": "reinforcement"}}, "method.type"),
+    ({"method": {"type": "reinforcement"}}, "method.reinforcement.grader"),
     ({"method": {"type": "sft"}}, "method.type"),
     ({"integrations": [{"type": "bogus"}]}, "integrations"),
     ({"integrations": [{"type": "wandb", "wandb": {"project": "p"}}]}, "integrations"),

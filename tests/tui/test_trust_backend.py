@@ -52,7 +52,7 @@ async def test_a_job_ends_once_whatever_the_selection_and_tables_keep_their_plac
     client = server.client()
     other = start_job(client, "other", n_epochs=1)
     client.fine_tuning.jobs.cancel(other.id)
-    watched = start_job(client, "watched", n_epochs=5)
+    watched = start_job(client, "watched", n_epochs=4)  # a checkpoint per epoch: two while two epochs remain
     total = len(client.fine_tuning.jobs.list(limit=100).data)
     rec = Recorder()
     app = app_for(server)
