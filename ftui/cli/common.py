@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -67,3 +68,20 @@ async def open_service():
         profile.base_url = base_url
         profile.api_key = local.api_key
     return Service(profile, base_url=base_url), local
+
+
+@contextlib.asynccontextmanager
+async def backend():
+    """``async with backend() as svc``: the configured backend's Service; a failure it explains (ServiceError) is
+    NoBackend; the service is closed and a local backend this command started is released afterwards."""
+    from ..service.errors import ServiceError
+
+    svc, local = await open_service()
+    try:
+        yield svc
+    except ServiceError as exc:
+        raise NoBackend(str(exc)) from None
+    finally:
+        await svc.close()
+        if local is not None and local.owned:
+            local.release()

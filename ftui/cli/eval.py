@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, NoBackend, colour, open_service
+from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, backend, colour
 
 FILTER = False
 INTERRUPTED = "interrupted; the answers so far are cached (run it again to go on)"
@@ -92,10 +92,8 @@ def run(args: argparse.Namespace) -> int:
 async def _eval(args, data, models, out, grader=None):
     import asyncio
 
-    from ..service.errors import ServiceError
     from ..service.evaluate import EvalParams, run, write
 
-    svc, local = await open_service()
     stop = asyncio.Event()
     tty = sys.stderr.isatty() and not args.json
 
@@ -111,7 +109,7 @@ async def _eval(args, data, models, out, grader=None):
 
     params = EvalParams(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
                         concurrency=max(1, args.concurrency))
-    try:
+    async with backend() as svc:
         try:
             r = await run(svc, data, models, params, progress=progress, stop=stop,
                           teacher_forced=False if args.no_loss else None, grader=grader)
@@ -123,9 +121,3 @@ async def _eval(args, data, models, out, grader=None):
                 sys.stderr.write("\r\x1b[K")
         files = write(r, out)
         return r, files
-    except ServiceError as exc:
-        raise NoBackend(str(exc)) from None
-    finally:
-        await svc.close()
-        if local is not None and local.owned:
-            local.release()

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, open_service
+from .common import EXIT_ERRORS, EXIT_OK, EXIT_UNREADABLE, backend
 
 FILTER = True
 INTERRUPTED = "interrupted"
@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         with graders.Engine(grader) as engine:
             result = engine.run(sample, item)
-    errors = {k: v for k, v in result["metadata"]["errors"].items() if v is True}
+    # the SDK also names model_grader_* fields api_model_grader_* (its aliases): one flag, shown once
+    errors = {k: v for k, v in result["metadata"]["errors"].items() if v is True and not k.startswith("api_")}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -77,15 +78,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _on_backend(grader: dict, sample: str, item: dict | None) -> dict:
-    from ..service.errors import ServiceError
-    from .common import NoBackend
-
-    svc, local = await open_service()
-    try:
+    async with backend() as svc:
         return await svc.run_grader(grader, sample, item)
-    except ServiceError as exc:
-        raise NoBackend(str(exc)) from None
-    finally:
-        await svc.close()
-        if local is not None and local.owned:
-            local.release()

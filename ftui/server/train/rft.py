@@ -29,7 +29,7 @@ import time
 from ftui.core import graders
 from ftui.core.graders import template
 from ftui.server.store import Store, now
-from ftui.server.train.trainer import JobTrainer, Stop, _bf16_wanted, _read_jsonl
+from ftui.server.train.trainer import JobTrainer, Stop, _bf16_wanted, _read_jsonl, job_files
 
 log = logging.getLogger("ftui.runner")
 
@@ -65,11 +65,7 @@ def validate(store: Store, job: dict) -> dict | None:
     line; OpenAI's error object, or None."""
     grader = job["method"]["reinforcement"]["grader"]
     paths = needed_item_paths(grader)
-    for param in ("training_file", "validation_file"):
-        fid = job[param]
-        if not fid:
-            continue
-        label = "training" if param == "training_file" else "validation"
+    for param, fid, label in job_files(job):
         try:
             rows = _read_jsonl(store.file_path(fid))
         except (OSError, ValueError) as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ftui.server.faults import runner_fault
 from ftui.server.store import CURRENT, TERMINAL, Store, now
-from ftui.server.train.trainer import JobTrainer, Stop
+from ftui.server.train.trainer import JobTrainer, Stop, job_files
 
 log = logging.getLogger("ftui.runner")
 
@@ -36,11 +36,7 @@ def validate(store: Store, job: dict) -> dict | None:
 
         return validate_rft(store, job)
     want = "preference" if job["method"]["type"] == "dpo" else "chat"
-    for param in ("training_file", "validation_file"):
-        fid = job[param]
-        if not fid:
-            continue
-        label = "training" if param == "training_file" else "validation"
+    for param, fid, label in job_files(job):
         try:
             report = Report.of(analyze(store.file_path(fid), encoding="o200k_base", workers=1), job["model"])
         except DatasetError as exc:

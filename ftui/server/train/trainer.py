@@ -143,6 +143,13 @@ def encode_dpo(tok, example: dict) -> tuple[list[int], list[int], list[int]]:
     return prompt[-keep:], outs[0], outs[1]
 
 
+def job_files(job: dict):
+    """(param, file id, label) for a job's training and validation files, those it has."""
+    for param in ("training_file", "validation_file"):
+        if job[param]:
+            yield param, job[param], "training" if param == "training_file" else "validation"
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
     for line in path.read_bytes().splitlines():
