@@ -276,7 +276,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
     @work(exclusive=True, group="create-grader", exit_on_error=False, description="Checking the grader")
     async def _check_grader(self, path: str) -> dict | None:
         """Read the grader file and have the backend validate it, as it is chosen: its errors by field."""
-        from ftui.core.graders import GraderError, load
+        from ftui.core.graders import GraderError, load, walk
         from ftui.service.errors import ServiceError
 
         status = self.query_one("#grader-status", Static)
@@ -290,7 +290,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         except ServiceError as e:
             status.update(Text(f"The backend refuses it: {e.problem.message}", style="red"))
             return None
-        kinds = ", ".join(sorted({g["type"] for g in _walk(grader)}))
+        kinds = ", ".join(sorted({g["type"] for _, g in walk(grader)}))
         status.update(Text(f"✓ {grader['name']} ({kinds}), accepted by the backend", style="green"))
         self.grader = grader
         return grader
@@ -477,8 +477,3 @@ def _facts(model: dict | None) -> dict:
     info = (model or {}).get("ftui")
     return info if isinstance(info, dict) else {}
 
-
-def _walk(grader: dict) -> list[dict]:
-    from ftui.core.graders import walk
-
-    return [g for _, g in walk(grader)]

@@ -147,7 +147,7 @@ def _check_model_grader(grader: dict, param: str) -> None:
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise GraderError(f"input[{i}] needs a role ({', '.join(ROLES)})", f"{param}.input[{i}].role")
         try:
-            template.variables(_content_text(m.get("content")))
+            template.variables(content_text(m.get("content")))
         except (TypeError, ValueError) as e:
             raise GraderError(str(e), f"{param}.input[{i}].content") from None
     if grader["type"] == "score_model":
@@ -166,7 +166,7 @@ def _check_model_grader(grader: dict, param: str) -> None:
         raise GraderError("sampling_params must be an object", f"{param}.sampling_params")
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     """A message's text: a string, or the text of its parts (input_text, output_text)."""
     if isinstance(content, str):
         return content
@@ -226,6 +226,7 @@ class Engine:
         self.judge = judge
         self.python_timeout = python_timeout
         self._runners: dict[int, PythonRunner] = {}
+        self._formulas: dict[int, Any] = {}  # a multi grader's parsed formula, by grader (parsed once, not per sample)
 
     def close(self) -> None:
         for r in self._runners.values():
@@ -303,7 +304,7 @@ class Engine:
         return out
 
     def _model(self, grader: dict, sample: dict, item: dict, out: Graded) -> Graded:
-        messages = [{"role": m["role"], "content": template.render(_content_text(m["content"]), sample, item)}
+        messages = [{"role": m["role"], "content": template.render(content_text(m["content"]), sample, item)}
                     for m in grader["input"]]
         if self.judge is None:
             return out.fail("model_grader_server_error", "no model can judge here (a backend answers score_model "
@@ -340,7 +341,10 @@ class Engine:
                 out.tokens[m] = out.tokens.get(m, 0) + n
         out.sub_rewards = values
         try:
-            out.reward = formula.evaluate(formula.parse(grader["calculate_output"], set(graders)), values)
+            tree = self._formulas.get(id(grader))
+            if tree is None:
+                tree = self._formulas[id(grader)] = formula.parse(grader["calculate_output"], set(graders))
+            out.reward = formula.evaluate(tree, values)
         except formula.FormulaError as e:
             return out.fail("formula_parse_error", str(e))
         except (ArithmeticError, ValueError, TypeError) as e:  # log(0), 1/0, min(x) of one number…

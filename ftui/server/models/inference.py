@@ -520,3 +520,15 @@ class Batcher:
             results.append((text, {"finish_reason": finish, "prompt_tokens": len(prompts[r]),
                                    "completion_tokens": len(gen) + (ended is not None)}))
         return results
+
+
+def judge_answer(entry: LoadedModel, messages: list[dict], params: dict) -> tuple[str, int]:
+    """A model grader's judge answering (OpenAI's ``sampling_params``: greedy unless a temperature is given; 256
+    tokens unless ``max_completions_tokens`` says otherwise): (its text, prompt + completion tokens)."""
+    text, info = "", {}
+    limit = int(min(params.get("max_completions_tokens") or 256, 4096))
+    for piece, meta in generate(entry, messages, max_tokens=limit, temperature=float(params.get("temperature") or 0.0),
+                                top_p=float(params.get("top_p") or 1.0), seed=params.get("seed"), stop=[]):
+        text += piece
+        info = meta or info
+    return text, int(info.get("prompt_tokens", 0)) + int(info.get("completion_tokens", 0))

@@ -53,7 +53,7 @@ def needed_item_paths(grader: dict) -> list[list[str | int]]:
     for _, g in graders.walk(grader):
         texts = [g.get("input"), g.get("reference")] if g["type"] in ("string_check", "text_similarity") else []
         if g["type"] in ("score_model", "label_model"):
-            texts = [graders._content_text(m.get("content")) for m in g["input"]]
+            texts = [graders.content_text(m.get("content")) for m in g["input"]]
         for text in texts:
             if isinstance(text, str):
                 paths += [p for p in template.variables(text) if p[0] == "item" and p not in paths]
@@ -230,7 +230,7 @@ class ReinforcementTrainer(JobTrainer):
 
         def judge(model_id: str, messages: list[dict], params: dict) -> tuple[str, int]:
             from ftui.server.models import basemodels
-            from ftui.server.models.inference import ModelCache, generate
+            from ftui.server.models.inference import ModelCache, judge_answer
 
             tuned = self.store.tuned(model_id)
             base = tuned["base"] if tuned else model_id
@@ -239,13 +239,7 @@ class ReinforcementTrainer(JobTrainer):
             if "models" not in cache:
                 cache["models"] = ModelCache(self.store.dir)
             entry = cache["models"].get(model_id, base, tuned["path"] if tuned else None)
-            text, info = "", {}
-            for piece, meta in generate(entry, messages, max_tokens=int(params.get("max_completions_tokens") or 256),
-                                        temperature=float(params.get("temperature") or 0.0), top_p=1.0,
-                                        seed=params.get("seed"), stop=[]):
-                text += piece
-                info = meta or info
-            return text, int(info.get("prompt_tokens", 0)) + int(info.get("completion_tokens", 0))
+            return judge_answer(entry, messages, params)
 
         return judge
 

@@ -20,7 +20,6 @@ from ftui.server.http.routes.models import resolve_model
 
 router = APIRouter(prefix="/v1/fine_tuning/alpha/graders")
 MAX_SAMPLE = 1_000_000  # characters of model_sample
-JUDGE_MAX_TOKENS = 256
 
 
 class ValidateRequest(BaseModel):
@@ -54,7 +53,7 @@ def checked(grader: dict, c: Context | None = None) -> dict:
 def judge_for(c: Context) -> graders.Judge:
     """Answer a model grader's messages with a model this backend serves (called from the grading thread)."""
     def judge(model: str, messages: list[dict], params: dict) -> tuple[str, int]:
-        from ftui.server.models.inference import generate, torch_thread
+        from ftui.server.models.inference import judge_answer, torch_thread
 
         try:
             base, adapter, _ = resolve_model(c, model)
@@ -62,16 +61,9 @@ def judge_for(c: Context) -> graders.Judge:
             raise graders.JudgeError(f"{model}: {e.message}") from None
         try:
             entry = torch_thread().submit(c.cache.get, model, base, adapter).result()
-            text, info = "", {}
-            limit = params.get("max_completions_tokens") or JUDGE_MAX_TOKENS
-            for piece, meta in generate(entry, messages, max_tokens=int(min(limit, 4096)),
-                                        temperature=float(params.get("temperature") or 0.0),
-                                        top_p=float(params.get("top_p") or 1.0), seed=params.get("seed"), stop=[]):
-                text += piece
-                info = meta or info
+            return judge_answer(entry, messages, params)
         except Exception as e:  # the judge failed: this sample's model_grader_server_error, never a 500
             raise graders.JudgeError(f"{model} could not answer: {e}") from None
-        return text, int(info.get("prompt_tokens", 0)) + int(info.get("completion_tokens", 0))
 
     return judge
 
