@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1.0, help="RFT learning_rate_multiplier")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--sft-lr", type=float, default=1.0, help="the warm start's learning_rate_multiplier")
+    ap.add_argument("--prompts", type=int, default=0, help="RFT on the first N training prompts (0: all 160)")
     args = ap.parse_args()
 
     from ftui.service.local import LocalBackend
@@ -87,8 +88,12 @@ def main() -> None:
         warm = sft.fine_tuned_model
         before = measure(warm, "warm")
         t0 = time.perf_counter()
+        train = rft / "train.jsonl"
+        if args.prompts:
+            train = work / "rft-train.jsonl"
+            train.write_text("".join((rft / "train.jsonl").read_text().splitlines(keepends=True)[:args.prompts]))
         job = wait_for(client, client.fine_tuning.jobs.create(
-            model=warm, training_file=upload(rft / "train.jsonl").id,
+            model=warm, training_file=upload(train).id,
             validation_file=upload(rft / "valid.jsonl").id, seed=7, suffix="rft",
             method={"type": "reinforcement", "reinforcement": {"grader": GRADER, "hyperparameters": {
                 "n_epochs": args.epochs, "batch_size": args.batch, "compute_multiplier": args.compute,

@@ -276,10 +276,49 @@ class Store:
 
     def forget_steps_after(self, job_id: str, step: int) -> int:
         """A job that restarts from the state saved at ``step`` trains the steps after it again: their earlier
-        reports (metrics and checkpoint events) go, so every step is reported once, by the run that counts."""
+        reports (metrics and checkpoint events, rollouts) go, so every step is reported once, by the run that
+        counts."""
+        folder = self.rollouts_dir(job_id)
+        for path in folder.glob("step-*.jsonl") if folder.is_dir() else []:
+            if path.stem.removeprefix("step-").isdigit() and int(path.stem.removeprefix("step-")) > step:
+                path.unlink(missing_ok=True)
         return self.db.execute("DELETE FROM events WHERE job_id=? AND data IS NOT NULL AND (type='metrics' OR "
                                "message LIKE 'Checkpoint created%') AND CAST(json_extract(data, '$.step') AS "
                                "INTEGER) > ?", (job_id, step)).rowcount
+
+    # -- rollouts: what an RFT job's model answered at each validation step, and the rewards -----------------------
+    def rollouts_dir(self, job_id: str) -> Path:
+        return self.dir / "jobs" / job_id / "rollouts"
+
+    def add_rollouts(self, job_id: str, step: int, summary: dict, prompts: list[dict]) -> None:
+        """One validation step's prompts with their samples and rewards: a JSONL file whose first line is the
+        step's summary (listing the steps reads only first lines), written atomically; a step trained again after a
+        restart replaces its file."""
+        head = {"step": step, "created_at": now(), "prompts": len(prompts),
+                "samples": sum(len(p["samples"]) for p in prompts), **summary}
+        lines = [json.dumps(head, ensure_ascii=False)] + [json.dumps(p, ensure_ascii=False) for p in prompts]
+        atomic_write(self.rollouts_dir(job_id) / f"step-{step:06d}.jsonl", ("\n".join(lines) + "\n").encode())
+
+    def rollout_steps(self, job_id: str) -> list[dict]:
+        """Each validation step's summary, by step."""
+        out = []
+        folder = self.rollouts_dir(job_id)
+        for path in sorted(folder.glob("step-*.jsonl")) if folder.is_dir() else []:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    out.append(json.loads(fh.readline()))
+            except (OSError, ValueError):
+                continue  # removed while listing (a restart forgetting steps)
+        return out
+
+    def rollouts(self, job_id: str, step: int) -> tuple[dict, list[dict]] | None:
+        """One validation step's summary and prompts, or None when the step has none."""
+        try:
+            with open(self.rollouts_dir(job_id) / f"step-{step:06d}.jsonl", encoding="utf-8") as fh:
+                head = json.loads(fh.readline())
+                return head, [json.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError):
+            return None
 
     def list_checkpoints(self, job_id: str) -> list[dict]:
         rows = self.db.execute("SELECT * FROM checkpoints WHERE job_id=? ORDER BY step_number DESC", (job_id,))

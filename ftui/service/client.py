@@ -381,6 +381,32 @@ class Service:
             after = data[-1]["id"]
         return track.add_events(collected)
 
+    async def rollout_steps(self, job_id: str) -> list[dict]:
+        """A reinforcement job's validation steps that kept rollouts (``/v1/ftui/fine_tuning/jobs/{id}/rollouts``,
+        an ftui endpoint: other backends answer 404, and the caller says they keep none)."""
+        steps: list[dict] = []
+        after: int | None = None
+        while True:
+            params = {"limit": 100, **({"after": after} if after is not None else {})}
+            page = await self._call(self.retrying.get(f"/ftui/fine_tuning/jobs/{job_id}/rollouts", cast_to=object,
+                                                      options={"params": params}), "list rollouts")
+            data = page.get("data") if isinstance(page, dict) else None
+            if not isinstance(data, list) or not all(isinstance(d, dict) and isinstance(d.get("step"), int)
+                                                     for d in data):
+                raise bad_response("list rollouts", "is not a list of steps")
+            steps += data
+            if not page.get("has_more") or not data:
+                return steps
+            after = data[-1]["step"]
+
+    async def rollouts(self, job_id: str, step: int) -> dict:
+        """One validation step's prompts, each with its samples and their rewards."""
+        doc = await self._call(self.retrying.get(f"/ftui/fine_tuning/jobs/{job_id}/rollouts/{int(step)}",
+                                                 cast_to=object), "read rollouts")
+        if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+            raise bad_response("read rollouts", "has no list of prompts")
+        return doc
+
     async def checkpoints(self, job_id: str) -> list[dict]:
         page = await self._call(self.client.fine_tuning.jobs.checkpoints.list(job_id, limit=100), "checkpoints")
         return _items(page, "list checkpoints")

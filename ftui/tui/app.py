@@ -456,6 +456,12 @@ class FtuiApp(App):
 
         self.push_screen(ExportDialog(model_id, LocalBackend(self.profile.data_dir).data_dir))
 
+    def open_grader_bench(self, path: str | None = None, callback=None) -> None:
+        """The grader workbench (``grader_bench``): ``callback`` gets the grader file written or loaded there."""
+        from .grader_bench import GraderBench
+
+        self.push_screen(GraderBench(path), callback)
+
     # -- help, commands --------------------------------------------------------------------------------------
     def action_help(self) -> None:
         from .help_screen import HelpScreen
@@ -470,6 +476,8 @@ class FtuiApp(App):
 
         yield SystemCommand("Show the log file", f"Where unexpected errors are recorded: {log_path()}",
                             lambda: self.notify(str(log_path()), title="Log file", timeout=10))
+        yield SystemCommand("Grader workbench", "Try an OpenAI grader on a sample and an item: reward, sub-rewards "
+                            "and errors, live", self.open_grader_bench)
         for mode, title in WORKSPACES.items():
             yield SystemCommand(f"Workspace: {title}", f"Switch to the {title} workspace",
                                 lambda m=mode: self.action_workspace(m))

@@ -56,7 +56,9 @@ Leave a hyperparameter empty for **auto**. The estimate uses the analysis of the
 validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** submits, **Esc** closes.
 """
     BINDINGS = [Binding("escape", "close", "Close", id="create.close"),
-                Binding("ctrl+s", "submit", "Create job", id="create.submit", priority=True)]
+                Binding("ctrl+s", "submit", "Create job", id="create.submit", priority=True),
+                Binding("ctrl+g", "grader_bench", "Try the grader", id="create.grader_bench",
+                        tooltip="The grader workbench: a sample and an item in, the reward out, live")]
     DEFAULT_CSS = """
     CreateJobScreen { align: center middle; }
     CreateJobScreen > VerticalScroll { width: 100; max-width: 95%; height: auto; max-height: 95%;
@@ -122,7 +124,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                              value="dpo" if fmt == "preference" else "supervised", allow_blank=False, id="method")
             with Horizontal(classes="row", id="grader-row"):
                 yield Label("Grader file")
-                yield FormInput(placeholder="GRADER.json: an OpenAI grader ({\"grader\": …} or the grader)",
+                yield FormInput(placeholder="GRADER.json: an OpenAI grader (ctrl+g tries one on a sample)",
                                 id="grader", name_for_errors="Grader file")
             yield Static("", id="grader-status", markup=False)
             # every field keeps a label beside it: a placeholder alone is gone once the field is filled
@@ -352,6 +354,20 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             self.query_one("#insist").display = False
 
     # -- submit ----------------------------------------------------------------------------------------------
+    def action_grader_bench(self) -> None:
+        """The workbench on the grader file named here; the file it writes or loads comes back into the field."""
+        if self.query_one("#method", Select).value != "reinforcement":
+            self.notify("A grader is for reinforcement jobs: choose that method first", severity="warning")
+            return
+        field = self.query_one("#grader", Input)
+
+        def back(path: str | None) -> None:
+            if path:
+                field.value = path
+                self._check_grader(path)
+
+        self.app.open_grader_bench(field.value.strip() or None, back)
+
     def action_close(self) -> None:
         """Esc always closes the form. While a submission runs it is stopped first (an upload or a create already
         received by the backend may still show up in the job list)."""

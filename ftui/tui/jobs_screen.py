@@ -61,7 +61,8 @@ class JobsScreen(FtuiScreen):
 # Jobs workspace
 The backend's fine-tuning jobs, live. Pick one in the list: its **detail**, **event log** (follows live),
 **loss and accuracy charts** (from metrics events; from the results CSV once finished) and **checkpoints**.
-Press **n** to create a job from the Data workspace's file. Enter on a checkpoint chats with it.
+Press **n** to create a job from the Data workspace's file. Enter on a checkpoint chats with it. For a
+reinforcement job, **o** opens its **rollouts**: each validation step's prompts with the samples and their rewards.
 """
 
     # the footer shows the everyday keys; F1 lists them all (pause, resume, delete, save CSV, copy, refresh)
@@ -81,6 +82,8 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
         Binding("ctrl+r", "refresh", "Refresh", id="jobs.refresh", tooltip="Read the job list again now", show=False),
         Binding("v", "view_events", "Events in full", id="jobs.events", show=False,
                 tooltip="The selected job's events, every line whole (the log cuts them at its width)"),
+        Binding("o", "rollouts", "Rollouts", id="jobs.rollouts", show=False,
+                tooltip="A reinforcement job's validation samples with their rewards, step by step"),
         Binding("g", "toggle_chart", "Loss/accuracy", id="jobs.chart",
                 tooltip="Below 100 columns one chart fits: switch between loss and accuracy"),
     ]
@@ -272,8 +275,14 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
 
     @on(DataTable.RowHighlighted, "#jobs")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value != self.selected:
-            self._select(event.row_key.value)
+        # the row under the cursor now, not the event's: a highlight posted before the list was sorted names the
+        # row that was there then (jobs created in the same second came out with the detail of another row)
+        table = event.data_table
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        if key is not None and key != self.selected:
+            self._select(key)
 
     def _select(self, job_id: str) -> None:
         self.selected = job_id
@@ -512,6 +521,18 @@ Press **n** to create a job from the Data workspace's file. Enter on a checkpoin
             return ck.coordinate_to_cell_key((ck.cursor_row, 0)).row_key.value
         track = self._track()
         return track.job.get("fine_tuned_model") if track else None
+
+    def action_rollouts(self) -> None:
+        track = self._track()
+        if track is None:
+            return
+        if method_of(track.job)[0] != "reinforcement":
+            self.notify("Rollouts are kept for reinforcement jobs: this one is "
+                        f"{method_of(track.job)[0]}", severity="warning")
+            return
+        from .rollout_screen import RolloutScreen
+
+        self.app.push_screen(RolloutScreen(dict(track.job)))
 
     def action_copy_model(self) -> None:
         model = self._model_choice()

@@ -155,3 +155,21 @@ class EvalDone(Message, bubble=False):
 @dataclass
 class EvalFailed(Message, bubble=False):
     error: str
+
+
+@dataclass
+class GraderGraded(Message, bubble=False):
+    """The grader workbench's sample graded: the graders API's answer, or why it could not be graded."""
+    result: dict | None
+    problem: str | None = None
+    title: str = "Result"
+
+
+@dataclass
+class RolloutsRead(Message, bubble=False):
+    """An RFT job's validation rollouts: the steps listed, or one step's prompts with their samples."""
+    job_id: str
+    steps: list[dict] | None = None
+    step: dict | None = None
+    problem: str | None = None
+    live: bool = False  # the job is still running: its steps are read again

@@ -63,6 +63,28 @@ def test_a_reinforcement_job_samples_grades_trains_and_reports(server):
     ckpts = client.fine_tuning.jobs.checkpoints.list(job.id).data
     best = sorted((d["full_valid_mean_reward"] for d in steps), reverse=True)[:3]
     assert sorted(c.metrics.to_dict()["full_valid_mean_reward"] for c in ckpts) == sorted(best)
+    # each validation step's rollouts (an ftui endpoint): the prompt, its samples and the rewards the grader gave
+    listed = client.get(f"/ftui/fine_tuning/jobs/{job.id}/rollouts", cast_to=object)
+    assert [s["step"] for s in listed["data"]] == [1, 2, 3, 4] and listed["has_more"] is False
+    for s, d in zip(listed["data"], steps):
+        assert (s["object"], s["prompts"], s["samples"]) == ("ftui.rollouts", 1, 1)
+        assert s["mean_reward"] == d["full_valid_mean_reward"]
+    page = client.get(f"/ftui/fine_tuning/jobs/{job.id}/rollouts", cast_to=object,
+                      options={"params": {"after": 2, "limit": 1}})
+    assert [s["step"] for s in page["data"]] == [3] and page["has_more"] is True
+    last = client.get(f"/ftui/fine_tuning/jobs/{job.id}/rollouts/4", cast_to=object)
+    [prompt] = last["data"]
+    review = json.loads(rft_lines(1, skip=40))
+    assert prompt["prompt"] == review["messages"][-1]["content"] and prompt["item"] == {"star": review["star"]}
+    [sample] = prompt["samples"]
+    regraded = client.fine_tuning.alpha.graders.run(grader=GRADER, model_sample=sample["text"], item=prompt["item"])
+    assert sample["reward"] == pytest.approx(regraded.reward, abs=1e-5) and sample["errors"] == []
+    assert prompt["mean_reward"] == sample["reward"] == last["mean_reward"]
+    with pytest.raises(openai.NotFoundError):
+        client.get(f"/ftui/fine_tuning/jobs/{job.id}/rollouts/5", cast_to=object)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.get(f"/ftui/fine_tuning/jobs/{job.id}/rollouts", cast_to=object, options={"params": {"after": 9}})
+    assert e.value.body["param"] == "after"
     text = base64.b64decode(client.files.content(done.result_files[0]).read()).decode()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[0].keys() >= {"step", "train_mean_reward", "frac_reward_zero_std", "full_valid_mean_reward"}

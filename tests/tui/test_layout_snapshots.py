@@ -186,6 +186,64 @@ def test_export_dialog(snap_compare, size):
     assert snap_compare(app(), terminal_size=SIZES[size], run_before=export)
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_grader_bench(snap_compare, size):
+    """The grader workbench with a multi grader and the backend's answer (a fixed one: no backend runs)."""
+    async def bench(pilot):
+        from ftui.tui.grader_bench import GraderBench
+        from ftui.tui.messages import GraderGraded
+
+        multi = {"type": "multi", "name": "both", "calculate_output": "0.5 * exact + 0.5 * near",
+                 "graders": {"exact": {"type": "string_check", "name": "exact", "operation": "eq",
+                                       "input": "{{ sample.output_text }}", "reference": "{{ item.answer }}"},
+                             "near": {"type": "text_similarity", "name": "near", "evaluation_metric": "fuzzy_match",
+                                      "input": "{{ sample.output_text }}", "reference": "{{ item.answer }}"}}}
+        await settle(pilot)
+        pilot.app.push_screen(GraderBench(sample="Pariss", item={"answer": "Paris"}, grader=multi))
+        await settle(pilot)
+        bench = pilot.app.screen
+        bench._timer.stop()  # no backend: the result below stands for its answer
+        bench.workers.cancel_group(bench, "bench-grade")
+        result = {"reward": 0.45455, "sub_rewards": {"exact": 0.0, "near": 0.90909},
+                  "metadata": {"name": "both", "type": "multi", "execution_time": 0.0042,
+                               "errors": {"formula_parse_error": False, "sample_parse_error": False}}}
+        bench.post_message(GraderGraded(result, None, "Result · multi, string_check, text_similarity"))
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=bench)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_rollouts(snap_compare, size):
+    """The rollout view of a reinforcement job: its validation steps, the latest step's prompts (the backend's
+    answers stand in as messages: no backend runs)."""
+    async def rollouts(pilot):
+        from ftui.tui.messages import RolloutsRead
+        from ftui.tui.rollout_screen import RolloutScreen
+
+        job, _, _ = rft_job()
+        await settle(pilot)
+        pilot.app.push_screen(RolloutScreen(job))
+        await settle(pilot)
+        view = pilot.app.screen
+        reviews = [("Great app, works offline and syncs fast.", "5"), ("Crashes every time I open the camera.", "1"),
+                   ("Fine for the price, a few ads.", "3"), ("Login loops forever since the update.", "1")]
+        prompts = []
+        for i, (review, star) in enumerate(reviews):
+            answers = [star, star if i % 2 == 0 else "4", "I would give it 4 stars", "4"]
+            samples = [{"text": a, "reward": float(a == star), "sub_rewards": {}, "errors": []} for a in answers]
+            prompts.append({"index": i, "prompt": review, "item": {"star": star}, "samples": samples,
+                            "mean_reward": sum(x["reward"] for x in samples) / 4})
+        steps = [{"step": s, "created_at": T0 + s, "prompts": 4, "samples": 16, "mean_reward": m}
+                 for s, m in ((3, 0.25), (6, 0.3125), (9, 0.4375))]
+        view.post_message(RolloutsRead(job["id"], steps=steps))
+        await settle(pilot)
+        view.post_message(RolloutsRead(job["id"], step={"object": "ftui.rollouts", **steps[-1], "data": prompts}))
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=rollouts)
+
+
 def test_example_at_80x24(snap_compare):
     async def example(pilot):
         await settle(pilot)

@@ -20,6 +20,7 @@ on the validation file (``eval_samples`` answers per prompt; one answer is greed
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -168,6 +169,7 @@ class ReinforcementTrainer(JobTrainer):
         valid = valid_rows[:FULL_VALID_CAP]
         self.valid_prompts = [self._encode(r) for r in valid]
         self.valid_items = [item_of(r) for r in valid]
+        self.valid_texts = [_prompt_text(r) for r in valid]
         with graders.Engine(grader, judge=self._judge()) as engine:
             self.engine = engine
             if resume is None:
@@ -307,7 +309,7 @@ class ReinforcementTrainer(JobTrainer):
                 at_eval = step % eval_interval == 0 or step == total
                 if at_eval and self.valid_prompts:
                     te = time.perf_counter()
-                    data.update(self._validate(eval_samples))
+                    data.update(self._validate(eval_samples, step))
                     data["timing"]["step"]["eval"] = round(time.perf_counter() - te, 3)
                 data["timing"]["step"]["full_iteration"] = round(time.perf_counter() - t0, 3)
                 history.append(data)
@@ -346,16 +348,22 @@ class ReinforcementTrainer(JobTrainer):
         loss.backward()
         return float(loss.item())
 
-    def _validate(self, eval_samples: int) -> dict:
+    def _validate(self, eval_samples: int, step: int) -> dict:
+        """The validation prompts' samples graded: OpenAI's validation metrics, and the rollouts (each prompt with
+        its samples and their rewards) kept for this step (``GET /v1/ftui/fine_tuning/jobs/{id}/rollouts``)."""
         rewards: list[float] = []
         parse_errors = 0
+        rollouts: list[dict] = []
         for at in range(0, len(self.valid_prompts), VALID_BATCH):
             chunk = self.valid_prompts[at:at + VALID_BATCH]
             for k, answers in enumerate(self._sample(chunk, eval_samples, greedy=eval_samples == 1)):
                 marks = self._grade(answers, self.valid_items[at + k])
                 rewards += [g.reward for g in marks]
                 parse_errors += sum(1 for g in marks if g.errors["sample_parse_error"])
+                rollouts.append(_rollout(at + k, self.valid_texts[at + k], self.valid_items[at + k],
+                                         [self._text(a) for a in answers], marks))
         mean = round(statistics.fmean(rewards), 5)
+        self.store.add_rollouts(self.job["id"], step, {"mean_reward": mean}, rollouts)
         return {"full_valid_mean_reward": mean, "valid_reward_mean": mean,
                 "full_valid_mean_parse_error": round(parse_errors / len(rewards), 5)}
 
@@ -380,6 +388,27 @@ class ReinforcementTrainer(JobTrainer):
                 "completion_tokens_mean": round(statistics.fmean(lengths), 3), "samples": n,
                 "scores": {"graders": scores}, "errors": {"graders": [{"name": grader["name"], **errors}]},
                 "timing": {"step": {k: round(v, 3) for k, v in timing.items()}}}
+
+
+ROLLOUT_TEXT = 4000  # characters of a prompt or item value kept in a rollout
+
+
+def _prompt_text(row: dict) -> str:
+    """The prompt as a person reads it in the rollout view: its last user message (text parts joined)."""
+    for m in reversed(row.get("messages") or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return graders.content_text(m.get("content"))[:ROLLOUT_TEXT]
+    return ""
+
+
+def _rollout(index: int, prompt: str, item: dict, texts: list[str], marks: list[graders.Graded]) -> dict:
+    small = {k: (v[:ROLLOUT_TEXT] if isinstance(v, str) else v) for k, v in item.items() if k != "messages"}
+    if len(json.dumps(small, default=str)) > 4 * ROLLOUT_TEXT:
+        small = {"...": "the item is too large to keep with the rollout"}
+    return {"index": index, "prompt": prompt, "item": small,
+            "mean_reward": round(statistics.fmean(g.reward for g in marks), 5),
+            "samples": [{"text": t, "reward": round(g.reward, 5), "sub_rewards": dict(g.sub_rewards),
+                         "errors": sorted(k for k, v in g.errors.items() if v)} for t, g in zip(texts, marks)]}
 
 
 class NothingToLearn(RuntimeError):
