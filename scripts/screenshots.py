@@ -4,7 +4,11 @@
 Starts a real local backend (`ftui serve`) in a temporary data dir, fine-tunes SmolLM2 on the Marv sample through
 the SDK (about a minute on 2 cores), then shoots the Data, Jobs and Chat (compare mode) workspaces.
 
-    python scripts/screenshots.py
+    python scripts/screenshots.py          # every screenshot
+    python scripts/screenshots.py --rft    # only reinforcement's: the reward charts, the rollouts, the workbench
+
+``--rft`` warm-starts a model on the bundled reviews (supervised, one epoch), then runs a reinforcement job from it
+with a string_check grader on the star and a validation file (about 4 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -74,6 +78,106 @@ def train_stars(base_url: str, api_key: str | None) -> tuple[str, str]:
     if job.status != "succeeded":
         raise SystemExit(f"the reviews job {job.status}: {job.error}")
     return job.fine_tuned_model, str(out / "test.jsonl")
+
+
+STAR = {"type": "string_check", "name": "star", "operation": "eq", "input": "{{ sample.output_text }}",
+        "reference": "{{ item.star }}"}
+
+
+def train_rft(base_url: str, api_key: str | None) -> str:
+    """Seed 004 by reinforcement: a supervised warm start on 160 prepared reviews, then RFT from it on 80 of their
+    prompts (8 × 4 samples a step) with validation on 16 every 2 steps. Returns the RFT job's id."""
+    import time
+
+    from openai import OpenAI
+
+    from ftui.core.prepare import Recipe, plan, write
+
+    system = "Rate the app review from 1 to 5 stars. Answer with the digit only."
+    chat, rft = Path(tempfile.mkdtemp()) / "chat", Path(tempfile.mkdtemp()) / "rft"
+    write(plan(Recipe([str(SAMPLES / "reviews.csv")], system=system, split_counts=(160, 16, 60), seed=7)), chat)
+    write(plan(Recipe([str(SAMPLES / "reviews.csv")], system=system, split_counts=(160, 16, 60), seed=7,
+                      rft_key="star")), rft)
+    client = OpenAI(base_url=base_url, api_key=api_key or "local")
+
+    def done(job):
+        while (job := client.fine_tuning.jobs.retrieve(job.id)).status not in ("succeeded", "failed", "cancelled"):
+            time.sleep(1)
+        if job.status != "succeeded":
+            raise SystemExit(f"the screenshot job {job.status}: {job.error}")
+        return job
+
+    f = client.files.create(file=open(chat / "train.jsonl", "rb"), purpose="fine-tune")
+    warm = done(client.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, suffix="warm",
+                                               seed=7, method={"type": "supervised", "supervised": {
+                                                   "hyperparameters": {"n_epochs": 1, "batch_size": 8,
+                                                                       "learning_rate_multiplier": 3}}}))
+    lines = (rft / "train.jsonl").read_text().splitlines(keepends=True)[:80]
+    train_f = client.files.create(file=("rft-train.jsonl", "".join(lines).encode()), purpose="fine-tune")
+    valid_f = client.files.create(file=open(rft / "valid.jsonl", "rb"), purpose="fine-tune")
+    job = done(client.fine_tuning.jobs.create(
+        model=warm.fine_tuned_model, training_file=train_f.id, validation_file=valid_f.id, suffix="rft", seed=7,
+        method={"type": "reinforcement", "reinforcement": {"grader": STAR, "hyperparameters": {
+            "n_epochs": 1, "batch_size": 8, "eval_interval": 2, "eval_samples": 2, "reasoning_effort": "low"}}}))
+    return job.id
+
+
+async def shoot_rft() -> None:
+    """Reinforcement's screenshots: Jobs with the reward charts, the rollout view, the grader workbench."""
+    os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")
+    from ftui.config import Config
+    from ftui.service.local import LocalBackend
+    from ftui.service.profiles import Profile
+    from ftui.tui.app import FtuiApp
+    from ftui.tui.pilot import settle
+
+    OUT.mkdir(exist_ok=True)
+    os.chdir(ROOT)
+    data_dir = Path(tempfile.mkdtemp()) / "server"
+    local = LocalBackend(data_dir)
+    base_url = local.start()
+    try:
+        job_id = await asyncio.to_thread(train_rft, base_url, local.api_key)
+        for size, suffix in ((SIZE, ""), (SMALL, "-80x24")):
+            app = FtuiApp(SAMPLES.relative_to(ROOT) / "marv.jsonl", config=Config(cursor_blink=False),
+                          profile=Profile("local", "local", data_dir=str(data_dir)))
+            async with app.run_test(size=size) as pilot:
+                await until(pilot, lambda: app.service is not None)
+                await pilot.press("f3")
+                jobs = app.screen
+                await until(pilot, lambda: job_id in jobs.tracks)
+                table = jobs.query_one("#jobs")
+                table.move_cursor(row=table.get_row_index(job_id))
+                await until(pilot, lambda: jobs.tracks[job_id].results_loaded and jobs.tracks[job_id].checkpoints)
+                await pilot.pause(0.5)  # the chart's coalesced redraw
+                await settle(pilot)
+                app.save_screenshot(f"jobs-rft{suffix}.svg", str(OUT))
+                await pilot.press("o")
+                view = app.screen
+                await until(pilot, lambda: getattr(view, "step", None) is not None)
+                await pilot.press("s")  # worst first
+                await settle(pilot)
+                app.save_screenshot(f"rollouts{suffix}.svg", str(OUT))
+                await pilot.press("escape")
+                await settle(pilot)
+                if size == SMALL:
+                    continue
+                from ftui.tui.grader_bench import GraderBench
+
+                multi = {"type": "multi", "name": "star and format", "calculate_output": "0.8 * star + 0.2 * short",
+                         "graders": {"star": STAR, "short": {
+                             "type": "python", "name": "short",
+                             "source": "def grade(sample, item):\n    return 1.0 if len(sample['output_text']) <= 2 "
+                                       "else 0.0\n"}}}
+                app.push_screen(GraderBench(sample="4 stars", item={"star": "4"}, grader=multi))
+                bench = app.screen
+                await until(pilot, lambda: bench.runs >= 1)
+                await settle(pilot)
+                app.save_screenshot("grader-bench.svg", str(OUT))
+    finally:
+        local.stop()
+    for f in sorted(OUT.glob("*rft*.svg")) + sorted(OUT.glob("rollouts*.svg")) + [OUT / "grader-bench.svg"]:
+        print(f.relative_to(ROOT), f.stat().st_size, "bytes")
 
 
 async def shoot() -> None:
@@ -196,4 +300,8 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle, base_url, local) -> N
 
 
 if __name__ == "__main__":
-    asyncio.run(shoot())
+    if "--rft" in sys.argv[1:]:
+        asyncio.run(shoot_rft())
+    else:
+        asyncio.run(shoot())
+        asyncio.run(shoot_rft())

@@ -327,3 +327,35 @@ def test_two_halves_pay_unless_a_long_shared_prefix_would_be_computed_twice():
     long = [(list(range(400)), [])] * 16
     assert pays(long, 4, 21)
     assert not pays(long, 1, 0)
+
+
+def test_samples_of_a_prompt_share_its_keys_and_values_and_answer_as_if_each_were_alone(lora):
+    """RFT sampling computes a prompt's keys and values once for its n samples: greedy answers of left-padded prompts
+    of different lengths are token for token those of each prompt sampled alone (positions follow the padding)."""
+    from ftui.server.train.rft import ReinforcementTrainer
+    from ftui.server.train.trainer import _normalize, _render
+
+    model, tok = lora
+    t = ReinforcementTrainer.__new__(ReinforcementTrainer)
+    t.model, t.tok, t.dev, t.bf16, t.budget = model, tok, "cpu", False, 8
+    questions = ["Hi", "What is the capital of France, and why?", "Name three colours of the rainbow, please, in "
+                 "the order they appear."]
+    prompts = [_render(tok, _normalize([{"role": "user", "content": q}]), generation_prompt=True) for q in questions]
+    assert len({len(p) for p in prompts}) == 3  # three lengths: two prompts are left-padded
+    model.config.use_cache = True
+    widths: list[int] = []  # the tokens each forward pass of the transformer takes in
+    hook = model.get_base_model().model.register_forward_pre_hook(
+        lambda _m, args, kwargs: widths.append((kwargs.get("input_ids") if kwargs.get("input_ids") is not None
+                                                else args[0]).shape[1]), with_kwargs=True)
+    try:
+        shared = t._sample(prompts, 2, greedy=True)  # the shared-prefill path (n > 1)
+        hook.remove()
+        alone = [t._sample([p], 1, greedy=True)[0][0] for p in prompts]  # one prompt, one answer, no padding
+    finally:
+        model.config.use_cache = False
+    assert [len(group) for group in shared] == [2, 2, 2]
+    # one prefill of the prompts (all but their last token), then generate goes on from those keys and values: one
+    # new token per pass, never the prompts again
+    assert widths[0] == max(len(p) for p in prompts) - 1 and set(widths[1:]) == {1}, widths
+    for group, answer in zip(shared, alone):
+        assert group[0] == group[1] == answer and answer
