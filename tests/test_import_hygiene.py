@@ -63,7 +63,7 @@ def test_tui_startup_loads_no_openai_or_torch(tmp_path):
     )
     mods = loaded_after(code)
     assert "textual" in mods  # the probe really ran the app
-    assert not mods & {"openai", "torch", "transformers", "peft", "fastapi", "uvicorn"}
+    assert not mods & {"openai", "torch", "transformers", "peft", "fastapi", "uvicorn", "ray"}
 
 
 def test_tui_modules_defer_openai():
@@ -102,3 +102,12 @@ def test_core_report_does_not_import_analysis():
     """analysis -> report, one way: the report module needs no analysis module to load."""
     mods = full_names_after("import ftui.core.report")
     assert "ftui.core.analysis" not in mods
+
+
+def test_a_server_with_the_local_executor_never_imports_ray(tmp_path):
+    """The runner and the HTTP app of `ftui serve` (local executor) load no Ray: it is an optional extra."""
+    mods = loaded_after("from ftui.server.executors.runner import Runner; from ftui.server.executors import "
+                        "ExecutorConfig, make; from ftui.server.http.app import create_app\n"
+                        f"r = Runner({str(tmp_path)!r}, 1, make(ExecutorConfig())); r.recover()\n"
+                        f"create_app({str(tmp_path)!r}, None)")
+    assert "ray" not in mods and "ftui" in mods

@@ -43,6 +43,16 @@ def add_parser(sub) -> None:
     serve.add_argument("--python-graders", action="store_true",
                        help="run python graders without an API key (they run code as you on this machine; with a "
                        "key they always run)")
+    serve.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="where jobs train: here (local, the default) or on a Ray cluster (ray; the 'ray' extra, "
+                       "and ftui[local] on the cluster's nodes)")
+    serve.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="the Ray cluster: HOST:PORT of its head, ray://HOST:10001, or auto (default: $RAY_ADDRESS,"
+                       " else auto)")
+    serve.add_argument("--ray-cpus", type=float, default=1.0, metavar="N", help="CPUs a job's Ray worker asks for")
+    serve.add_argument("--ray-gpus", type=float, default=0.0, metavar="N", help="GPUs a job's Ray worker asks for")
+    serve.add_argument("--ray-tries", type=int, default=3, metavar="N",
+                       help="Ray workers a job may lose (node lost, out of memory) before it fails (default 3)")
     serve.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # fault injection for tests
     serve.set_defaults(func=run)
 
@@ -77,6 +87,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"ftui serve: --deployment {spec!r}: expected NAME=MODEL", file=sys.stderr)
             return EXIT_UNREADABLE
         deployments[name.strip()] = model.strip()
+    executor = {"name": args.executor}
+    if args.executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("ftui serve --executor ray needs Ray (pip install 'ftui[ray]')", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if args.ray_cpus <= 0 or args.ray_gpus < 0 or args.ray_tries < 1:
+            print("ftui serve: --ray-cpus must be > 0, --ray-gpus >= 0 and --ray-tries >= 1", file=sys.stderr)
+            return EXIT_UNREADABLE
+        executor.update(address=args.ray_address or os.environ.get("RAY_ADDRESS") or "auto", cpus=args.ray_cpus,
+                        gpus=args.ray_gpus, tries=args.ray_tries)
     return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
                  idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin,
-                 deployments=deployments, python_graders=args.python_graders)
+                 deployments=deployments, python_graders=args.python_graders, executor=executor)

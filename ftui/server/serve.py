@@ -41,8 +41,9 @@ class Supervisor:
     """Keeps one runner process alive; a runner that dies mid-job fails that job and is replaced. A runner exits
     (code 0) after each job it trained, and a fresh one takes over: memory is returned after every job."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, executor: dict | None = None) -> None:
         self.data_dir = data_dir
+        self.executor = executor if executor and executor.get("name", "local") != "local" else None
         self.proc: subprocess.Popen | None = None
         self.stopping = threading.Event()
         self.spawning = threading.Lock()
@@ -59,8 +60,10 @@ class Supervisor:
         comes. The first runner of a server stays light until someone trains."""
         with self.spawning:
             if not self.stopping.is_set():
-                self.proc = subprocess.Popen([sys.executable, "-m", "ftui.server.train.runner", str(self.data_dir),
-                                              str(os.getpid())] + (["--warm"] if warm else []))
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "ftui.server.executors.runner", str(self.data_dir), str(os.getpid())]
+                    + (["--warm"] if warm else [])
+                    + (["--executor", json.dumps(self.executor)] if self.executor else []))
 
     def _watch(self) -> None:
         """A runner that dies fails the job it was on (validating or training) and is replaced after a delay that
@@ -268,7 +271,7 @@ def _server_class():
 def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models: list[str],
           test_hooks: bool = False, idle_exit: float | None = None, allow_hosts: list[str] | None = None,
           allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None,
-          python_graders: bool = False) -> int:
+          python_graders: bool = False, executor: dict | None = None) -> int:
     import uvicorn
 
     from ftui.server.http.app import create_app
@@ -317,7 +320,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None, bind=host,
                      allow_hosts=allow_hosts, allow_origins=allow_origins, deployments=deployments,
                      python_graders=python_graders or None)
-    sup = Supervisor(data_dir)
+    sup = Supervisor(data_dir, executor)
     sup.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE)

@@ -64,8 +64,11 @@ def _migrate(db: sqlite3.Connection) -> None:
     API process and the runner open the store at the same moment)."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        if "pause" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+        if "pause" not in columns:
             db.execute("ALTER TABLE jobs ADD COLUMN pause TEXT")
+        if "executor" not in columns:  # where the job trains: {"name", "workers", "where"} (None: here, local)
+            db.execute("ALTER TABLE jobs ADD COLUMN executor TEXT")
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='checkpoint_step'").fetchone() is None:
             # older runners wrote a second row for a checkpoint trained again after a resume: keep the newest
             db.execute("DELETE FROM checkpoints WHERE rowid NOT IN (SELECT MAX(rowid) FROM checkpoints "
@@ -387,9 +390,56 @@ class Store:
             return gone
         return [model_id] if self.delete_checkpoint_model(model_id) else []
 
+    # -- a replica's rows (a job trained elsewhere: executors): written with the ids and times they were made with ----
+    def import_event(self, e: dict) -> None:
+        self.db.execute("INSERT OR IGNORE INTO events (id, job_id, created_at, level, message, type, data) VALUES "
+                        "(?,?,?,?,?,?,?)", (e["id"], e["job_id"], e["created_at"], e["level"], e["message"],
+                                            e["type"], json.dumps(e["data"]) if e.get("data") else None))
+
+    def delete_events(self, job_id: str, ids: list[str]) -> None:
+        self.db.executemany("DELETE FROM events WHERE job_id=? AND id=?", [(job_id, i) for i in ids])
+
+    def events_of(self, job_id: str) -> list[dict]:
+        """Every event of a job, oldest first, as stored (``data`` decoded)."""
+        rows = [dict(r) for r in self.db.execute("SELECT * FROM events WHERE job_id=? ORDER BY seq", (job_id,))]
+        for r in rows:
+            r["data"] = json.loads(r["data"]) if r["data"] else None
+        return rows
+
+    def import_file(self, f: dict) -> None:
+        seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0]
+        self.db.execute("INSERT OR IGNORE INTO files VALUES (?,?,?,?,?,?)", (f["id"], f["filename"], f["purpose"],
+                                                                           f["bytes"], f["created_at"], seq))
+
+    def import_checkpoints(self, job_id: str, rows: list[dict]) -> None:
+        """The job's checkpoints become ``rows`` (ids kept): those not among them go (rows only)."""
+        keep = [r["id"] for r in rows]
+        self.db.execute(f"DELETE FROM checkpoints WHERE job_id=? AND id NOT IN ({','.join('?' * len(keep))})",
+                        [job_id, *keep])
+        for r in rows:
+            self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?)",
+                            (r["id"], job_id, r["created_at"], r["step_number"], r["model"],
+                             json.dumps(r["metrics"]) if not isinstance(r["metrics"], str) else r["metrics"],
+                             r["path"]))
+
+    def import_model(self, m: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?,?)", (m["id"], m["created_at"], m["owned_by"],
+                                                                                m["job_id"], m["path"], m["base"]))
+
+    def import_job(self, j: dict) -> None:
+        """A job row as another store holds it (a worker's replica is seeded with the job it trains)."""
+        fields = {k: v for k, v in j.items() if k != "seq"}
+        fields["metadata"] = json.dumps(fields["metadata"]) if fields.get("metadata") is not None else None
+        fields = _encode(fields)
+        seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+        fields["seq"] = seq
+        cols = ", ".join(fields)
+        self.db.execute(f"INSERT OR REPLACE INTO jobs ({cols}) VALUES ({', '.join('?' * len(fields))})",
+                        list(fields.values()))
+
 
 def _encode(fields: dict) -> dict:
-    return {k: json.dumps(v) if k in ("error", "method", "result_files") and v is not None else v
+    return {k: json.dumps(v) if k in ("error", "method", "result_files", "executor") and v is not None else v
             for k, v in fields.items()}
 
 
@@ -399,6 +449,7 @@ def _job(row: sqlite3.Row) -> dict:
     d["metadata"] = json.loads(d["metadata"]) if d["metadata"] else None
     d["error"] = json.loads(d["error"]) if d["error"] else None
     d["result_files"] = json.loads(d["result_files"] or "[]")
+    d["executor"] = json.loads(d["executor"]) if d.get("executor") else None
     return d
 
 

@@ -357,6 +357,10 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
         elif job.get("estimated_finish"):
             t.append(f" · estimated finish {ts(job['estimated_finish'], False)}")
         t.append(f"\n{job.get('model')} · {kind} · " + ", ".join(f"{k}={v}" for k, v in hp.items()))
+        where = job.get("executor")  # ftui serve's extension: a job trained elsewhere says where, on how many
+        if isinstance(where, dict) and where.get("name") not in (None, "local"):
+            n = where.get("workers") or 1
+            t.append(f"\non {where.get('where') or where.get('name')} · {n} worker{'s' if n != 1 else ''}")
         grader = ((job.get("method") or {}).get("reinforcement") or {}).get("grader")
         if isinstance(grader, dict):
             t.append(f"\ngrader {grader.get('name')} ({grader.get('type')})")

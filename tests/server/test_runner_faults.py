@@ -92,7 +92,7 @@ def test_each_trained_job_gets_a_fresh_trainer_process(tmp_path, model_cache):
             found = []
             for p in psutil.Process(server.proc.pid).children():
                 try:
-                    if p.status() != psutil.STATUS_ZOMBIE and "ftui.server.train.runner" in " ".join(p.cmdline()):
+                    if p.status() != psutil.STATUS_ZOMBIE and "ftui.server.executors.runner" in " ".join(p.cmdline()):
                         found.append(p)
                 except psutil.Error:  # gone while looking
                     continue

@@ -77,6 +77,8 @@ def job_obj(j: dict) -> dict:
         "validation_file": j["validation_file"], "integrations": None, "metadata": j["metadata"],
         "method": method, "estimated_finish": j["estimated_finish"] if j["status"] == "running" else None,
         "user_provided_suffix": j["suffix"],
+        # an ftui extension (not in OpenAI's object): where the job trains, on how many workers
+        "executor": j.get("executor") or {"name": "local", "workers": 1, "where": "this machine"},
     }
 
 

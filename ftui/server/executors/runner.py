@@ -5,12 +5,16 @@ kill here never takes the API down (the API marks the job failed and starts a ne
 the next runner finds the job still ``running``, and resumes it from its last saved state (epoch ends and pauses), or
 from the start if it had none. A runner whose parent died stops within one training step.
 
-    python -m ftui.server.train.runner DATA_DIR [PARENT_PID]
+    python -m ftui.server.executors.runner DATA_DIR [PARENT_PID] [--warm] [--executor JSON]
+
+The runner keeps the queue; where a job trains is its executor's business (:mod:`ftui.server.executors`): here by
+default, or on a Ray cluster. A runner that loaded a model exits after the job (the supervisor starts a fresh one).
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -19,9 +23,10 @@ import time
 import traceback
 from pathlib import Path
 
+from ftui.server.executors import Executor, ExecutorConfig, make
 from ftui.server.faults import runner_fault
 from ftui.server.store import CURRENT, TERMINAL, Store, now
-from ftui.server.train.trainer import JobTrainer, Stop, job_files
+from ftui.server.train.trainer import Stop, job_files
 
 log = logging.getLogger("ftui.runner")
 
@@ -60,9 +65,11 @@ def validate(store: Store, job: dict) -> dict | None:
 
 
 class Runner:
-    def __init__(self, data_dir: Path, parent: int | None = None) -> None:
+    def __init__(self, data_dir: Path, parent: int | None = None, executor: Executor | None = None) -> None:
         self.store = Store(data_dir)
         self.parent = parent or os.getppid()
+        self.executor = executor or make(ExecutorConfig())
+        self.following: list[str] = []  # jobs still training elsewhere after a server restart, to follow again
 
     def orphaned(self) -> bool:
         return os.getppid() != self.parent
@@ -73,6 +80,9 @@ class Runner:
         self.store.release_pauses()
         for job in self.store.list_jobs(1000, None):
             if job["status"] == "running":
+                if self.executor.recover(self.store, job):
+                    self.following.append(job["id"])
+                    continue
                 state = self.store.dir / "jobs" / job["id"] / "state" / "state.json"
                 where = "its last checkpoint" if state.exists() else "the start (no checkpoint was saved yet)"
                 self.store.update_job(job["id"], status="queued")
@@ -127,12 +137,16 @@ class Runner:
             store.add_event(job["id"], "Files validated, moving job to queued state")
         if not store.set_status_if(job["id"], ("queued",), "running"):
             return False
-        cls = JobTrainer
-        if job["method"]["type"] == "reinforcement":
-            from ftui.server.train.rft import ReinforcementTrainer as cls  # type: ignore[assignment]
-        trainer = cls(store, store.get_job(job["id"]), self.control_for(job["id"]))
-        try:  # whatever happens from here, a model was (being) loaded: the runner retires after it
-            trainer.run()
+        store.update_job(job["id"], executor=self.executor.describe())
+        return self.train(job["id"])
+
+    def train(self, job_id: str) -> bool:
+        """Hand a running job to the executor until it ends; True when a model was loaded in this process."""
+        store = self.store
+        job = store.get_job(job_id)
+        loaded = self.executor.name == "local"  # whatever happens from here, a model was (being) loaded here
+        try:
+            loaded = self.executor.train(store, job, self.control_for(job["id"]))
         except Stop as stop:
             if stop.why == "paused":
                 store.add_event(job["id"], f"Fine-tuning job paused at step {store.get_job(job['id'])['step']}")
@@ -146,7 +160,7 @@ class Runner:
             if store.set_status_if(job["id"], ("running",), "failed", finished_at=now(),
                                    error={"code": "training_error", "message": message, "param": None}):
                 store.add_event(job["id"], message, level="error")
-        return True
+        return loaded
 
     def loop(self) -> None:
         lock = open(self.store.dir / "runner.lock", "w")
@@ -159,6 +173,8 @@ class Runner:
                     return
                 time.sleep(0.2)
         self.recover()
+        while self.following and not self.orphaned():  # jobs that went on training elsewhere while no server ran
+            self.train(self.following.pop(0))
         while not self.orphaned():
             job = self.store.next_job()
             if job is None:
@@ -189,9 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     warm = "--warm" in args
     args = [a for a in args if a != "--warm"]
-    if warm:
+    config = ExecutorConfig()
+    if "--executor" in args:
+        i = args.index("--executor")
+        config = ExecutorConfig(**json.loads(args[i + 1]))
+        del args[i:i + 2]
+    if warm and config.name == "local":
         warm_up()
-    Runner(Path(args[0]), int(args[1]) if len(args) > 1 else None).loop()
+    Runner(Path(args[0]), int(args[1]) if len(args) > 1 else None, make(config)).loop()
     return 0
 
 

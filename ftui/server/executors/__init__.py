@@ -1,0 +1,64 @@
+"""Where a job trains: the executor seam between the runner (the queue, validation, pause/cancel, recovery) and the
+trainer.
+
+An executor takes one validated job whose status is ``running`` and trains it until it ends, calling the runner's
+``control()`` between steps (which raises :class:`~ftui.server.train.trainer.Stop` on a pause, a cancel, or when the
+server died); the job's events, metrics, checkpoints, result file and model arrive in the store exactly as the
+trainer writes them, so the API, the TUI, chat, eval and export see no difference.
+
+- ``local`` (:mod:`.local`): the trainer in the runner process — ``ftui serve``'s default.
+- ``ray`` (:mod:`.ray_cluster`): the trainer in a Ray actor on a cluster (``ftui serve --executor ray``); the
+  actor runs the self-contained worker (:mod:`.worker`), whose records the runner writes into the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from ftui.server.store import Store
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How ``ftui serve`` was told to run jobs (passed to its runner as JSON)."""
+
+    name: str = "local"
+    address: str | None = None  # ray: the cluster (``auto``, ``HOST:PORT`` or ``ray://HOST:10001``)
+    cpus: float = 1.0  # ray: CPUs a job's worker asks for
+    gpus: float = 0.0  # ray: GPUs a job's worker asks for
+    tries: int = 3  # ray: workers a job may lose before it fails
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Executor(Protocol):
+    name: str
+
+    def describe(self) -> dict:
+        """What the job object says about where jobs train: {"name", "workers", "where"}."""
+        ...
+
+    def train(self, store: Store, job: dict, control: Callable[[], None]) -> bool:
+        """Train ``job`` (status ``running``) until it ends; raises Stop when ``control`` does (a pause, a
+        cancel, the server gone). True when this process loaded a model (the runner then retires)."""
+        ...
+
+    def recover(self, store: Store, job: dict) -> bool:
+        """After a server restart, a job left ``running``: True when it is still training elsewhere and
+        ``train`` can follow it again (it stays ``running``); False: it resumes from its saved state."""
+        ...
+
+
+def make(config: ExecutorConfig) -> Executor:
+    if config.name == "local":
+        from ftui.server.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    if config.name == "ray":
+        from ftui.server.executors.ray_cluster import RayExecutor
+
+        return RayExecutor(config)
+    raise ValueError(f"unknown executor {config.name!r} (local or ray)")
