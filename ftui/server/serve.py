@@ -319,7 +319,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     idle = IdleWatch(data_dir, idle_exit) if idle_exit else None
     app = create_app(data_dir, api_key, test_hooks=test_hooks, on_request=idle.touch if idle else None, bind=host,
                      allow_hosts=allow_hosts, allow_origins=allow_origins, deployments=deployments,
-                     python_graders=python_graders or None)
+                     python_graders=python_graders or None, executor_name=(executor or {}).get("name", "local"))
     sup = Supervisor(data_dir, executor)
     sup.start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,

@@ -168,6 +168,7 @@ class Store:
         fields = {**fields, "seq": seq}
         fields["method"] = json.dumps(fields["method"])
         fields["metadata"] = json.dumps(fields["metadata"]) if fields.get("metadata") is not None else None
+        fields["executor"] = json.dumps(fields["executor"]) if fields.get("executor") is not None else None
         cols = ", ".join(fields)
         self.db.execute(f"INSERT INTO jobs ({cols}) VALUES ({', '.join('?' * len(fields))})", list(fields.values()))
         return self.get_job(fields["id"])

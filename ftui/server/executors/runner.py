@@ -137,7 +137,8 @@ class Runner:
             store.add_event(job["id"], "Files validated, moving job to queued state")
         if not store.set_status_if(job["id"], ("queued",), "running"):
             return False
-        store.update_job(job["id"], executor=self.executor.describe())
+        workers = (job.get("executor") or {}).get("workers") or 1  # asked for at creation (data-parallel)
+        store.update_job(job["id"], executor={**self.executor.describe(), "workers": workers})
         return self.train(job["id"])
 
     def train(self, job_id: str) -> bool:

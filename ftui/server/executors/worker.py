@@ -16,8 +16,9 @@ cursor). The last record has ``ended``: ``succeeded``, ``failed``, ``paused`` or
     python -m ftui.server.executors.worker BUNDLE_DIR     # bundle.json + blobs/ in, records.jsonl + blobs out
 
 is the same worker as a command (SkyPilot's `run`, a Slurm script): it reads the bundle from a folder and appends
-records to ``records.jsonl`` there, their files under ``out/``; ``BUNDLE_DIR/control`` holding ``paused`` or
-``cancelled`` stops it within a step.
+records to ``records.jsonl`` there; ``BUNDLE_DIR/control`` holding ``paused`` or ``cancelled`` stops it within a
+step. Started by ``torchrun --nproc-per-node N`` it trains data-parallel (supervised jobs): every rank computes its
+share of each batch, ``torch.distributed`` sums the gradients (gloo on CPUs, NCCL on GPUs), rank 0 reports.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ class Worker:
     says whether the job should stop (``paused``, ``cancelled``, or None to go on)."""
 
     def __init__(self, bundle: dict, scratch: Path, emit: Callable[[dict], None],
-                 wanted: Callable[[], str | None]) -> None:
+                 wanted: Callable[[], str | None], rank: int = 0, world: int = 1) -> None:
+        self.rank, self.world = rank, world  # data-parallel: every rank trains, rank 0 alone reports
         if bundle.get("version") != 1:
             raise BundleError(f"a bundle of version {bundle.get('version')!r}; this worker reads version 1")
         self.bundle, self.scratch, self.emit, self.wanted = bundle, scratch, emit, wanted
@@ -173,7 +175,7 @@ class Worker:
     # -- reporting ----------------------------------------------------------------------------------------------
     def _changed(self, ended: str | None = None) -> None:
         store = self.store
-        if store is None:
+        if store is None or self.rank != 0:
             return
         with self.lock:
             root, jid = self.scratch, self.job_id
@@ -205,7 +207,17 @@ class Worker:
             self.sent_blobs = signatures
 
     def control(self) -> None:
-        wanted = self.wanted()
+        wanted = self.wanted() if self.rank == 0 else None
+        if self.world > 1:  # rank 0's answer for every rank, at the same point of the same loop: all stop together
+            import torch
+            import torch.distributed as dist
+
+            codes = (None, "paused", "cancelled")
+            t = torch.tensor([codes.index(wanted) if wanted in codes else 0], dtype=torch.long)
+            if dist.get_backend() == "nccl":
+                t = t.cuda()
+            dist.broadcast(t, 0)
+            wanted = codes[int(t.item())]
         if wanted in ("paused", "cancelled"):
             raise Stop(wanted)
 
@@ -218,8 +230,12 @@ class Worker:
         if job["method"]["type"] == "reinforcement":
             from ftui.server.train.rft import ReinforcementTrainer as cls  # type: ignore[assignment]
         ended = "failed"
+        if self.world > 1 and cls is not JobTrainer:
+            raise BundleError("data-parallel training is for supervised jobs")
+        trainer = cls(store, job, self.control)
+        trainer.rank, trainer.world = self.rank, self.world
         try:
-            cls(store, job, self.control).run()
+            trainer.run()
             ended = (store.get_job(self.job_id) or {}).get("status") or "failed"
             if ended not in TERMINAL:
                 ended = "failed"
@@ -256,11 +272,12 @@ def _signatures(root: Path, folder: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def run_bundle(bundle: dict, emit: Callable[[dict], None], wanted: Callable[[], str | None]) -> str:
+def run_bundle(bundle: dict, emit: Callable[[dict], None], wanted: Callable[[], str | None], rank: int = 0,
+               world: int = 1) -> str:
     """Train the bundle's job in a scratch dir that is removed after; the job's end."""
     scratch = Path(tempfile.mkdtemp(prefix="ftui-worker-"))
     try:
-        return Worker(bundle, scratch, emit, wanted).run()
+        return Worker(bundle, scratch, emit, wanted, rank, world).run()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -360,9 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"{folder / 'bundle.json'}: {exc}", file=sys.stderr)
         return 2
-    out = open(folder / "records.jsonl", "ab")
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # started by torchrun (torch.distributed.run): one process per worker, rank 0 reports
+        import torch
+        import torch.distributed as dist
+
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    out = open(folder / "records.jsonl", "ab") if rank == 0 else None
 
     def emit(record: dict) -> None:
+        assert out is not None
         out.write(orjson.dumps(_encode_bytes(record)) + b"\n")
         out.flush()
         os.fsync(out.fileno())
@@ -373,8 +399,13 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             return None
 
-    ended = run_bundle(bundle, emit, wanted)
-    print(f"job {bundle['job']['id']}: {ended}")
+    ended = run_bundle(bundle, emit, wanted, rank, world)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if rank == 0:
+        print(f"job {bundle['job']['id']}: {ended}")
     return 0 if ended in ("succeeded", "paused", "cancelled") else 1
 
 

@@ -106,6 +106,7 @@ class Context:
     batched: int = 0  # short greedy requests waiting for or in a batch (bounded too)
     halts: set = field(default_factory=set)  # the threading.Events that stop each running generation
     stopping: bool = False  # the server is shutting down: generations halt, no new one starts
+    executor_name: str = "local"  # where jobs train (ftui serve --executor)
 
     def halt_all(self) -> None:
         """Shutdown: every generation stops at its next token, as when its client goes away."""

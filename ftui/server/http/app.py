@@ -136,7 +136,7 @@ class Idempotency:
 def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: bool = False,
                on_request=None, bind: str = "127.0.0.1", allow_hosts: list[str] | None = None,
                allow_origins: list[str] | None = None, deployments: dict[str, str] | None = None,
-               python_graders: bool | None = None) -> FastAPI:
+               python_graders: bool | None = None, executor_name: str = "local") -> FastAPI:
     """``test_hooks`` (``ftui serve --test-hooks``, hidden) adds ``/_test/faults`` and ``/_test/requests``: the test
     suite arms real failures (an HTTP status with Retry-After for the next N requests under a path, a raw body such
     as HTML or broken JSON, a failure *after* the request was carried out, an error after N streamed chunks) and
@@ -147,7 +147,8 @@ def create_app(data_dir: str | Path, api_key: str | None = None, test_hooks: boo
     cache = ModelCache(data_dir)
     app = FastAPI(title="ftui local backend", version="1", docs_url=None, redoc_url=None)
     app.state.ctx = Context(data_dir, store, cache, started=_started(data_dir), deployments=dict(deployments or {}),
-                            python_graders=bool(api_key) if python_graders is None else python_graders)
+                            python_graders=bool(api_key) if python_graders is None else python_graders,
+                            executor_name=executor_name)
     faults = app.state.ctx.faults  # every fault the suite can arm (see faults.py)
 
     app.add_middleware(Idempotency)  # the innermost layer: a request refused by the guard or the key is never kept

@@ -17,6 +17,8 @@ class BatchSteps:
     bf16: bool = False
     halves: TwoHalves | None = None  # set for the training loop (SFT on a CPU with 2+ threads)
     params: tuple | list = ()  # the trained (LoRA) parameters
+    rank: int = 0  # data-parallel training (torch.distributed initialised by the worker): this process's rank…
+    world: int = 1  # …and the number of processes; each computes its share of every batch
 
     def _autocast(self, dev):
         import torch
@@ -73,6 +75,8 @@ class BatchSteps:
     def _sft_train(self, model, batch, pad, dev) -> dict:
         """Forward and backward of one SFT batch (gradients in ``.grad``) -> its metrics; in two halves at once
         when the trainer has :class:`TwoHalves` and the batch splits into halves that both train something."""
+        if self.world > 1:
+            return self._sft_train_shared(model, batch, pad, dev)
         halves = self._halves_of(batch)
         if halves is None:
             loss, metrics = self._sft_step(model, batch, pad, dev)
@@ -84,6 +88,34 @@ class BatchSteps:
         for p, a, b in zip(self.params, g0, g1):
             p.grad = a + b if p.grad is None else p.grad + a + b
         return {"train_loss": round((s0 + s1) / n, 5), "train_mean_token_accuracy": round((c0 + c1) / n, 5)}
+
+    def _sft_train_shared(self, model, batch, pad, dev) -> dict:
+        """Data-parallel: this rank computes the gradients of its share of the batch (every ``world``-th pair),
+        scaled by the whole batch's trained tokens, and ``torch.distributed.all_reduce`` sums them (and the loss
+        sums) over the ranks: the same gradients as the whole batch on one worker, so the same optimizer step
+        everywhere."""
+        import torch
+        import torch.distributed as dist
+
+        n = sum(trained(p) for p in batch)
+        mine = batch[self.rank::self.world]
+        grads = None
+        s = c = 0.0
+        if n and mine and any(trained(p) for p in mine):
+            s, c, grads = self._sft_sums(model, mine, pad, dev, n, self.params)
+        flat = (torch.cat([g.reshape(-1).float() for g in grads]) if grads is not None else
+                torch.zeros(sum(p.numel() for p in self.params), device=dev))
+        sums = torch.tensor([s, c], dtype=torch.float64, device=dev)
+        dist.all_reduce(flat)
+        dist.all_reduce(sums)
+        at = 0
+        for p in self.params:
+            g = flat[at:at + p.numel()].view_as(p).to(p.dtype)
+            at += p.numel()
+            p.grad = g if p.grad is None else p.grad + g
+        if not n:
+            return {"train_loss": 0.0, "train_mean_token_accuracy": 0.0}
+        return {"train_loss": round(float(sums[0]) / n, 5), "train_mean_token_accuracy": round(float(sums[1]) / n, 5)}
 
     def _halves_of(self, batch) -> tuple[list, list] | None:
         return split(batch) if self.halves is not None else None

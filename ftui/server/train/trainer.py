@@ -261,7 +261,7 @@ class JobTrainer(BatchSteps):
             self.event("Fine-tuning job started" + (f", continuing {job['model']}" if parent is not None else ""))
         pad = tok.pad_token_id
         model.train()
-        self.halves = TwoHalves.for_job(dev, train, bs) if kind != "dpo" else None
+        self.halves = TwoHalves.for_job(dev, train, bs) if kind != "dpo" and self.world == 1 else None
         try:
             saved = self._loop(model, opt, kind, train, valid, bs, n_epochs, start_step, history, pad, dev, beta)
         finally:

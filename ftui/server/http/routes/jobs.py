@@ -41,6 +41,13 @@ class Method(BaseModel):
     reinforcement: dict | None = None
 
 
+class ExecutorRequest(BaseModel):
+    """ftui's extension (the SDK's ``extra_body={"executor": {"workers": 2}}``): a supervised job trained on N
+    data-parallel workers (torch.distributed), the global batch unchanged."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+    workers: int = Field(1, ge=1, le=64)
+
+
 class JobCreate(BaseModel):
     """POST /v1/fine_tuning/jobs, typed and strict (OpenAI's CreateFineTuningJobRequest)."""
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -53,6 +60,7 @@ class JobCreate(BaseModel):
     seed: int | None = Field(None, ge=0, le=2147483647)
     metadata: dict[str, str] | None = None
     integrations: list | None = None
+    executor: ExecutorRequest | None = None  # ftui's extension: not sent by OpenAI's clients
 
 
 def _method(r: JobCreate, c: Context) -> tuple[str, dict, dict]:
@@ -163,11 +171,18 @@ async def create_job(c: CtxDep, r: Annotated[JobCreate, Depends(json_body(JobCre
     seed = secrets.randbelow(2**31) if r.seed is None else r.seed
     kind, hp, settings = _method(r, c)
     _check_hyperparameters(hp, kind)
+    workers = r.executor.workers if r.executor is not None else 1
+    if workers > 1 and kind != "supervised":
+        raise APIError(400, f"executor.workers={workers}: data-parallel training is for supervised jobs (a {kind} "
+                       "job trains on one worker).", param="executor.workers")
+    if workers > 1 and c.executor_name != "local":
+        raise APIError(400, f"executor.workers={workers}: this server's {c.executor_name} executor trains each job "
+                       "on one worker; data-parallel jobs run with the local executor.", param="executor.workers")
     job_id = new_id("ftjob")
     store.add_job(id=job_id, created_at=now(), model=model, training_file=r.training_file,
                   validation_file=r.validation_file, status="validating_files",
                   method={"type": kind, kind: {"hyperparameters": hp, **settings}}, suffix=suffix, seed=seed,
-                  metadata=metadata)
+                  metadata=metadata, executor={"name": c.executor_name, "workers": workers} if workers > 1 else None)
     store.add_event(job_id, f"Created fine-tuning job: {job_id}")
     return job_obj(store.get_job(job_id))
 
