@@ -43,9 +43,10 @@ def add_parser(sub) -> None:
     serve.add_argument("--python-graders", action="store_true",
                        help="run python graders without an API key (they run code as you on this machine; with a "
                        "key they always run)")
-    serve.add_argument("--executor", choices=("local", "ray"), default="local",
-                       help="where jobs train: here (local, the default) or on a Ray cluster (ray; the 'ray' extra, "
-                       "and ftui[local] on the cluster's nodes)")
+    serve.add_argument("--executor", choices=("local", "ray", "skypilot"), default="local",
+                       help="where jobs train: here (local, the default), on a Ray cluster (ray; the 'ray' extra, "
+                       "and ftui[local] on the cluster's nodes) or as SkyPilot managed jobs (skypilot: the sky CLI, "
+                       "--sky-bucket and --sky-dir)")
     serve.add_argument("--ray-address", default=None, metavar="ADDR",
                        help="the Ray cluster: HOST:PORT of its head, ray://HOST:10001, or auto (default: $RAY_ADDRESS,"
                        " else auto)")
@@ -53,6 +54,14 @@ def add_parser(sub) -> None:
     serve.add_argument("--ray-gpus", type=float, default=0.0, metavar="N", help="GPUs a job's Ray worker asks for")
     serve.add_argument("--ray-tries", type=int, default=3, metavar="N",
                        help="Ray workers a job may lose (node lost, out of memory) before it fails (default 3)")
+    serve.add_argument("--sky-bucket", default=None, metavar="URI",
+                       help="skypilot: the bucket each task mounts at /ftui (s3://…, gs://…, r2://…)")
+    serve.add_argument("--sky-dir", default=None, metavar="PATH",
+                       help="skypilot: where this machine sees that bucket (a FUSE mount or a shared filesystem)")
+    serve.add_argument("--sky-accelerators", default=None, metavar="SPEC",
+                       help="skypilot: the accelerators a job's task asks for (e.g. L4:1; default: CPUs only)")
+    serve.add_argument("--sky-spot", action="store_true",
+                       help="skypilot: spot instances (a preempted task is recovered and resumes from its state)")
     serve.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # fault injection for tests
     serve.set_defaults(func=run)
 
@@ -99,6 +108,22 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_UNREADABLE
         executor.update(address=args.ray_address or os.environ.get("RAY_ADDRESS") or "auto", cpus=args.ray_cpus,
                         gpus=args.ray_gpus, tries=args.ray_tries)
+    if args.executor == "skypilot":
+        import shutil
+
+        if not args.sky_bucket or not args.sky_dir:
+            print("ftui serve --executor skypilot needs --sky-bucket (what the tasks mount) and --sky-dir (where "
+                  "this machine sees it)", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if not Path(args.sky_dir).is_dir():
+            print(f"ftui serve: --sky-dir {args.sky_dir}: no such folder", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if shutil.which("sky") is None:
+            print("ftui serve --executor skypilot needs SkyPilot's `sky` command (pip install skypilot, then "
+                  "`sky check`)", file=sys.stderr)
+            return EXIT_UNREADABLE
+        executor.update(bucket=args.sky_bucket, shared_dir=str(Path(args.sky_dir).resolve()),
+                        accelerators=args.sky_accelerators, spot=args.sky_spot, tries=args.ray_tries)
     return serve(args.host, args.port, data_dir, key, args.base_model, test_hooks=args.test_hooks,
                  idle_exit=args.idle_exit, allow_hosts=args.allow_host, allow_origins=args.allow_origin,
                  deployments=deployments, python_graders=args.python_graders, executor=executor)

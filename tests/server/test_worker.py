@@ -1,13 +1,15 @@
 """The self-contained worker (ftui/server/executors/worker.py), started the way a SkyPilot task or a Slurm script
 starts it — `python -m ftui.server.executors.worker BUNDLE_DIR` in a separate process — trains the same job as
-`ftui serve` does: its records, applied to a store, give the same losses step by step, the model, its checkpoints
-and the results file. A record that reaches outside its job's folder is refused."""
+`ftui serve` does, also when it is killed (a preempted spot node) and started again in the same folder: its records,
+applied to a store, give the same losses step by step, the model, its checkpoints and the results file. A record
+that reaches outside its job's folder is refused."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -36,8 +38,19 @@ def test_the_worker_command_trains_the_job_the_server_trains(server, tmp_path, m
                  status="running", method=METHOD, suffix="far", seed=3, metadata=None)
     folder = tmp_path / "bundle"
     write_bundle(bundle_of(home, home.get_job(jid)), folder)
-    run = subprocess.run([sys.executable, "-m", "ftui.server.executors.worker", str(folder)], capture_output=True,
-                         text=True, timeout=600, env={**os.environ, "FTUI_MODEL_CACHE": model_cache})
+    command = [sys.executable, "-m", "ftui.server.executors.worker", str(folder)]
+    env = {**os.environ, "FTUI_MODEL_CACHE": model_cache}
+    # preempted (SIGKILL) after the first epoch's end, whose state is in the records; started again in the same
+    # folder, as SkyPilot's recovery starts a task's `run` again, it goes on from that state
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not any(e["type"] == "metrics" and e["data"]["step"] >= 5 for r in read_records(folder)
+                  for e in r["events"]):
+        assert first.poll() is None and time.time() < deadline, "the worker never got past its first epoch"
+        time.sleep(0.2)
+    first.kill()
+    first.wait()
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip() == f"job {jid}: succeeded"
     records = read_records(folder)
@@ -53,6 +66,7 @@ def test_the_worker_command_trains_the_job_the_server_trains(server, tmp_path, m
     for step in here:
         assert far[step] == pytest.approx(here[step], rel=2e-3, abs=2e-3), step
     assert [e["message"] for e in events][-1] == "The job has successfully completed"
+    assert any(e["message"].startswith("Resuming fine-tuning from step 4/8") for e in events)
     model = home.get_model(done["fine_tuned_model"])
     assert model is not None and (tmp_path / "home" / "jobs" / jid / "model" / "adapter_config.json").exists()
     assert model["path"] == str((tmp_path / "home" / "jobs" / jid / "model").resolve())

@@ -9,6 +9,8 @@ trainer writes them, so the API, the TUI, chat, eval and export see no differenc
 - ``local`` (:mod:`.local`): the trainer in the runner process — ``ftui serve``'s default.
 - ``ray`` (:mod:`.ray_cluster`): the trainer in a Ray actor on a cluster (``ftui serve --executor ray``); the
   actor runs the self-contained worker (:mod:`.worker`), whose records the runner writes into the store.
+- ``skypilot`` (:mod:`.skypilot`): a SkyPilot managed job per job (clouds, Kubernetes, Slurm), the worker command
+  as its ``run``, bundle and records through a bucket both sides see.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class ExecutorConfig:
     cpus: float = 1.0  # ray: CPUs a job's worker asks for
     gpus: float = 0.0  # ray: GPUs a job's worker asks for
     tries: int = 3  # ray: workers a job may lose before it fails
+    shared_dir: str | None = None  # skypilot: where this machine sees the bucket the tasks mount (bundles, records)
+    bucket: str | None = None  # skypilot: that bucket as the task mounts it (s3://…, gs://…, r2://…, a storage name)
+    accelerators: str | None = None  # skypilot: e.g. L4:1 (None: CPUs only)
+    spot: bool = False  # skypilot: spot instances (a preempted task is recovered and resumes from its state)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,4 +67,8 @@ def make(config: ExecutorConfig) -> Executor:
         from ftui.server.executors.ray_cluster import RayExecutor
 
         return RayExecutor(config)
-    raise ValueError(f"unknown executor {config.name!r} (local or ray)")
+    if config.name == "skypilot":
+        from ftui.server.executors.skypilot import SkyPilotExecutor
+
+        return SkyPilotExecutor(config)
+    raise ValueError(f"unknown executor {config.name!r} (local, ray or skypilot)")

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 from ftui.server.store import Store
@@ -44,9 +43,7 @@ class LocalExecutor:
         return False
 
     def _train_parallel(self, store: Store, job: dict, control: Callable[[], None], workers: int) -> bool:
-        import orjson
-
-        from ftui.server.executors.worker import _decode_bytes, apply, bundle_of, write_bundle
+        from ftui.server.executors.worker import bundle_of, follow, write_bundle
         from ftui.server.train.trainer import Stop
 
         folder = store.dir / "jobs" / job["id"] / ".workers"  # dot-named: never part of a bundle or a record
@@ -59,34 +56,8 @@ class LocalExecutor:
         proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
                                  f"--nproc-per-node={workers}", "-m", "ftui.server.executors.worker", str(folder)],
                                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        records = folder / "records.jsonl"
-        done_bytes = 0
-        ended = None
-        told = None
         try:
-            while True:
-                exited = proc.poll() is not None  # read after checking: the last lines are in once it has exited
-                if records.exists():
-                    with open(records, "rb") as fh:
-                        fh.seek(done_bytes)
-                        chunk = fh.read()
-                    whole = chunk[:chunk.rfind(b"\n") + 1]
-                    done_bytes += len(whole)
-                    for line in whole.splitlines():
-                        record = _decode_bytes(orjson.loads(line))
-                        apply(store, record)
-                        ended = record["ended"] or ended
-                if ended is not None or exited:
-                    break
-                if told is None:
-                    try:
-                        control()
-                    except Stop as stop:
-                        if stop.why not in ("paused", "cancelled"):
-                            raise
-                        told = stop.why
-                        (folder / "control").write_text(told)
-                time.sleep(0.25)
+            ended = follow(store, folder, control, lambda: proc.poll() is not None)
             proc.wait(timeout=60)
         except BaseException:
             if proc.poll() is None:

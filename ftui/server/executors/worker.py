@@ -30,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -132,8 +133,10 @@ class Worker:
     says whether the job should stop (``paused``, ``cancelled``, or None to go on)."""
 
     def __init__(self, bundle: dict, scratch: Path, emit: Callable[[dict], None],
-                 wanted: Callable[[], str | None], rank: int = 0, world: int = 1) -> None:
+                 wanted: Callable[[], str | None], rank: int = 0, world: int = 1,
+                 earlier: list[dict] | None = None) -> None:
         self.rank, self.world = rank, world  # data-parallel: every rank trains, rank 0 alone reports
+        self.earlier = earlier or []  # this worker's records from a run that was cut short (a preempted node)
         if bundle.get("version") != 1:
             raise BundleError(f"a bundle of version {bundle.get('version')!r}; this worker reads version 1")
         self.bundle, self.scratch, self.emit, self.wanted = bundle, scratch, emit, wanted
@@ -224,7 +227,17 @@ class Worker:
     def run(self) -> str:
         """Train; the job's end: ``succeeded``, ``failed``, ``paused`` or ``cancelled`` (also the last record's
         ``ended``)."""
-        self.store = store = self._seed()
+        store = self._seed()
+        if self.earlier:  # a restart after preemption: what the last run reported (its saved state too) comes first
+            for r in self.earlier:
+                apply(store, r)
+            self.seq = self.earlier[-1]["seq"]
+            self.sent_events = {e["id"] for e in store.events_of(self.job_id)}
+            self.sent_blobs = _signatures(self.scratch, self.scratch / "jobs" / self.job_id)
+            self.sent_files = {f["row"]["id"] for r in self.earlier for f in r["files"]}
+            if self.earlier[-1]["ended"]:
+                return self.earlier[-1]["ended"]
+        self.store = store
         job = store.get_job(self.job_id)
         cls = JobTrainer
         if job["method"]["type"] == "reinforcement":
@@ -273,11 +286,12 @@ def _signatures(root: Path, folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def run_bundle(bundle: dict, emit: Callable[[dict], None], wanted: Callable[[], str | None], rank: int = 0,
-               world: int = 1) -> str:
-    """Train the bundle's job in a scratch dir that is removed after; the job's end."""
+               world: int = 1, earlier: list[dict] | None = None) -> str:
+    """Train the bundle's job in a scratch dir that is removed after; the job's end. ``earlier``: the records of
+    a run of this worker that was cut short: it goes on from the state they carry."""
     scratch = Path(tempfile.mkdtemp(prefix="ftui-worker-"))
     try:
-        return Worker(bundle, scratch, emit, wanted, rank, world).run()
+        return Worker(bundle, scratch, emit, wanted, rank, world, earlier).run()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -327,6 +341,43 @@ def apply(store: Store, record: dict) -> None:
                             finished_at=job["finished_at"] or now(), estimated_finish=None)
 
 
+def follow(store: Store, folder: Path, control: Callable[[], None], exited: Callable[[], bool],
+           poll: float = 0.25) -> str | None:
+    """Apply the records a worker appends to ``folder/records.jsonl`` as they come, until it reports the job's end
+    (returned) or ``exited()`` says it is gone without one (None). A pause or cancel that ``control`` raises is
+    written to ``folder/control`` (the worker stops within a step) and followed to the end; any other Stop (the
+    server gone) is raised at once."""
+    from ftui.server.train.trainer import Stop
+
+    records = folder / "records.jsonl"
+    done_bytes = 0
+    told = None
+    while True:
+        gone = exited()  # read after asking: a worker that has exited wrote its last line before
+        if records.exists():
+            with open(records, "rb") as fh:
+                fh.seek(done_bytes)
+                chunk = fh.read()
+            whole = chunk[:chunk.rfind(b"\n") + 1]
+            done_bytes += len(whole)
+            for line in whole.splitlines():
+                record = _decode_bytes(orjson.loads(line))
+                apply(store, record)
+                if record["ended"]:
+                    return record["ended"]
+        if gone:
+            return None
+        if told is None:
+            try:
+                control()
+            except Stop as stop:
+                if stop.why not in ("paused", "cancelled"):
+                    raise
+                told = stop.why
+                atomic_write(folder / "control", told.encode())
+        time.sleep(poll)
+
+
 def _prune(folder: Path, top: Path) -> None:
     while folder != top and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
@@ -359,10 +410,13 @@ def write_bundle(bundle: dict, folder: Path) -> None:
 
 
 def read_records(folder: Path) -> list[dict]:
+    """The records in ``folder/records.jsonl`` (a last line cut off mid-write is not one)."""
     f = folder / "records.jsonl"
     if not f.exists():
         return []
-    return [_decode_bytes(orjson.loads(line)) for line in f.read_bytes().splitlines() if line.strip()]
+    data = f.read_bytes()
+    data = data[:data.rfind(b"\n") + 1]
+    return [_decode_bytes(orjson.loads(line)) for line in data.splitlines() if line.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,6 +439,13 @@ def main(argv: list[str] | None = None) -> int:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    # started again in the same folder (SkyPilot recovering a preempted spot node, a resubmitted Slurm job): the
+    # records written so far are replayed, and training goes on from the newest state among them
+    earlier = read_records(folder) if (folder / "records.jsonl").exists() else []
+    if rank == 0 and (folder / "records.jsonl").exists():  # a record cut off mid-line by the kill is dropped
+        whole = (folder / "records.jsonl").read_bytes()
+        whole = whole[:whole.rfind(b"\n") + 1]
+        atomic_write(folder / "records.jsonl", whole)
     out = open(folder / "records.jsonl", "ab") if rank == 0 else None
 
     def emit(record: dict) -> None:
@@ -399,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             return None
 
-    ended = run_bundle(bundle, emit, wanted, rank, world)
+    ended = run_bundle(bundle, emit, wanted, rank, world, earlier)
     if world > 1:
         import torch.distributed as dist
 
