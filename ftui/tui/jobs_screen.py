@@ -358,8 +358,8 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
             t.append(f" · estimated finish {ts(job['estimated_finish'], False)}")
         t.append(f"\n{job.get('model')} · {kind} · " + ", ".join(f"{k}={v}" for k, v in hp.items()))
         where = job.get("executor")  # ftui serve's extension: a job trained elsewhere says where, on how many
-        if isinstance(where, dict) and where.get("name") not in (None, "local"):
-            n = where.get("workers") or 1
+        n = (where.get("workers") or 1) if isinstance(where, dict) else 1
+        if isinstance(where, dict) and (where.get("name") not in (None, "local") or n > 1):
             t.append(f"\non {where.get('where') or where.get('name')} · {n} worker{'s' if n != 1 else ''}")
         grader = ((job.get("method") or {}).get("reinforcement") or {}).get("grader")
         if isinstance(grader, dict):
