@@ -159,10 +159,47 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+EARLY_KEYS = ("early_stopping_enabled", "patience", "min_delta", "warmup_evals", "best_checkpoint")
+
+
+class EarlyStopping:
+    """Together's early stopping, over the full validation loss measured at each epoch's end (one evaluation):
+    after ``warmup_evals`` evaluations, the job stops when ``patience`` evaluations in a row did not improve on the
+    best loss so far by more than ``min_delta``."""
+
+    def __init__(self, patience: int, min_delta: float, warmup_evals: int) -> None:
+        self.patience, self.min_delta, self.warmup = patience, min_delta, warmup_evals
+
+    @classmethod
+    def of(cls, hp: dict) -> EarlyStopping | None:
+        if not hp.get("early_stopping_enabled"):
+            return None
+        return cls(int(hp.get("patience", 2)), float(hp.get("min_delta", 0.0)), int(hp.get("warmup_evals", 0)))
+
+    def why_stop(self, history: list[dict]) -> str | None:
+        losses = [(d["step"], d["full_valid_loss"]) for d in history if "full_valid_loss" in d]
+        if len(losses) <= self.warmup:
+            return None
+        best_step, best = losses[0]
+        stale = 0
+        for step, loss in losses[1:]:
+            if loss < best - self.min_delta:
+                best_step, best, stale = step, loss, 0
+            else:
+                stale += 1
+        if stale < self.patience or len(losses) - self.warmup < self.patience:
+            return None
+        return (f"the full validation loss has not improved on {best} (step {best_step}) by more than "
+                f"{self.min_delta} for {stale} evaluation(s) (patience {self.patience})")
+
+
 class JobTrainer(BatchSteps):
     """Trains one job; ``control()`` is polled every step and may raise :class:`Stop`."""
 
     best_by: str | None = None  # the checkpoints kept: the newest, or the best by this metric
+    best_lowest = False  # …the lowest (a loss) rather than the highest (a reward)
+    early: EarlyStopping | None = None
+    stopped_at: int | None = None  # the epochs trained when early stopping ended the job
 
     def __init__(self, store: Store, job: dict, control: Callable[[], None]) -> None:
         self.store = store
@@ -209,6 +246,10 @@ class JobTrainer(BatchSteps):
         resolved = {"n_epochs": n_epochs, "batch_size": bs, "learning_rate_multiplier": lrm}
         if kind == "dpo":
             resolved["beta"] = beta
+        resolved.update({k: hp[k] for k in EARLY_KEYS if k in hp})
+        self.early = EarlyStopping.of(hp) if valid_rows else None
+        if hp.get("best_checkpoint"):
+            self.best_by, self.best_lowest = "full_valid_loss", True
         self.store.update_job(job["id"], method={"type": kind, kind: {"hyperparameters": resolved}})
 
         torch.manual_seed(job["seed"])
@@ -268,7 +309,14 @@ class JobTrainer(BatchSteps):
             if self.halves is not None:
                 self.halves.close()
         per_epoch = sum(len(x[0]) + (len(x[1]) + len(x[2]) if kind == "dpo" else 0) for x in train)
-        self._finish(model, history, n_epochs * per_epoch, adapter=saved)
+        if hp.get("best_checkpoint") and valid:  # the finished model is the best checkpoint by validation loss
+            best = min(self.store.list_checkpoints(job["id"]),
+                       key=lambda c: float((c["metrics"] or {}).get("full_valid_loss", math.inf)), default=None)
+            if best is not None and best["path"] != str(saved):
+                saved = Path(best["path"])
+                self.event(f"The fine-tuned model is the best checkpoint, step {best['step_number']} (full validation "
+                           f"loss {best['metrics'].get('full_valid_loss')})")
+        self._finish(model, history, (self.stopped_at or n_epochs) * per_epoch, adapter=saved)
 
     def _loop(self, model, opt, kind, train, valid, bs, n_epochs, start_step, history, pad, dev, beta) -> Path | None:
         """The epochs from ``start_step`` on -> the last checkpoint saved (the finished model's adapter)."""
@@ -327,11 +375,17 @@ class JobTrainer(BatchSteps):
                 done = step - start_step
                 eta = int(now() + elapsed / done * (total - step)) if done else None
                 self.store.update_job(job["id"], step=step, estimated_finish=eta)
+            why = self.early.why_stop(history) if self.early is not None and step > start_step else None
             saved = None
-            if step > start_step and epoch >= n_epochs - KEEP_CHECKPOINTS:
+            if step > start_step and (epoch >= n_epochs - KEEP_CHECKPOINTS or self.early is not None
+                                      or self.best_by is not None):
                 saved = self._checkpoint(model, step, history[-1] if history else {})
-            if step > start_step and epoch < n_epochs - 1:  # the last epoch ends in the finished model
+            if step > start_step and epoch < n_epochs - 1 and why is None:  # the last epoch ends in the model
                 self._save_state(model, opt, step, history, adapter=saved)
+            if why is not None:
+                self.stopped_at = epoch + 1
+                self.event(f"Early stopping at step {step}/{total} (epoch {epoch + 1} of {n_epochs}): {why}")
+                break
         try:  # paused at the very end: keep it all, resume goes straight to the finished model
             self.control()
         except Stop as stop:
@@ -390,8 +444,9 @@ class JobTrainer(BatchSteps):
             "full_valid_loss", "full_valid_mean_token_accuracy", "train_mean_reward", "full_valid_mean_reward")}
         self.store.add_checkpoint(self.job["id"], step, name, keep, str(target))
         kept = self.store.list_checkpoints(self.job["id"])  # newest first: the last three are kept…
-        if self.best_by is not None:  # …or the three best by a validation metric (RFT: by validation reward)
-            kept = sorted(kept, key=lambda c: -float((c["metrics"] or {}).get(self.best_by) or 0.0))
+        if self.best_by is not None:  # …or the three best by a validation metric (RFT: by validation reward;
+            sign = 1.0 if self.best_lowest else -1.0  # best_checkpoint: by the lowest validation loss)
+            kept = sorted(kept, key=lambda c: sign * float((c["metrics"] or {}).get(self.best_by) or 0.0))
         for old in kept[KEEP_CHECKPOINTS:]:
             self.store.delete_checkpoint(old["id"])
             shutil.rmtree(old["path"], ignore_errors=True)

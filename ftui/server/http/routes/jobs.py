@@ -26,6 +26,12 @@ class Hyperparameters(BaseModel):
     batch_size: AUTO | int | None = None
     learning_rate_multiplier: AUTO | float | None = None
     beta: AUTO | float | None = None
+    # Together's early stopping (ftui's local backend only; never sent to other backends by the app)
+    early_stopping_enabled: bool | None = None
+    patience: int | None = None
+    min_delta: float | int | None = None
+    warmup_evals: int | None = None
+    best_checkpoint: bool | None = None
 
 
 class MethodBody(BaseModel):
@@ -171,6 +177,14 @@ async def create_job(c: CtxDep, r: Annotated[JobCreate, Depends(json_body(JobCre
     seed = secrets.randbelow(2**31) if r.seed is None else r.seed
     kind, hp, settings = _method(r, c)
     _check_hyperparameters(hp, kind)
+    wants = [k for k in ("early_stopping_enabled", "best_checkpoint") if hp.get(k)]
+    if wants and r.validation_file is None:
+        raise APIError(400, f"{' and '.join(wants)} need a validation file: the job measures the validation loss at "
+                       "each epoch's end to decide.", param="validation_file")
+    others = [k for k in ("patience", "min_delta", "warmup_evals") if k in hp]
+    if others and not hp.get("early_stopping_enabled"):
+        raise APIError(400, f"{', '.join(others)} apply to early stopping: set early_stopping_enabled to true.",
+                       param=f"hyperparameters.{others[0]}")
     workers = r.executor.workers if r.executor is not None else 1
     if workers > 1 and kind != "supervised":
         raise APIError(400, f"executor.workers={workers}: data-parallel training is for supervised jobs (a {kind} "
@@ -311,9 +325,19 @@ def _check_hyperparameters(hp: dict, kind: str) -> None:
     if kind == "reinforcement":
         rules.update({"compute_multiplier": (float, 1e-5, 10), "eval_interval": (int, 1, 10_000),
                       "eval_samples": (int, 1, 64)})
+    if kind in ("supervised", "dpo"):
+        rules.update({"patience": (int, 1, 100), "min_delta": (float, -1, 100), "warmup_evals": (int, 0, 100)})
     for key, value in hp.items():
         if kind == "reinforcement" and key == "reasoning_effort":
             continue  # checked with the method
+        if kind in ("supervised", "dpo") and key in ("early_stopping_enabled", "best_checkpoint"):
+            if not isinstance(value, bool):
+                raise APIError(400, f"Invalid value for {key}: {value!r} (true or false).",
+                               param=f"hyperparameters.{key}")
+            continue
+        if kind in ("supervised", "dpo") and key == "min_delta" and isinstance(value, (int, float)) and value < 0:
+            raise APIError(400, f"Invalid value for min_delta: {value!r} (0 or more).",
+                           param="hyperparameters.min_delta")
         if key not in rules:
             raise APIError(400, f"Unknown hyperparameter {key!r} for {kind}.", param=f"hyperparameters.{key}")
         if value == "auto":
