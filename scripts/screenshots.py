@@ -122,6 +122,22 @@ def train_rft(base_url: str, api_key: str | None) -> str:
     return job.id
 
 
+async def open_job(pilot, app, job_id: str):
+    """F3, the job highlighted, its results and checkpoints read and its charts drawn: the Jobs screen."""
+    from ftui.tui.pilot import settle
+
+    await until(pilot, lambda: app.service is not None)
+    await pilot.press("f3")
+    jobs = app.screen
+    await until(pilot, lambda: job_id in jobs.tracks)
+    table = jobs.query_one("#jobs")
+    table.move_cursor(row=table.get_row_index(job_id))
+    await until(pilot, lambda: jobs.tracks[job_id].results_loaded and jobs.tracks[job_id].checkpoints)
+    await pilot.pause(0.5)  # the chart's coalesced redraw
+    await settle(pilot)
+    return jobs
+
+
 async def shoot_rft() -> None:
     """Reinforcement's screenshots: Jobs with the reward charts, the rollout view, the grader workbench."""
     os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")
@@ -142,15 +158,7 @@ async def shoot_rft() -> None:
             app = FtuiApp(SAMPLES.relative_to(ROOT) / "marv.jsonl", config=Config(cursor_blink=False),
                           profile=Profile("local", "local", data_dir=str(data_dir)))
             async with app.run_test(size=size) as pilot:
-                await until(pilot, lambda: app.service is not None)
-                await pilot.press("f3")
-                jobs = app.screen
-                await until(pilot, lambda: job_id in jobs.tracks)
-                table = jobs.query_one("#jobs")
-                table.move_cursor(row=table.get_row_index(job_id))
-                await until(pilot, lambda: jobs.tracks[job_id].results_loaded and jobs.tracks[job_id].checkpoints)
-                await pilot.pause(0.5)  # the chart's coalesced redraw
-                await settle(pilot)
+                await open_job(pilot, app, job_id)
                 app.save_screenshot(f"jobs-rft{suffix}.svg", str(OUT))
                 await pilot.press("o")
                 view = app.screen
@@ -275,15 +283,7 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle, base_url, local) -> N
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
         app.save_screenshot("data-80x24.svg", str(OUT))
-        await until(pilot, lambda: app.service is not None)
-        await pilot.press("f3")
-        jobs = app.screen
-        await until(pilot, lambda: job_id in jobs.tracks)
-        table = jobs.query_one("#jobs")
-        table.move_cursor(row=table.get_row_index(job_id))
-        await until(pilot, lambda: jobs.tracks[job_id].results_loaded and jobs.tracks[job_id].checkpoints)
-        await pilot.pause(0.5)  # the chart's coalesced redraw
-        await settle(pilot)
+        jobs = await open_job(pilot, app, job_id)
         app.save_screenshot("jobs-80x24.svg", str(OUT))
         # Files & models: the base's size, context and origin; x on the tuned model opens the export dialog
         tuned = jobs.tracks[job_id].job["fine_tuned_model"]
