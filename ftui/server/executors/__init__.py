@@ -58,6 +58,17 @@ class Executor(Protocol):
         ...
 
 
+def trainer_for(store: Store, job: dict, control: Callable[[], None]):
+    """The trainer of ``job``'s method: reinforcement's, or the supervised/DPO one."""
+    from ftui.server.train.trainer import JobTrainer
+
+    if job["method"]["type"] == "reinforcement":
+        from ftui.server.train.rft import ReinforcementTrainer
+
+        return ReinforcementTrainer(store, job, control)
+    return JobTrainer(store, job, control)
+
+
 def make(config: ExecutorConfig) -> Executor:
     if config.name == "local":
         from ftui.server.executors.local import LocalExecutor

@@ -31,12 +31,9 @@ class LocalExecutor:
         workers = (job.get("executor") or {}).get("workers") or 1
         if workers > 1:
             return self._train_parallel(store, job, control, workers)
-        from ftui.server.train.trainer import JobTrainer
+        from ftui.server.executors import trainer_for
 
-        cls = JobTrainer
-        if job["method"]["type"] == "reinforcement":
-            from ftui.server.train.rft import ReinforcementTrainer as cls  # type: ignore[assignment]
-        cls(store, job, control).run()
+        trainer_for(store, job, control).run()
         return True
 
     def recover(self, store: Store, job: dict) -> bool:

@@ -38,7 +38,7 @@ from pathlib import Path
 import orjson
 
 from ftui.server.store import TERMINAL, Store, atomic_write, now
-from ftui.server.train.trainer import JobTrainer, Stop
+from ftui.server.train.trainer import Stop
 
 log = logging.getLogger("ftui.worker")
 
@@ -55,19 +55,22 @@ def _rel(store_dir: Path, path: str | Path) -> str:
     return str(Path(path).resolve().relative_to(store_dir.resolve()))
 
 
-def _blobs_under(root: Path, folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` by its path relative to ``root``; dot-named folders (a write in progress) left
-    out."""
-    out: dict[str, bytes] = {}
-    if not folder.is_dir():
-        return out
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.startswith("."):
-                p = Path(dirpath) / name
-                out[str(p.relative_to(root))] = p.read_bytes()
+def _files_under(root: Path, folder: Path) -> dict[str, Path]:
+    """Every file under ``folder`` by its path relative to ``root``; dot-named files and folders (a write in
+    progress, the executor's own notes) left out."""
+    out: dict[str, Path] = {}
+    if folder.is_dir():
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if not name.startswith("."):
+                    p = Path(dirpath) / name
+                    out[str(p.relative_to(root))] = p
     return out
+
+
+def _blobs_under(root: Path, folder: Path) -> dict[str, bytes]:
+    return {rel: p.read_bytes() for rel, p in _files_under(root, folder).items()}
 
 
 def bundle_of(store: Store, job: dict) -> dict:
@@ -239,13 +242,12 @@ class Worker:
                 return self.earlier[-1]["ended"]
         self.store = store
         job = store.get_job(self.job_id)
-        cls = JobTrainer
-        if job["method"]["type"] == "reinforcement":
-            from ftui.server.train.rft import ReinforcementTrainer as cls  # type: ignore[assignment]
+        from ftui.server.executors import trainer_for
+
         ended = "failed"
-        if self.world > 1 and cls is not JobTrainer:
+        if self.world > 1 and job["method"]["type"] != "supervised":
             raise BundleError("data-parallel training is for supervised jobs")
-        trainer = cls(store, job, self.control)
+        trainer = trainer_for(store, job, self.control)
         trainer.rank, trainer.world = self.rank, self.world
         try:
             trainer.run()
@@ -273,15 +275,11 @@ def _inside(root: Path, rel: str) -> Path:
 
 
 def _signatures(root: Path, folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file :func:`_files_under` lists: what changed since the last record."""
     out = {}
-    if folder.is_dir():
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if not name.startswith("."):
-                    p = Path(dirpath) / name
-                    st = p.stat()
-                    out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    for rel, p in _files_under(root, folder).items():
+        st = p.stat()
+        out[rel] = (st.st_size, st.st_mtime_ns)
     return out
 
 
