@@ -6,6 +6,7 @@ the SDK (about a minute on 2 cores), then shoots the Data, Jobs and Chat (compar
 
     python scripts/screenshots.py          # every screenshot
     python scripts/screenshots.py --rft    # only reinforcement's: the reward charts, the rollouts, the workbench
+    python scripts/screenshots.py --sweep  # only the README's "Comparing runs": a sweep of 4 on the reviews, compared
 
 ``--rft`` warm-starts a model on the bundled reviews (supervised, one epoch), then runs a reinforcement job from it
 with a string_check grader on the star and a validation file (about 4 minutes on 2 cores).
@@ -299,9 +300,92 @@ async def _shoot(profile, job_id, FtuiApp, Config, settle, base_url, local) -> N
         app.save_screenshot("export-80x24.svg", str(OUT))
 
 
+async def shoot_sweep() -> None:
+    """The README's "Comparing runs": the bundled reviews prepared (70/10/20), a sweep of four
+    from the create-job form (epochs 1, 2 × LR 1, 3), the four compared, the best two evaluated against their base."""
+    os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")
+    from ftui.config import Config
+    from ftui.core.prepare import Recipe, plan, write
+    from ftui.service.local import LocalBackend
+    from ftui.service.profiles import Profile
+    from ftui.tui.app import FtuiApp
+    from ftui.tui.pilot import settle
+
+    OUT.mkdir(exist_ok=True)
+    prepared = Path(tempfile.mkdtemp()) / "reviews-prepared"
+    write(plan(Recipe([str(SAMPLES / "reviews.csv")], system="Rate the app review from 1 to 5 stars. Answer with "
+                      "the digit only.", split=(0.7, 0.1, 0.2), seed=7)), prepared)
+    data_dir = Path(tempfile.mkdtemp()) / "server"
+    local = LocalBackend(data_dir)
+    local.start()
+    try:
+        app = FtuiApp(prepared / "train.jsonl", config=Config(cursor_blink=False),
+                      profile=Profile("local", "local", data_dir=str(data_dir)))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.service is not None and app.models)
+            await until(pilot, lambda: getattr(app.data_screen(), "report", None) is not None)
+            await pilot.press("f3")
+            jobs = app.screen
+            await pilot.press("n")
+            await settle(pilot)
+            form = app.screen
+            for field, value in (("epochs", "1, 2"), ("batch", "8"), ("lr", "1, 3"), ("seed", "7"),
+                                 ("suffix", "stars")):
+                form.query_one(f"#{field}").value = value
+            await settle(pilot)
+            app.save_screenshot("sweep-form.svg", str(OUT))
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: app.screen is jobs)
+            sweep = lambda: [t for t in jobs.tracks.values()  # noqa: E731
+                             if (t.job.get("user_provided_suffix") or "").startswith("stars-")]
+            await until(pilot, lambda: len(sweep()) == 4)
+            await until(pilot, lambda: all(t.terminal for t in sweep()), timeout=1200)
+            table = jobs.query_one("#jobs")
+            for t in sweep():
+                table.move_cursor(row=table.get_row_index(t.id))
+                await settle(pilot)
+                await pilot.press("space")
+            await pilot.press("m")
+            view = app.screen
+            await until(pilot, lambda: all(t.results_loaded for t in view.tracks))
+            await settle(pilot)
+            app.save_screenshot("compare.svg", str(OUT))
+            await pilot.press("e")
+            await until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
+            ev = app.screen
+            await settle(pilot)
+            ev.query_one("#ev-out").value = tempfile.mkdtemp()
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: ev.doc is not None and not ev.running, timeout=600)
+            await settle(pilot)
+            app.save_screenshot("eval-best-two.svg", str(OUT))
+        app = FtuiApp(prepared / "train.jsonl", config=Config(cursor_blink=False),
+                      profile=Profile("local", "local", data_dir=str(data_dir)))
+        async with app.run_test(size=SMALL) as pilot:
+            await until(pilot, lambda: app.service is not None)
+            await pilot.press("f3")
+            jobs = app.screen
+            await until(pilot, lambda: len([t for t in jobs.tracks.values() if t.terminal]) >= 4)
+            table = jobs.query_one("#jobs")
+            for t in [t for t in jobs.tracks.values() if (t.job.get("user_provided_suffix") or "").startswith("stars")]:
+                table.move_cursor(row=table.get_row_index(t.id))
+                await settle(pilot)
+                await pilot.press("space")
+            await pilot.press("m")
+            view = app.screen
+            await until(pilot, lambda: all(t.results_loaded for t in view.tracks))
+            await settle(pilot)
+            app.save_screenshot("compare-80x24.svg", str(OUT))
+    finally:
+        local.stop()
+
+
 if __name__ == "__main__":
     if "--rft" in sys.argv[1:]:
         asyncio.run(shoot_rft())
+    elif "--sweep" in sys.argv[1:]:
+        asyncio.run(shoot_sweep())
     else:
         asyncio.run(shoot())
         asyncio.run(shoot_rft())
+        asyncio.run(shoot_sweep())

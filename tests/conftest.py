@@ -88,12 +88,29 @@ def tuned_data_dir(tmp_path_factory, model_cache):
 
 
 # -- the fast tier: `./dev fast` (pytest -m "not slow") leaves out whatever starts a server or loads a model ----------
+# The longest test files, longest first (measured: docs/contributing.md). They run first, so that when the slow tier
+# runs on two processes (./dev test), neither waits alone for one of them at the end.
+LONGEST_FIRST = ("server/test_eval_loop.py", "server/test_ray_executor.py", "server/test_export.py",
+                 "server/test_reinforcement.py", "server/test_trainer_math.py", "server/test_uploads_azure.py",
+                 "tui/test_many_runs.py", "server/test_server.py", "tui/test_hangup.py", "tui/test_backend_loop.py",
+                 "server/test_memory.py", "server/test_runner_faults.py", "server/test_base_sources.py",
+                 "server/test_restart.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """A test that uses the model cache (every real `ftui serve` and every in-process model does) is slow by
-    definition, marked or not; the fast tier never depends on someone remembering the marker."""
+    definition, marked or not; the fast tier never depends on someone remembering the marker. The longest files
+    go first (a stable sort: within a file, the order is the file's)."""
     for item in items:
         if "model_cache" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def place(item) -> int:
+        path = item.nodeid.split("::")[0].removeprefix("tests/")
+        return rank.get(path, len(rank))
+
+    items.sort(key=place)
 
 
 # -- a broken set-up fails the suite: nothing is skipped silently -----------------------------------------------------

@@ -69,6 +69,8 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute("ALTER TABLE jobs ADD COLUMN pause TEXT")
         if "executor" not in columns:  # where the job trains: {"name", "workers", "where"} (None: here, local)
             db.execute("ALTER TABLE jobs ADD COLUMN executor TEXT")
+        if "sha256" not in {r[1] for r in db.execute("PRAGMA table_info(files)")}:  # a file's content hash
+            db.execute("ALTER TABLE files ADD COLUMN sha256 TEXT")  # (older files: computed when first asked)
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='checkpoint_step'").fetchone() is None:
             # older runners wrote a second row for a checkpoint trained again after a resume: keep the newest
             db.execute("DELETE FROM checkpoints WHERE rowid NOT IN (SELECT MAX(rowid) FROM checkpoints "
@@ -78,6 +80,16 @@ def _migrate(db: sqlite3.Connection) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _sha256_of(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def new_id(prefix: str) -> str:
@@ -110,9 +122,11 @@ class Store:
         return self.dir / "files" / file_id
 
     def add_file(self, filename: str, purpose: str, data: bytes) -> dict:
+        import hashlib
+
         fid = new_id("file")
         atomic_write(self.file_path(fid), data)
-        return self._register_file(fid, filename, purpose, len(data))
+        return self._register_file(fid, filename, purpose, len(data), hashlib.sha256(data).hexdigest())
 
     def incoming(self) -> Path:
         """A temp file in the files dir for an upload streamed to disk (then ``adopt_file`` renames it in place)."""
@@ -127,17 +141,32 @@ class Store:
     def adopt_file(self, tmp: Path, filename: str, purpose: str) -> dict:
         fid = new_id("file")
         size = tmp.stat().st_size
+        digest = _sha256_of(tmp)  # in the caller's thread (the routes adopt in one), before the file is public
         os.replace(tmp, self.file_path(fid))
-        return self._register_file(fid, filename, purpose, size)
+        return self._register_file(fid, filename, purpose, size, digest)
 
-    def _register_file(self, fid: str, filename: str, purpose: str, size: int) -> dict:
+    def _register_file(self, fid: str, filename: str, purpose: str, size: int, digest: str | None) -> dict:
         seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0]
-        self.db.execute("INSERT INTO files VALUES (?,?,?,?,?,?)", (fid, filename, purpose, size, now(), seq))
+        self.db.execute("INSERT INTO files (id, filename, purpose, bytes, created_at, seq, sha256) VALUES "
+                        "(?,?,?,?,?,?,?)", (fid, filename, purpose, size, now(), seq, digest))
         return self.get_file(fid)
 
     def get_file(self, file_id: str) -> dict | None:
         row = self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
         return dict(row) if row else None
+
+    def file_sha256(self, file_id: str) -> str | None:
+        """A file's content hash, computed and kept the first time for a file stored before ftui kept them."""
+        f = self.get_file(file_id)
+        if f is None:
+            return None
+        if not f.get("sha256"):
+            try:
+                f["sha256"] = _sha256_of(self.file_path(file_id))
+            except OSError:
+                return None
+            self.db.execute("UPDATE files SET sha256=? WHERE id=?", (f["sha256"], file_id))
+        return f["sha256"]
 
     def list_files(self, purpose: str | None, limit: int, order: str, after: str | None) -> list[dict]:
         sql, args = "SELECT * FROM files WHERE 1=1", []
@@ -400,6 +429,29 @@ class Store:
     def delete_events(self, job_id: str, ids: list[str]) -> None:
         self.db.executemany("DELETE FROM events WHERE job_id=? AND id=?", [(job_id, i) for i in ids])
 
+    def throughput(self, model: str, newest: int = 10) -> dict[str, dict]:
+        """Measured training speed of jobs on ``model`` here, per method: {"tokens_per_second", "jobs",
+        "seconds_per_job"} over the newest ``newest`` succeeded jobs that were never paused, timed from their
+        "Fine-tuning job started" event to their end (what the app's estimates of a new job's duration use)."""
+        rows = self.db.execute("SELECT id, method, trained_tokens, finished_at FROM jobs WHERE model=? AND "
+                               "status='succeeded' AND trained_tokens > 0 ORDER BY seq DESC LIMIT ?",
+                               (model, newest * 3)).fetchall()
+        seen: dict[str, list[tuple[int, int]]] = {}
+        for r in rows:
+            kind = json.loads(r["method"]).get("type", "supervised")
+            if len(seen.setdefault(kind, [])) >= newest:
+                continue
+            times = self.db.execute(
+                "SELECT MIN(CASE WHEN message LIKE 'Fine-tuning job started%' THEN created_at END) AS started, "
+                "SUM(message LIKE 'Fine-tuning job paused%') AS paused FROM events WHERE job_id=?",
+                (r["id"],)).fetchone()
+            if times["started"] is None or times["paused"]:
+                continue
+            seen[kind].append((r["trained_tokens"], max(1, r["finished_at"] - times["started"])))
+        return {kind: {"tokens_per_second": round(sum(t for t, _ in runs) / sum(s for _, s in runs), 1),
+                       "jobs": len(runs), "seconds_per_job": round(sum(s for _, s in runs) / len(runs), 1)}
+                for kind, runs in seen.items() if runs}
+
     def events_of(self, job_id: str) -> list[dict]:
         """Every event of a job, oldest first, as stored (``data`` decoded)."""
         rows = [dict(r) for r in self.db.execute("SELECT * FROM events WHERE job_id=? ORDER BY seq", (job_id,))]
@@ -409,8 +461,9 @@ class Store:
 
     def import_file(self, f: dict) -> None:
         seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0]
-        self.db.execute("INSERT OR IGNORE INTO files VALUES (?,?,?,?,?,?)", (f["id"], f["filename"], f["purpose"],
-                                                                           f["bytes"], f["created_at"], seq))
+        self.db.execute("INSERT OR IGNORE INTO files (id, filename, purpose, bytes, created_at, seq, sha256) VALUES "
+                        "(?,?,?,?,?,?,?)", (f["id"], f["filename"], f["purpose"], f["bytes"], f["created_at"], seq,
+                                            f.get("sha256")))
 
     def import_checkpoints(self, job_id: str, rows: list[dict]) -> None:
         """The job's checkpoints become ``rows`` (ids kept): those not among them go (rows only)."""

@@ -327,7 +327,8 @@ class Service:
     # -- jobs --------------------------------------------------------------------------------------------------
     async def create_job(self, *, training_file: str, model: str, method: str = "supervised",
                          hyperparameters: dict | None = None, suffix: str | None = None, seed: int | None = None,
-                         validation_file: str | None = None, grader: dict | None = None) -> dict:
+                         validation_file: str | None = None, grader: dict | None = None,
+                         metadata: dict[str, str] | None = None) -> dict:
         hp = {k: v for k, v in (hyperparameters or {}).items() if v not in (None, "", "auto")}
         inner: dict = {"hyperparameters": hp}
         if method == "reinforcement":
@@ -339,11 +340,17 @@ class Service:
             kw["seed"] = seed
         if validation_file:
             kw["validation_file"] = validation_file
+        if metadata:
+            kw["metadata"] = metadata
         job = await self._call(self.retrying.fine_tuning.jobs.create(**kw, extra_headers=_idempotent()), "create job")
         return _job(job, "create job")
 
-    async def jobs(self, limit: int = 100) -> list[dict]:
-        page = await self._call(self.client.fine_tuning.jobs.list(limit=limit), "list jobs")
+    async def jobs(self, limit: int = 100, metadata: dict[str, str] | None = None) -> list[dict]:
+        """The newest jobs; ``metadata``: only those whose metadata holds each pair (OpenAI's and ftui serve's
+        ``metadata[KEY]=VALUE`` filter)."""
+        jobs = self.client.fine_tuning.jobs
+        page = await self._call(jobs.list(limit=limit, metadata=metadata) if metadata else jobs.list(limit=limit),
+                                "list jobs")
         return [_job(j, "list jobs") for j in _items(page, "list jobs")]
 
     async def job(self, job_id: str) -> dict:

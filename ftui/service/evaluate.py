@@ -26,7 +26,7 @@ import orjson
 from ftui.core import scoring
 from ftui.core.catalog import inference_cost
 from ftui.core.evalset import EvalSet
-from ftui.core.files import atomic_write
+from ftui.core.files import atomic_write, user_data_dir
 
 from .errors import ServiceError
 
@@ -395,7 +395,59 @@ def write(r: EvalRun, out_dir: str | Path) -> tuple[Path, Path, dict]:
     body = b"".join(orjson.dumps(x) + b"\n" for x in rows(r))
     atomic_write(out / "eval.jsonl", body)
     atomic_write(out / "eval.json", orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    try:
+        remember(doc, out / "eval.json")
+    except OSError:  # the index is a convenience for comparisons: the run's own files are written
+        pass
     return out / "eval.jsonl", out / "eval.json", doc
+
+
+# -- the index of evaluations: which model was measured on what, with which score ---------------------------------
+INDEX_KEEP = 2000
+
+
+def index_path() -> Path:
+    return user_data_dir() / "evals.json"
+
+
+def headline(doc: dict, model: str) -> float | None:
+    """A model's one figure in an eval.json: mean reward, accuracy (a label set) or exact match."""
+    d = (doc.get("models") or {}).get(model) or {}
+    v = d.get("mean_reward" if doc.get("metric") == "reward" else doc.get("metric") or "exact_match")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def remember(doc: dict, path: Path) -> None:
+    """Add a finished run's figures to ``$XDG_DATA_HOME/ftui/evals.json`` (one entry per model; the same run
+    written again replaces its entries), so a comparison of jobs shows what their models scored."""
+    try:
+        index = orjson.loads(index_path().read_bytes())
+    except (OSError, ValueError):
+        index = []
+    if not isinstance(index, list):
+        index = []
+    where = str(Path(path).resolve())
+    index = [e for e in index if isinstance(e, dict) and e.get("path") != where]
+    for model in doc.get("models") or {}:
+        index.append({"model": model, "metric": doc.get("metric"), "score": headline(doc, model),
+                      "data": doc.get("data"), "data_name": Path(str(doc.get("data") or "")).name,
+                      "examples": doc.get("examples"), "complete": doc.get("complete"), "path": where,
+                      "at": time.time()})
+    atomic_write(index_path(), orjson.dumps(index[-INDEX_KEEP:]) + b"\n", mode=0o600)
+
+
+def evaluations(model: str) -> list[dict]:
+    """What the index holds of ``model``, newest first (one per data file)."""
+    try:
+        index = orjson.loads(index_path().read_bytes())
+    except (OSError, ValueError):
+        return []
+    seen, out = set(), []
+    for e in reversed(index if isinstance(index, list) else []):
+        if isinstance(e, dict) and e.get("model") == model and e.get("data") not in seen:
+            seen.add(e.get("data"))
+            out.append(e)
+    return out
 
 
 def disagreements(r: EvalRun, a: str, b: str) -> list[int]:

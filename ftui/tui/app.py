@@ -423,6 +423,12 @@ class FtuiApp(App):
         self.call_after_refresh(lambda: self.screen.set_input(str(path)) if isinstance(self.screen, PrepareScreen)
                                 else None)
 
+    @property
+    def is_ftui_serve(self) -> bool:
+        """The backend is ftui serve (started here or reached by URL): its models carry the ``ftui`` extension. It
+        alone gets early stopping's keys and has one queue that trains one job at a time."""
+        return self.profile.kind == "local" or any(isinstance(m.get("ftui"), dict) for m in self.models)
+
     def open_eval(self, data: str, models: list[str], why: str = "") -> None:
         """The Eval workspace, filled in (the Jobs workspace's `e` on a finished job); ``why`` says where the data
         came from."""

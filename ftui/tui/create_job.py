@@ -1,9 +1,13 @@
 """The create-job form (a modal): training and validation files, base model, method, hyperparameters, suffix, seed;
 tokens, epochs and the cost estimate before submitting; a file with errors is not uploaded unless the user insists;
-uploads show progress. Dismisses with the created job (a dict) or None."""
+uploads show progress. Lists of values in epochs, batch, LR × and seed make a sweep: the grid of their combinations,
+its size, tokens and cost shown before submitting; a point that a job on the backend already trains (same data
+content, base, method and hyperparameters) is not created again. Dismisses with the jobs created (then those that
+were already there), or None."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from pathlib import Path
 
@@ -48,12 +52,21 @@ def _num(value: str, kind):
     return kind(value)
 
 
-class CreateJobScreen(FtuiModal[dict | None]):
+class CreateJobScreen(FtuiModal[list[dict] | None]):
     HELP = """\
 # Create a fine-tuning job
 The training file is the Data workspace's file (uploaded when you submit) or a file already on the backend.
 Leave a hyperparameter empty for **auto**. The estimate uses the analysis of the open file; a file with
 validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** submits, **Esc** closes.
+
+**Sweeps**: several values in epochs, batch, LR × or seed (`1, 2` · `0.5, 1, 2`) make one job per combination,
+named by suffix (`lr0.5-ep2`) and queued one after another; the estimate shows how many jobs, tokens and cost in
+all. A combination identical to a job already on the backend (same data content, base model, method and
+hyperparameters) is not trained twice: the form points at that job.
+
+**Early stopping** (the local backend only; never sent to other backends): the job stops when its full validation
+loss, measured at each epoch's end, has not improved for *patience* epochs; **model = best checkpoint** makes the
+fine-tuned model the checkpoint with the lowest validation loss. Both need a validation file.
 """
     BINDINGS = [Binding("escape", "close", "Close", id="create.close"),
                 Binding("ctrl+s", "submit", "Create job", id="create.submit", priority=True),
@@ -66,7 +79,9 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
     CreateJobScreen .row { height: auto; }
     CreateJobScreen .row > Label { width: 18; padding: 1 0 0 0; }
     CreateJobScreen .row > Select, CreateJobScreen .row > Input { width: 1fr; }
-    CreateJobScreen #hp Input { width: 1fr; }
+    CreateJobScreen #hp Input, CreateJobScreen #early-row Input { width: 1fr; }
+    CreateJobScreen #early-row Checkbox { margin: 1 0 0 0; }
+    CreateJobScreen.-short-form #early-row Checkbox { margin: 0; }
     CreateJobScreen .row > .hp-label { width: auto; padding: 1 1 0 1; color: $text-muted; }
     CreateJobScreen.-short-form .row > .hp-label { padding: 0 1; }
     CreateJobScreen #estimate { padding: 1 0; }
@@ -86,6 +101,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         self.report = report if report is not None and self.path and report.analysis.path == self.path else None
         self.submitting = False
         self.grader: dict | None = None  # the RFT grader the backend accepted (the file in #grader)
+        self.estimate_s: float | None = None  # a job's measured-throughput duration on this backend
 
     # -- layout ----------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -131,11 +147,11 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             with Horizontal(classes="row", id="hp"):
                 yield Label("Hyperparameters")
                 yield Label("epochs", classes="hp-label")
-                yield FormInput(placeholder="auto", id="epochs", name_for_errors="Epochs", restrict=r"[0-9]*")
+                yield FormInput(placeholder="auto", id="epochs", name_for_errors="Epochs", restrict=r"[0-9, ]*")
                 yield Label("batch", classes="hp-label")
-                yield FormInput(placeholder="auto", id="batch", name_for_errors="Batch size", restrict=r"[0-9]*")
+                yield FormInput(placeholder="auto", id="batch", name_for_errors="Batch size", restrict=r"[0-9, ]*")
                 yield Label("LR ×", classes="hp-label")
-                yield FormInput(placeholder="auto", id="lr", name_for_errors="LR multiplier", restrict=r"[0-9.]*")
+                yield FormInput(placeholder="auto", id="lr", name_for_errors="LR multiplier", restrict=r"[0-9., ]*")
                 yield Label("beta", classes="hp-label", id="beta-label")
                 yield FormInput(placeholder="auto", id="beta", name_for_errors="Beta", restrict=r"[0-9.]*")
             with Horizontal(classes="row"):
@@ -143,7 +159,16 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 yield FormInput(placeholder="optional", id="suffix", name_for_errors="Suffix",
                                 restrict=r"[A-Za-z0-9_.\-]*", max_length=64)
                 yield Label("seed", classes="hp-label")
-                yield FormInput(placeholder="optional", id="seed", name_for_errors="Seed", restrict=r"[0-9]*")
+                yield FormInput(placeholder="optional", id="seed", name_for_errors="Seed", restrict=r"[0-9, ]*")
+            with Horizontal(classes="row", id="early-row"):
+                yield Label("Early stopping")
+                yield Checkbox("on", id="early", compact=True)
+                yield Label("patience", classes="hp-label")
+                yield FormInput(placeholder="2", id="patience", name_for_errors="Patience", restrict=r"[0-9]*")
+                yield Label("min Δ", classes="hp-label")
+                yield FormInput(placeholder="0", id="min-delta", name_for_errors="Min delta", restrict=r"[0-9.]*")
+                yield Checkbox("model = best checkpoint", id="best", compact=True)
+            yield Static("", id="early-note", markup=False)
             yield Static("", id="estimate", markup=False)
             yield Static("", id="problems", markup=False)
             yield Checkbox("Upload anyway (the file has errors)", id="insist")
@@ -152,6 +177,11 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             with Horizontal(id="buttons"):
                 yield Button("Create job (ctrl+s)", variant="primary", id="create")
                 yield Button("Cancel (Esc)", id="close")
+
+    @property
+    def is_ftui_serve(self) -> bool:
+        """Only ftui serve gets early stopping's keys; other backends never receive them."""
+        return self.app.is_ftui_serve
 
     def _base_models(self) -> list[tuple[str, str]]:
         today = date.today().isoformat()
@@ -230,6 +260,20 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         except ServiceError as e:
             self.query_one("#problems", Static).update(f"Cannot list the backend's files: {e.problem.message}")
             return
+        prof = self.app.profile
+        if not (prof.is_openai or prof.kind == "azure"):  # the backend's own list, as of now: the bases it
+            # can train (a form opened before the app had read them offered the catalog's) and their measured speed
+            before = self._base_models()
+            await self.app.fetch_models()
+            now_ = self._base_models()
+            if now_ != before:
+                base = self.query_one("#base", Select)
+                kept = base.value
+                base.set_options(now_)
+                ids = [v for _, v in now_]
+                base.value = kept if kept in ids else (self.app.model_id if self.app.model_id in ids else
+                                                       (ids[0] if ids else Select.BLANK))
+            self._update_estimate()
         extra = [(Text(f"{f['id']}  {f['filename']}"), f"file:{f['id']}") for f in files]
         for sel in ("#train", "#valid"):
             w = self.query_one(sel, Select)
@@ -239,10 +283,15 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                 w.value = current
 
     # -- estimate and checks ---------------------------------------------------------------------------------
+    @on(Checkbox.Changed, "#early, #best")
+    def _early_changed(self) -> None:
+        self._sync_method()
+        self._update_estimate()
+
     @on(Select.Changed)
     @on(Input.Changed)
     def _changed(self, event) -> None:
-        if getattr(event, "select", None) is not None and event.select.id == "method":
+        if getattr(event, "select", None) is not None and event.select.id in ("method", "valid"):
             self._sync_method()
         self._update_estimate()
         base = self.query_one("#base", Select).value
@@ -262,6 +311,22 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         self.query_one("#beta-label").display = dpo
         self.query_one("#grader-row").display = method == "reinforcement"
         self.query_one("#grader-status").display = method == "reinforcement"
+        tuned = method in ("supervised", "dpo")
+        self.query_one("#early-row").display = tuned
+        self.query_one("#early-note").display = tuned
+        local = self.is_ftui_serve
+        for w in ("#early", "#patience", "#min-delta", "#best"):
+            self.query_one(w).disabled = not local
+        note = self.query_one("#early-note", Static)
+        if not local:
+            note.update(Text("Early stopping and the best checkpoint are ftui serve's (the local backend): they are "
+                             "never sent to other backends.", style="dim"))
+        elif (self.query_one("#early", Checkbox).value or self.query_one("#best", Checkbox).value) and \
+                self.query_one("#valid", Select).value in (NONE, Select.BLANK):
+            note.update(Text("Early stopping and the best checkpoint judge by validation loss: choose a "
+                             "validation file.", style="yellow"))
+        else:
+            note.update("")
 
     @on(Input.Changed, "#grader")
     def _grader_edited(self) -> None:
@@ -297,9 +362,54 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         self.grader = grader
         return grader
 
+    def _fields(self) -> dict[str, list]:
+        """The sweepable fields' values (a list of one for a single job); raises SweepError naming the field."""
+        from ftui.service.runs import values_of
+
+        return {key: values_of(self.query_one(f"#{w}", Input).value, key)
+                for key, w in (("n_epochs", "epochs"), ("batch_size", "batch"), ("learning_rate_multiplier", "lr"),
+                               ("seed", "seed"))}
+
+    def _fixed(self, method: str) -> dict:
+        """What every job of the form sets besides the sweepable fields: beta (DPO), early stopping (ftui serve)."""
+        fixed: dict = {}
+        if method == "dpo":
+            fixed["beta"] = _num(self.query_one("#beta", Input).value, float)
+        if method in ("supervised", "dpo") and self.is_ftui_serve:
+            if self.query_one("#early", Checkbox).value:
+                fixed["early_stopping_enabled"] = True
+                patience = self.query_one("#patience", Input).value.strip()
+                if patience:
+                    fixed["patience"] = int(patience)
+                delta = self.query_one("#min-delta", Input).value.strip()
+                if delta:
+                    fixed["min_delta"] = float(delta)
+            if self.query_one("#best", Checkbox).value:
+                fixed["best_checkpoint"] = True
+        return fixed
+
+    def _seconds(self, billed_tokens: int) -> tuple[float | None, str]:
+        """How long a job of ``billed_tokens`` takes on this backend, from the measured speed of earlier jobs of this
+        base and method (ftui serve's ``throughput``), and what that rests on."""
+        base = self.query_one("#base", Select).value
+        method = str(self.query_one("#method", Select).value)
+        m = next((m for m in self.app.models if m["id"] == base), None)
+        speed = (_facts(m).get("throughput") or {}).get(method) if method != "reinforcement" else None
+        if not speed or not speed.get("tokens_per_second"):
+            return None, ""
+        n = speed.get("jobs", 0)
+        return billed_tokens / speed["tokens_per_second"], f"at {speed['tokens_per_second']:,.0f} tokens/s, " \
+            f"measured on {n} earlier job{'s' if n != 1 else ''} here"
+
+    def _points(self):
+        from ftui.service.runs import grid
+
+        method = self.query_one("#method", Select).value
+        return grid(self._fields(), self._fixed(str(method)))
+
     def _epochs(self):
         try:
-            return _num(self.query_one("#epochs", Input).value, int)
+            return self._fields()["n_epochs"][0]
         except ValueError:
             return "auto"
 
@@ -326,9 +436,17 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             note = f" (counted with {a.encoding}; {model.id} uses {model.encoding})"
         else:
             model_for_count = model
+        from ftui.service.runs import SweepError
+
+        try:
+            points = self._points()
+        except (SweepError, ValueError) as err:
+            est.update(Text(str(err), style="red"))
+            return
         r = Report(a, model_for_count, self._epochs())
         e = catalog.estimate(r.tokens, model, self._epochs(), n_examples=a.examples)
-        if model.provider == "local" or self.app.profile.kind == "local":
+        local = model.provider == "local" or self.app.profile.kind == "local"
+        if local:
             cost = "no charge (local backend)"
         elif e.usd is not None:
             cost = f"≈ ${e.usd:,.2f}"
@@ -336,9 +454,27 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             cost = e.note or "price unknown"
         text = Text()
         text.append(f"{a.examples:,} examples · {int(r.tokens.sum()):,} tokens{note} · ")
-        text.append(f"{e.n_epochs} epochs{' (auto)' if e.n_epochs_auto else ''} · {e.billed_tokens:,} billed tokens"
-                    " · ")
-        text.append(cost, style="bold")
+        if len(points) > 1:  # a sweep: the grid's size and its totals before anything is sent
+            each = [catalog.estimate(r.tokens, model, p.hp.get("n_epochs", "auto"), n_examples=a.examples)
+                    for p in points]
+            billed = sum(x.billed_tokens for x in each)
+            usd = None if local or any(x.usd is None for x in each) else sum(x.usd or 0.0 for x in each)
+            text.append(f"sweep of {len(points)} jobs", style="bold")
+            text.append(f" ({', '.join(p.name for p in points[:4])}{' …' if len(points) > 4 else ''}) · "
+                        f"{billed:,} billed tokens in all · ")
+            text.append(cost if usd is None else f"≈ ${usd:,.2f} in all", style="bold")
+        else:
+            billed = e.billed_tokens
+            text.append(f"{e.n_epochs} epochs{' (auto)' if e.n_epochs_auto else ''} · {e.billed_tokens:,} billed "
+                        "tokens · ")
+            text.append(cost, style="bold")
+        seconds, basis = self._seconds(billed)
+        self.estimate_s = seconds / len(points) if seconds is not None else None  # one job's, for its metadata
+        if seconds is not None:
+            from .jobs_screen import duration
+
+            text.append(f"\n≈ {duration(seconds)}{' in all, one job after another' if len(points) > 1 else ''} "
+                        f"({basis})")
         if e.over_context:
             text.append(f"\n{e.over_context} examples exceed {model.id}'s context and will be truncated",
                         style="yellow")
@@ -406,14 +542,19 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
             self.query_one("#insist", Checkbox).focus()
             return
         method = self.query_one("#method", Select).value
+        from ftui.service.runs import SweepError
+
         try:
-            hp = {"n_epochs": _num(self.query_one("#epochs", Input).value, int),
-                  "batch_size": _num(self.query_one("#batch", Input).value, int),
-                  "learning_rate_multiplier": _num(self.query_one("#lr", Input).value, float)}
-            if method == "dpo":
-                hp["beta"] = _num(self.query_one("#beta", Input).value, float)
+            points = self._points()
+        except SweepError as e:
+            problems.update(str(e))
+            return
         except ValueError as e:
             problems.update(f"A hyperparameter is not a number: {e}")
+            return
+        if any(k in p.hp for p in points for k in ("early_stopping_enabled", "best_checkpoint")) and \
+                self.query_one("#valid", Select).value in (NONE, Select.BLANK):
+            problems.update("Early stopping and the best checkpoint need a validation file.")
             return
         grader = None
         if method == "reinforcement":
@@ -424,10 +565,9 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                                 "as you leave the field).")
                 self.query_one("#grader", Input).focus()
                 return
-        seed_text = self.query_one("#seed", Input).value.strip()
         spec = {"train": train, "valid": self.query_one("#valid", Select).value, "model": base, "method": method,
-                "hyperparameters": hp, "suffix": self.query_one("#suffix", Input).value.strip() or None,
-                "seed": int(seed_text) if seed_text else None, "grader": grader,
+                "points": points, "suffix": self.query_one("#suffix", Input).value.strip(), "grader": grader,
+                "estimate_s": self.estimate_s,
                 "reupload": self.query_one("#reupload", Checkbox).value}
         self.submitting = True
         self.query_one("#create", Button).disabled = True
@@ -437,18 +577,23 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
     @work(exclusive=True, group="create-job", exit_on_error=False, description="Creating the job")
     async def _submit(self, spec: dict) -> None:
         from ftui.service.errors import ServiceError
+        from ftui.service.ledger import Ledger, sha256_of
 
         svc = self.app.service
         try:
-            ids = {}
+            ids: dict[str, str | None] = {}
+            shas: dict[str, str | None] = {}
             for role in ("train", "valid"):
                 value = spec[role]
                 if not isinstance(value, str) or value == NONE:
-                    ids[role] = None
+                    ids[role] = shas[role] = None
                 elif value.startswith("file:"):
                     ids[role] = value[5:]
+                    known = await asyncio.to_thread(Ledger().get, svc.identity, value[5:])
+                    shas[role] = known.sha256 if known else f"file:{value[5:]}"
                 else:
                     path = Path(value[6:])
+                    shas[role] = await asyncio.to_thread(sha256_of, path)
                     name = path.name
                     self.post_message(UploadProgress(name, 0, path.stat().st_size))
                     f = await svc.upload(path, progress=lambda d, t, n=name: self.post_message(
@@ -457,9 +602,7 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
                         self.app.notify(f"{name}: an identical file is on the backend ({f['id']}); not uploaded "
                                         "again", timeout=6)
                     ids[role] = f["id"]
-            job = await svc.create_job(training_file=ids["train"], validation_file=ids["valid"], model=spec["model"],
-                                       method=spec["method"], hyperparameters=spec["hyperparameters"],
-                                       suffix=spec["suffix"], seed=spec["seed"], grader=spec["grader"])
+            jobs, existing = await self._create_points(svc, spec, ids, shas)
         except (ServiceError, OSError) as e:
             msg = e.problem.message if isinstance(e, ServiceError) else f"{e.filename}: {e.strerror}"
             self.call_later(self._failed, msg)
@@ -469,8 +612,49 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
 
             self.call_later(self._failed, report("Creating the job", e))
             return
-        self.app.notify(f"Created {job['id']} ({job['status']})", title="Job created", timeout=5)
-        self.dismiss(job)
+        if existing:
+            same = ", ".join(f"{p.name or 'this job'} = {j['id']} ({j['status']})" for p, j in existing.items())
+            self.app.notify(f"Not trained again, identical to a job on the backend: {same}", title="Already there",
+                            severity="warning", timeout=10)
+        if jobs:
+            what = jobs[0]["id"] if len(jobs) == 1 else f"{len(jobs)} jobs (queued one after another)"
+            self.app.notify(f"Created {what}", title="Job created" if len(jobs) == 1 else "Sweep created",
+                            timeout=5)
+        self.dismiss(jobs + [j for j in existing.values() if j not in jobs])
+
+    async def _create_points(self, svc, spec: dict, ids: dict, shas: dict) -> tuple[list[dict], dict]:
+        """Each point of the form's grid that no job on the backend trains already (``ftui.service.runs``): created
+        with its suffix, and the data's content hash in its metadata where the backend keeps metadata."""
+        import secrets
+
+        from ftui.service.ledger import Ledger
+        from ftui.service.runs import ESTIMATE_KEY, SHA_KEY, SWEEP_KEY, VALID_SHA_KEY, existing_for
+
+        points = spec["points"]
+        keeps_metadata = self.is_ftui_serve or self.app.profile.is_openai
+        seen = await svc.jobs(limit=100)
+        if keeps_metadata and shas["train"] and not shas["train"].startswith("file:"):
+            known = {j["id"] for j in seen}
+            seen += [j for j in await svc.jobs(limit=100, metadata={SHA_KEY: shas["train"]}) if j["id"] not in known]
+        file_sha = {u.file_id: u.sha256 for u in await asyncio.to_thread(Ledger().entries, svc.identity)}
+        existing = existing_for(points, seen, model=spec["model"], method=spec["method"], train_sha=shas["train"],
+                                valid_sha=shas["valid"], file_sha=file_sha)
+        meta: dict[str, str] = {}
+        if keeps_metadata:
+            meta = {SHA_KEY: shas["train"], **({VALID_SHA_KEY: shas["valid"]} if shas["valid"] else {})}
+            if len(points) > 1:
+                meta[SWEEP_KEY] = secrets.token_hex(4)
+        jobs = []
+        for p in points:
+            if p in existing:
+                continue
+            if keeps_metadata and spec.get("estimate_s") is not None:  # compared with the real time once it ends
+                meta[ESTIMATE_KEY] = str(round(spec["estimate_s"] * _epochs_share(p, points)))
+            jobs.append(await svc.create_job(
+                training_file=ids["train"], validation_file=ids["valid"], model=spec["model"], method=spec["method"],
+                hyperparameters=p.hp, suffix=p.suffix(spec["suffix"]) or None, seed=p.seed, grader=spec["grader"],
+                metadata=meta or None))
+        return jobs, existing
 
     def _failed(self, message: str) -> None:
         self.submitting = False
@@ -486,6 +670,16 @@ validation errors is only uploaded after you tick **Upload anyway**. **ctrl+s** 
         bar.update(total=max(1, message.total), progress=message.done)
         self.query_one("#estimate", Static).update(f"Uploading {message.name}: {message.done:,} of "
                                                    f"{message.total:,} bytes")
+
+
+def _epochs_share(point, points) -> float:
+    """A point's share of the sweep's mean job length: its epochs over the mean epochs (auto counts as the mean)."""
+    epochs = [p.hp.get("n_epochs") for p in points]
+    known = [e for e in epochs if isinstance(e, int)]
+    if not known or not isinstance(point.hp.get("n_epochs"), int):
+        return 1.0
+    mean = sum(e if isinstance(e, int) else sum(known) / len(known) for e in epochs) / len(epochs)
+    return point.hp["n_epochs"] / mean
 
 
 def _facts(model: dict | None) -> dict:

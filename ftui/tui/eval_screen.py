@@ -112,12 +112,18 @@ and surrounding punctuation; when the references are a small label set (star rat
 macro-F1 and the confusion matrix; on the local backend also the teacher-forced loss of the references (what the
 training curves show). Two models are compared on the same examples (wins, losses, McNemar's exact test); Enter on
 a disagreement shows the example with both answers. Results are written to `eval.jsonl` and `eval.json`.
+
+**ctrl+l** ticks **every model trained on this data**: the fine-tuned models of the backend's finished jobs whose
+training file is the train split prepared with the data file (the `prepare.json` beside it). With three models or
+more the results are a **leaderboard**: best first, each with McNemar's exact test against the best.
 """
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="eval.run", priority=True, tooltip="Evaluate the ticked models"),
         Binding("escape", "stop", "Stop", id="eval.stop", show=False, tooltip="Stop (what came is kept)"),
         Binding("ctrl+b", "toggle_form", "Form", id="eval.form", priority=True,
                 tooltip="Show or hide the form (hidden after a run below 100 columns: the results need the room)"),
+        Binding("ctrl+l", "trained_on", "Trained on it", id="eval.trained_on", priority=True,
+                tooltip="Tick every model trained on the data this file was prepared with (a leaderboard)"),
     ]
 
     def __init__(self, data: str = "", models: list[str] | None = None) -> None:
@@ -271,6 +277,32 @@ a disagreement shows the example with both answers. Results are written to `eval
         self._run(data, models, max(1, conc), int(limit) if limit else None,
                   str(Path(os.path.expanduser(out)).absolute()), self.stop_event)
 
+    def action_trained_on(self) -> None:
+        data = os.path.expanduser(self.query_one("#ev-data", Input).value.strip())
+        if not data:
+            self._status("Data: name the test split of a prepared data set first.", error=True)
+            return
+        if self.app.service is None:
+            self._status("No backend connected (yet).", error=True)
+            return
+        self._find_trained_on(data)
+
+    @work(exclusive=True, group="eval-trained-on", exit_on_error=False, description="Finding the models trained on it")
+    async def _find_trained_on(self, data: str) -> None:
+        from ftui.service.errors import ServiceError
+        from ftui.service.lineage import models_trained_on
+
+        try:
+            found = await models_trained_on(self.app.service, Path(data))
+        except ServiceError as e:
+            self._status(e.problem.message, error=True)
+            return
+        if not found.models:
+            self._status(found.why, error=True)
+            return
+        await self.app.fetch_models()
+        self.prefill(data, found.models, found.why)
+
     def action_toggle_form(self) -> None:
         self.toggle_class("-form-hidden")
 
@@ -368,7 +400,24 @@ a disagreement shows the example with both answers. Results are written to `eval
         if labels:
             lines.append(f"{len(labels)} labels; always answering the most common scores "
                          f"{doc['majority_rate']:.2f}")
-        for c in doc.get("comparisons", []):
+        comparisons = doc.get("comparisons", [])
+        if len(doc["models"]) >= 3:  # a leaderboard: best first, each against the best
+            from ftui.service.evaluate import headline
+
+            ranked = sorted(doc["models"], key=lambda m: -(headline(doc, m) or 0.0))
+            best = ranked[0]
+            lines.append(f"Leaderboard by {doc.get('metric')}: 1. {best} {_f(headline(doc, best))}")
+            for n, m in enumerate(ranked[1:], 2):
+                c = next((c for c in comparisons if {c["a"], c["b"]} == {best, m}), None)
+                vs = ""
+                if c is not None:
+                    wins, losses = (c["wins"], c["losses"]) if c["a"] == m else (c["losses"], c["wins"])
+                    pv = c["mcnemar_exact_p"]
+                    vs = (f" — against the best: {wins} wins, {losses} losses, McNemar exact p = {pv:.3g}"
+                          + (" (significantly worse)" if pv < 0.05 and losses > wins else ""))
+                lines.append(f"{n}. {m} {_f(headline(doc, m))}{vs}")
+            comparisons = []
+        for c in comparisons:
             pv = c["mcnemar_exact_p"]
             lines.append(f"{c['a']} vs {c['b']}: {c['wins']} wins, {c['losses']} losses, {c['ties_both_right']} "
                          f"both right, {c['ties_both_wrong']} both wrong — McNemar exact p = {pv:.3g}"

@@ -26,7 +26,7 @@ from ftui.service.jobs import LIST_EVERY, JobPoller, JobTrack, Tick
 
 from .base import FtuiScreen
 from .errors import guarded
-from .messages import JobsPolled, PollProblem
+from .messages import JobLineage, JobsPolled, PollProblem
 from .widgets.footer import Footer
 from .widgets.tables import set_columns, sync_rows
 
@@ -63,6 +63,8 @@ The backend's fine-tuning jobs, live. Pick one in the list: its **detail**, **ev
 **loss and accuracy charts** (from metrics events; from the results CSV once finished) and **checkpoints**.
 Press **n** to create a job from the Data workspace's file. Enter on a checkpoint chats with it. For a
 reinforcement job, **o** opens its **rollouts**: each validation step's prompts with the samples and their rewards.
+**Space** marks jobs (✓) and **m** compares them: their curves on one axis, their figures and scores in a table.
+A queued job's step column gives its place in the backend's queue (the local backend trains one job at a time).
 """
 
     # the footer shows the everyday keys; F1 lists them all (pause, resume, delete, save CSV, copy, refresh)
@@ -86,6 +88,10 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
                 tooltip="A reinforcement job's validation samples with their rewards, step by step"),
         Binding("g", "toggle_chart", "Loss/accuracy", id="jobs.chart",
                 tooltip="Below 100 columns one chart fits: switch between loss and accuracy"),
+        Binding("space", "mark", "Mark", id="jobs.mark", show=False,
+                tooltip="Mark the selected job (or unmark it) for a comparison"),
+        Binding("m", "compare", "Compare", id="jobs.compare",
+                tooltip="Compare the marked jobs: their curves on one axis and their figures side by side"),
     ]
 
     def __init__(self) -> None:
@@ -99,6 +105,9 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
         self._early = False
         self._shown_events = 0  # how many of the selected track's events are in the log
         self._problem_shown = False
+        self.marked: list[str] = []  # jobs marked for a comparison, in the order they were marked
+        self._queue: dict[str, int] = {}  # queued job -> its place in the backend's queue (1: next)
+        self._lineage: dict[str, tuple[str, str]] = {}  # job id -> (its status then, source → … → evaluations)
 
     @property
     def tracks(self) -> dict[str, JobTrack]:
@@ -213,6 +222,7 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
         self.hidden = True
 
     def on_screen_resume(self) -> None:
+        self._lineage.clear()  # read again when shown: an evaluation run meanwhile is a new link
         was, self.hidden = self.hidden, False
         if was and self.poller is not None:
             self.request_tick()  # catch up at once
@@ -237,6 +247,11 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
                 f"{len(self.tracks)} jobs · {n_live} live · polling every {self.interval:g} s")
         table = self.query_one("#jobs", DataTable)
         ids = set(message.changed) | set(message.new_events)
+        from ftui.service.runs import queue_positions
+
+        self._queue = queue_positions([t.job for t in self.tracks.values()]) if self.app.is_ftui_serve else {}
+        if message.changed:  # one job leaving the queue moves every other queued job up
+            ids |= set(self._queue)
         order = sorted(self.tracks.values(), key=lambda t: t.job.get("created_at") or 0, reverse=True)
         added = any(t.id not in table.rows for t in order)
         sync_rows(table, [(t.id, self._row(t)) for t in order if t.id in ids or t.id not in table.rows],
@@ -265,11 +280,15 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
         job = track.job
         kind, _ = method_of(job)
         st = job["status"]
-        if track.total_steps:
+        place = self._queue.get(job["id"])
+        if place is not None:
+            step = "starting" if place == 0 else "next" if place == 1 else f"#{place} in queue"
+        elif track.total_steps:
             step = f"{track.step or 0}/{track.total_steps}"
         else:  # not known yet: a job's steps come with its events, which a finished job loads when it is selected
             step = {"running": "…", "succeeded": "done"}.get(st, "—")
-        return {"id": job["id"], "model": job.get("model") or "", "method": kind,
+        return {"id": ("✓ " if job["id"] in self.marked else "") + job["id"], "model": job.get("model") or "",
+                "method": kind,
                 "status": Text(st, style=STATUS_STYLE.get(st, "")), "step": step,
                 "created": ts(job.get("created_at")), "ft": job.get("fine_tuned_model") or ""}
 
@@ -294,10 +313,31 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
         if track and (not track.events_complete or not track.results_loaded) and self.app.service is not None:
             self.request_tick()  # load what the detail needs now
 
+    @work(exclusive=True, group="jobs-lineage", exit_on_error=False, description="Reading a job's lineage")
+    async def _read_lineage(self, job: dict) -> None:
+        from ftui.service.errors import ServiceError
+        from ftui.service.lineage import lineage_of, lineage_text
+
+        try:
+            links = await lineage_of(self.app.service, job)
+        except ServiceError:
+            return
+        self.post_message(JobLineage(job["id"], job["status"], lineage_text(links)))
+
+    @on(JobLineage)
+    def _lineage_read(self, message: JobLineage) -> None:
+        self._lineage[message.job_id] = (message.status, message.text)
+        if message.job_id == self.selected:
+            self._render_detail()
+
     def _render_detail(self) -> None:
         track = self.tracks.get(self.selected or "")
         if track is None:
             return
+        seen = self._lineage.get(track.id)
+        if self.app.service is not None and (seen is None or seen[0] != track.job["status"]):
+            self._lineage[track.id] = (track.job["status"], seen[1] if seen else "")
+            self._read_lineage(dict(track.job))  # once per job and status: its model and evaluations come later
         self.query_one("#job-detail", Static).update(self.detail_text(track))
         log = self.query_one("#events", Log)
         fresh = track.events[self._shown_events:]
@@ -353,7 +393,13 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
         created, finished = job.get("created_at"), job.get("finished_at")
         t.append(f"created {ts(created)}")
         if finished:
-            t.append(f" · finished {ts(finished, False)} ({duration(finished - created)})")
+            t.append(f" · finished {ts(finished, False)} ({duration(finished - created)}")
+            guess = (job.get("metadata") or {}).get("ftui_estimate_s")
+            began = next((e.get("created_at") for e in track.events
+                          if str(e.get("message", "")).startswith("Fine-tuning job started")), None)
+            if guess and str(guess).isdigit() and st == "succeeded" and began:  # the form's estimate, against
+                t.append(f"; trained in {duration(finished - began)}, estimated {duration(int(guess))}")  # the real
+            t.append(")")
         elif job.get("estimated_finish"):
             t.append(f" · estimated finish {ts(job['estimated_finish'], False)}")
         t.append(f"\n{job.get('model')} · {kind} · " + ", ".join(f"{k}={v}" for k, v in hp.items()))
@@ -374,6 +420,10 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
         if job.get("fine_tuned_model"):
             t.append("\n→ ")
             t.append(job["fine_tuned_model"], style="bold green")
+        lineage = self._lineage.get(job["id"], ("", ""))[1]
+        if lineage:
+            t.append("\nlineage ", style="bold")
+            t.append(lineage, style="dim")
         err = job.get("error") or {}
         if err.get("message") or err.get("code"):
             t.append(f"\nerror {err.get('code') or ''}" + (f" [{err['param']}]" if err.get("param") else "") + ": ",
@@ -391,6 +441,35 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
     def action_toggle_chart(self) -> None:
         self.toggle_class("-show-acc")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """**m** shows in the footer once two jobs are marked (at 80 columns the footer has no room for a key that
+        cannot do anything yet; F1 lists it, and marking says it)."""
+        if action == "compare":
+            return len(self.marked) >= 2
+        return True
+
+    def action_mark(self) -> None:
+        track = self._track()
+        if track is None:
+            return
+        if track.id in self.marked:
+            self.marked.remove(track.id)
+        else:
+            self.marked.append(track.id)
+        sync_rows(self.query_one("#jobs", DataTable), [(track.id, self._row(track))], remove_missing=False)
+        n = len(self.marked)
+        self.refresh_bindings()
+        self.notify(f"{n} job{'s' if n != 1 else ''} marked" + (" · m compares them" if n >= 2 else ""), timeout=3)
+
+    def action_compare(self) -> None:
+        jobs = [self.tracks[j].job for j in self.marked if j in self.tracks]
+        if len(jobs) < 2:
+            self.notify("Mark two jobs or more with space, then m compares them", severity="warning")
+            return
+        from .compare_screen import CompareScreen
+
+        self.app.push_screen(CompareScreen(jobs))
+
     def action_refresh(self) -> None:
         if self.poller is not None:
             self.poller.list_asked = True
@@ -407,10 +486,13 @@ reinforcement job, **o** opens its **rollouts**: each validation step's prompts 
             return
         self.app.push_screen(CreateJobScreen(path, report), self._created)
 
-    def _created(self, job: dict | None) -> None:
-        if job and self.poller is not None:
-            self._observed(job)
-            self.call_after_refresh(self._focus_job, job["id"])
+    def _created(self, jobs: list[dict] | None) -> None:
+        """The form's jobs (a sweep's several; the ones already there after the new): each goes through the poller,
+        and the first is selected."""
+        if jobs and self.poller is not None:
+            for job in jobs:
+                self._observed(job)
+            self.call_after_refresh(self._focus_job, jobs[0]["id"])
             self.request_tick()
 
     def _observed(self, job: dict) -> None:

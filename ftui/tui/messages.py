@@ -173,3 +173,21 @@ class RolloutsRead(Message, bubble=False):
     step: dict | None = None
     problem: str | None = None
     live: bool = False  # the job is still running: its steps are read again
+
+
+@dataclass
+class RunsRead(Message, bubble=False):
+    """The jobs a comparison shows, each with its whole metric history (``JobTrack``) and the evaluations of its
+    model; ``live``: some still train (they are read again)."""
+    tracks: list
+    evals: dict  # job id -> [index entries of ftui.service.evaluate.evaluations]
+    problem: str | None = None
+    live: bool = False
+
+
+@dataclass
+class JobLineage(Message, bubble=False):
+    """What made a job's model, link by link (``ftui.service.lineage``), for the job detail."""
+    job_id: str
+    status: str
+    text: str

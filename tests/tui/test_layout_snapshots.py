@@ -331,3 +331,54 @@ def test_eval_labels_at_80x24(snap_compare):
         await settle(pilot)
 
     assert snap_compare(app(), terminal_size=SIZES["80x24"], run_before=labels)
+
+
+def sweep_tracks():
+    """Four runs of a sweep (epochs × learning rate): their curves, tokens and times; one model was evaluated."""
+    from ftui.service.jobs import JobTrack
+
+    tracks = []
+    for n, (ep, lr) in enumerate([(1, 0.5), (1, 2.0), (2, 0.5), (2, 2.0)]):
+        steps = 4 * ep
+        job = {"id": f"ftjob-local-sw{n}", "object": "fine_tuning.job", "model": "smollm2-135m-instruct",
+               "status": "succeeded", "created_at": T0 + 60 * n, "finished_at": T0 + 60 * n + 20 * ep,
+               "training_file": "file-abc", "validation_file": "file-def", "trained_tokens": 2_300 * ep,
+               "fine_tuned_model": f"ft:smollm2-135m-instruct:local:sw-ep{ep}-lr{lr:g}:sw{n}",
+               "user_provided_suffix": f"sw-ep{ep}-lr{lr:g}",
+               "method": {"type": "supervised", "supervised": {"hyperparameters": {
+                   "n_epochs": ep, "batch_size": 4, "learning_rate_multiplier": lr}}}, "result_files": []}
+        track = JobTrack(job)
+        fall = 0.12 if lr == 2.0 else 0.06
+        events = []
+        for s in range(1, steps + 1):
+            data = {"step": s, "total_steps": steps, "train_loss": round(2.6 - fall * s * (1 + 0.1 * (s % 2)), 4),
+                    "train_mean_token_accuracy": round(0.45 + fall * s / 3, 4)}
+            if s % 4 == 0:
+                data["full_valid_loss"] = round(2.5 - fall * s * 0.8 + (0.25 if lr == 2.0 and s == 8 else 0), 4)
+                data["full_valid_mean_token_accuracy"] = round(0.47 + fall * s / 4, 4)
+            events.append({"id": f"ev-{n}-{s}", "created_at": T0 + s, "level": "info", "type": "metrics",
+                           "message": f"Step {s}", "data": data})
+        track.add_events(list(reversed(events)))
+        track.events_complete = track.results_loaded = True
+        tracks.append(track)
+    evals = {"ftjob-local-sw3": [{"metric": "accuracy", "score": 0.7833, "data_name": "test.jsonl"}],
+             "ftjob-local-sw2": [{"metric": "accuracy", "score": 0.8167, "data_name": "test.jsonl"}]}
+    return tracks, evals
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compare_runs(snap_compare, size):
+    """Four runs of a sweep compared: their loss curves on one axis (a line for training, dots for the full
+    validation loss at epoch ends), one colour each named in the legend, and the table of their figures."""
+    async def compare(pilot):
+        from ftui.tui.compare_screen import CompareScreen
+        from ftui.tui.messages import RunsRead
+
+        tracks, evals = sweep_tracks()
+        await settle(pilot)
+        pilot.app.push_screen(CompareScreen([t.job for t in tracks]))
+        await settle(pilot)
+        pilot.app.screen.post_message(RunsRead(tracks, evals))
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZES[size], run_before=compare)

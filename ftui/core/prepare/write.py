@@ -46,8 +46,28 @@ def write(plan_: Plan, out_dir: str | Path, force: bool = False) -> dict[str, Pa
     # each output's content hash: a file uploaded from here is known again by it (the app finds a job's own test
     # split through it, and reuses an identical upload)
     doc["sha256"] = digests
+    doc["inputs"], doc["recipe_id"] = lineage(plan_)
     atomic_write(files["report"], orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     return files
+
+
+def lineage(plan_: Plan) -> tuple[list[dict], str]:
+    """What the outputs were made from: each input file with its size and content hash, and the recipe's id — a
+    hash of the recipe's options (input paths left out) and the inputs' contents: the same recipe on the same data
+    has the same id wherever the files lie, and any change of option or data gives another."""
+    inputs = []
+    for path in plan_.recipe.inputs:
+        h = sha256()
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            inputs.append({"path": str(path), "bytes": Path(path).stat().st_size, "sha256": h.hexdigest()})
+        except OSError:  # read a moment ago: gone now; the id says so by leaving its hash out
+            inputs.append({"path": str(path), "bytes": None, "sha256": None})
+    options = {k: v for k, v in plan_.recipe.to_dict().items() if k != "inputs"}
+    key = orjson.dumps({"options": options, "inputs": [i["sha256"] for i in inputs]}, option=orjson.OPT_SORT_KEYS)
+    return inputs, "recipe-" + sha256(key).hexdigest()[:12]
 
 
 def rft_lines(data: bytes, key: str) -> bytes:

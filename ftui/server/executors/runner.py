@@ -5,7 +5,7 @@ kill here never takes the API down (the API marks the job failed and starts a ne
 the next runner finds the job still ``running``, and resumes it from its last saved state (epoch ends and pauses), or
 from the start if it had none. A runner whose parent died stops within one training step.
 
-    python -m ftui.server.executors.runner DATA_DIR [PARENT_PID] [--warm] [--executor JSON]
+    python -m ftui.server.executors.runner DATA_DIR [PARENT_PID] [--warm] [--standby] [--executor JSON]
 
 The runner keeps the queue; where a job trains is its executor's business (:mod:`ftui.server.executors`): here by
 default, or on a Ray cluster. A runner that loaded a model exits after the job (the supervisor starts a fresh one).
@@ -190,9 +190,13 @@ def warm_up() -> None:
     waits on the same imports, never does them twice)."""
     def imports() -> None:
         try:
-            import peft  # noqa: F401
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
+            import importlib
+
+            # peft (3.5 s here: it imports bloom's model and generation), and the modules transformers loads
+            # lazily at the first model (the bundled base is a Llama): a job that comes now starts at once
+            for name in ("torch", "peft", "transformers.models.llama.modeling_llama",
+                         "transformers.models.auto.modeling_auto", "ftui.server.train.rft"):
+                importlib.import_module(name)
         except Exception:  # noqa: BLE001 — the job that needs them will say what is wrong
             log.warning("warming up the trainer failed:\n%s", traceback.format_exc())
 
@@ -204,8 +208,8 @@ def warm_up() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
-    warm = "--warm" in args
-    args = [a for a in args if a != "--warm"]
+    warm, standby = "--warm" in args, "--standby" in args
+    args = [a for a in args if a not in ("--warm", "--standby")]
     config = ExecutorConfig()
     if "--executor" in args:
         i = args.index("--executor")
@@ -213,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         del args[i:i + 2]
     if warm and config.name == "local":
         warm_up()
+    if standby:  # started beside a runner that trains: ready, untouched, until the supervisor says "go"
+        try:
+            if sys.stdin.readline().strip() != "go":
+                return 0  # the server went away (its end of the pipe closed)
+        except (OSError, KeyboardInterrupt):
+            return 0
     Runner(Path(args[0]), int(args[1]) if len(args) > 1 else None, make(config)).loop()
     return 0
 

@@ -47,8 +47,9 @@ def not_found(what: str, ident: str, param: str | None = None) -> APIError:
 
 
 def file_obj(f: dict) -> dict:
+    # sha256: an ftui extension (not in OpenAI's object), the content hash lineage and duplicate checks use
     return {"id": f["id"], "object": "file", "bytes": f["bytes"], "created_at": f["created_at"],
-            "filename": f["filename"], "purpose": f["purpose"], "status": "processed"}
+            "filename": f["filename"], "purpose": f["purpose"], "status": "processed", "sha256": f.get("sha256")}
 
 
 def job_obj(j: dict) -> dict:

@@ -234,3 +234,46 @@ class LabelF1(_GroupedBars):
         self.plt.ylim(0, 1)
         self._bars(labels, [[s["per_label"][lab]["f1"] for lab in labels] for _, s in models],
                    [short_model(m, 28) for m, _ in models], "F1 per label")
+
+
+# a run's colour in a comparison: (plotext's name, rich's name) — the legend and the table use rich's
+RUN_COLOURS = (("cyan", "cyan"), ("orange", "dark_orange"), ("magenta", "magenta"), ("green", "green"),
+               ("yellow", "yellow"), ("blue", "blue"), ("red", "red"), ("white", "white"))
+
+
+class RunsChart(PlotextPlot):
+    """Several runs on one axis: each run's training curve as a line and its validation curve as dots, in the
+    run's colour (the legend is the screen's: one entry per run, not per line)."""
+
+    DEFAULT_CSS = """
+    RunsChart { height: 1fr; min-height: 8; }
+    """
+
+    def __init__(self, title: str, **kw) -> None:
+        super().__init__(**kw)
+        self.plot_title = title
+        self.runs: list[tuple[str, list, list]] = []
+        self.xlabel = "step"
+
+    def show(self, title: str, runs: list[tuple[str, list, list]], xlabel: str) -> None:
+        """``runs``: [(plotext colour, training points, validation points)], points being [(x, value)]."""
+        self.plot_title, self.runs, self.xlabel = title, runs, xlabel
+        self.draw()
+
+    def on_resize(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        drawn = False
+        for colour, train, valid in self.runs:
+            if train:
+                plt.plot([x for x, _ in train], [v for _, v in train], color=colour, marker="braille")
+                drawn = True
+            if valid:
+                plt.scatter([x for x, _ in valid], [v for _, v in valid], color=colour, marker="dot")
+                drawn = True
+        plt.title(self.plot_title if drawn else f"{self.plot_title} — no points yet")
+        plt.xlabel(self.xlabel)
+        self.refresh()

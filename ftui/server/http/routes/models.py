@@ -19,8 +19,16 @@ router = APIRouter(prefix="/v1/models")
 
 def _described(c: Context, mid: str) -> dict:
     """A base model's object with ftui's extension: {"ftui": {source, kind, architecture, parameters,
-    context_length, problem}} (the app shows these; OpenAI's SDK keeps unknown fields)."""
+    context_length, problem, throughput}} (the app shows these; OpenAI's SDK keeps unknown fields). ``throughput``:
+    the measured training speed of earlier jobs on it here, per method (the app's time estimates)."""
     return {**model_obj(mid, c.started, "ftui"), "ftui": basemodels.describe(mid, c.data_dir)}
+
+
+async def _base_obj(c: Context, mid: str) -> dict:
+    # a base's size and context come from its files' headers: read once in a thread (cached), never on the loop;
+    # the store is read on the loop, as every route does
+    obj = await asyncio.to_thread(_described, c, mid)
+    return {**obj, "ftui": {**obj["ftui"], "throughput": c.store.throughput(mid)}}
 
 
 def _tuned_obj(mid: str, t: dict) -> dict:
@@ -31,8 +39,7 @@ def _tuned_obj(mid: str, t: dict) -> dict:
 
 @router.get("")
 async def list_models(c: CtxDep):
-    # a base's size and context come from its files' headers: read once in a thread (cached), never on the loop
-    data = [await asyncio.to_thread(_described, c, b) for b in basemodels.names(c.data_dir)]
+    data = [await _base_obj(c, b) for b in basemodels.names(c.data_dir)]
     data += [_tuned_obj(m["id"], c.store.tuned(m["id"]) or m) for m in c.store.list_models()]
     return {"object": "list", "data": data}
 
@@ -68,7 +75,7 @@ async def load_model(c: Context, mid: str, base: str, adapter: str | None) -> Lo
 @router.get("/{model_id:path}")
 async def retrieve_model(c: CtxDep, model_id: str):
     if model_id in basemodels.names(c.data_dir):
-        return await asyncio.to_thread(_described, c, model_id)
+        return await _base_obj(c, model_id)
     return resolve_model(c, model_id)[2]
 
 
