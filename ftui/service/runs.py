@@ -1,5 +1,6 @@
-"""Many runs of one task: a sweep's grid of jobs, the check that a point was not trained (or queued) already, and
-the comparison of several jobs — their curves on one axis and their figures side by side. Pure Python: the Jobs
+"""Many runs of one task: a sweep's grid of jobs, the check that a point was not trained (or queued) already, the
+submission of the points that are new, and the comparison of several jobs — their curves on one axis and their
+figures side by side. Pure Python but ``submit`` (which talks to the backend through ``Service``): the Jobs
 workspace and the create-job form draw what these functions decide.
 
 Identity of a point: the training file's *content* (its sha256, which the app puts in the job's ``metadata`` as
@@ -11,8 +12,10 @@ the check errs on the side of training again, never of skipping a point that dif
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
+import secrets
 from dataclasses import dataclass, field
 
 from .jobs import JobTrack
@@ -143,6 +146,65 @@ def existing_for(points: list[Point], jobs: list[dict], **same) -> dict[Point, d
             if p not in found and identical(job, point=p, **same):
                 found[p] = job
     return found
+
+
+@dataclass
+class Submission:
+    """What the create-job form sends: the grid's points and what every job of it shares."""
+    points: list[Point]
+    model: str
+    method: str
+    suffix: str
+    grader: dict | None
+    training_file: str
+    validation_file: str | None
+    train_sha: str  # the training file's content: its sha256, or "file:<id>" when unknown
+    valid_sha: str | None
+    estimate_s: float | None  # one job's estimated duration (the grid's mean), from measured throughput
+    keeps_metadata: bool  # the backend keeps a job's metadata and filters by it (ftui serve, OpenAI)
+
+
+async def submit(svc, sub: Submission) -> tuple[list[dict], dict[Point, dict]]:
+    """Create a job for each point that no job on the backend trains already; returns (the jobs created, the points
+    that were there already with their job). A job's metadata carries the data's content hashes, the sweep it
+    belongs to and its estimated duration where the backend keeps metadata. The backend's newest 100 jobs are
+    checked, and (with metadata) every job on this training content."""
+    from .ledger import Ledger
+
+    seen = await svc.jobs(limit=100)
+    if sub.keeps_metadata and not sub.train_sha.startswith("file:"):
+        known = {j["id"] for j in seen}
+        seen += [j for j in await svc.jobs(limit=100, metadata={SHA_KEY: sub.train_sha}) if j["id"] not in known]
+    file_sha = {u.file_id: u.sha256 for u in await asyncio.to_thread(Ledger().entries, svc.identity)}
+    existing = existing_for(sub.points, seen, model=sub.model, method=sub.method, train_sha=sub.train_sha,
+                            valid_sha=sub.valid_sha, file_sha=file_sha)
+    meta: dict[str, str] = {}
+    if sub.keeps_metadata:
+        meta = {SHA_KEY: sub.train_sha, **({VALID_SHA_KEY: sub.valid_sha} if sub.valid_sha else {})}
+        if len(sub.points) > 1:
+            meta[SWEEP_KEY] = secrets.token_hex(4)
+    jobs = []
+    for p in sub.points:
+        if p in existing:
+            continue
+        if sub.keeps_metadata and sub.estimate_s is not None:  # compared with the real time once it has ended
+            meta[ESTIMATE_KEY] = str(round(sub.estimate_s * epochs_share(p, sub.points)))
+        jobs.append(await svc.create_job(
+            training_file=sub.training_file, validation_file=sub.validation_file, model=sub.model, method=sub.method,
+            hyperparameters=p.hp, suffix=p.suffix(sub.suffix) or None, seed=p.seed, grader=sub.grader,
+            metadata=dict(meta) or None))
+    return jobs, existing
+
+
+def epochs_share(point: Point, points: list[Point]) -> float:
+    """A point's share of the grid's mean job length: its epochs over the mean epochs (auto counts as the mean)."""
+    epochs = [p.hp.get("n_epochs") for p in points]
+    known = [e for e in epochs if isinstance(e, int)]
+    mine = point.hp.get("n_epochs")
+    if not known or not isinstance(mine, int):
+        return 1.0
+    mean = sum(e if isinstance(e, int) else sum(known) / len(known) for e in epochs) / len(epochs)
+    return mine / mean
 
 
 def queue_positions(jobs: list[dict]) -> dict[str, int]:

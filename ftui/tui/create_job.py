@@ -602,7 +602,13 @@ fine-tuned model the checkpoint with the lowest validation loss. Both need a val
                         self.app.notify(f"{name}: an identical file is on the backend ({f['id']}); not uploaded "
                                         "again", timeout=6)
                     ids[role] = f["id"]
-            jobs, existing = await self._create_points(svc, spec, ids, shas)
+            from ftui.service.runs import Submission, submit
+
+            jobs, existing = await submit(svc, Submission(
+                points=spec["points"], model=spec["model"], method=spec["method"], suffix=spec["suffix"],
+                grader=spec["grader"], training_file=ids["train"], validation_file=ids["valid"],
+                train_sha=shas["train"], valid_sha=shas["valid"], estimate_s=spec["estimate_s"],
+                keeps_metadata=self.is_ftui_serve or self.app.profile.is_openai))
         except (ServiceError, OSError) as e:
             msg = e.problem.message if isinstance(e, ServiceError) else f"{e.filename}: {e.strerror}"
             self.call_later(self._failed, msg)
@@ -622,40 +628,6 @@ fine-tuned model the checkpoint with the lowest validation loss. Both need a val
                             timeout=5)
         self.dismiss(jobs + [j for j in existing.values() if j not in jobs])
 
-    async def _create_points(self, svc, spec: dict, ids: dict, shas: dict) -> tuple[list[dict], dict]:
-        """Each point of the form's grid that no job on the backend trains already (``ftui.service.runs``): created
-        with its suffix, and the data's content hash in its metadata where the backend keeps metadata."""
-        import secrets
-
-        from ftui.service.ledger import Ledger
-        from ftui.service.runs import ESTIMATE_KEY, SHA_KEY, SWEEP_KEY, VALID_SHA_KEY, existing_for
-
-        points = spec["points"]
-        keeps_metadata = self.is_ftui_serve or self.app.profile.is_openai
-        seen = await svc.jobs(limit=100)
-        if keeps_metadata and shas["train"] and not shas["train"].startswith("file:"):
-            known = {j["id"] for j in seen}
-            seen += [j for j in await svc.jobs(limit=100, metadata={SHA_KEY: shas["train"]}) if j["id"] not in known]
-        file_sha = {u.file_id: u.sha256 for u in await asyncio.to_thread(Ledger().entries, svc.identity)}
-        existing = existing_for(points, seen, model=spec["model"], method=spec["method"], train_sha=shas["train"],
-                                valid_sha=shas["valid"], file_sha=file_sha)
-        meta: dict[str, str] = {}
-        if keeps_metadata:
-            meta = {SHA_KEY: shas["train"], **({VALID_SHA_KEY: shas["valid"]} if shas["valid"] else {})}
-            if len(points) > 1:
-                meta[SWEEP_KEY] = secrets.token_hex(4)
-        jobs = []
-        for p in points:
-            if p in existing:
-                continue
-            if keeps_metadata and spec.get("estimate_s") is not None:  # compared with the real time once it ends
-                meta[ESTIMATE_KEY] = str(round(spec["estimate_s"] * _epochs_share(p, points)))
-            jobs.append(await svc.create_job(
-                training_file=ids["train"], validation_file=ids["valid"], model=spec["model"], method=spec["method"],
-                hyperparameters=p.hp, suffix=p.suffix(spec["suffix"]) or None, seed=p.seed, grader=spec["grader"],
-                metadata=meta or None))
-        return jobs, existing
-
     def _failed(self, message: str) -> None:
         self.submitting = False
         self.query_one("#create", Button).disabled = False
@@ -670,16 +642,6 @@ fine-tuned model the checkpoint with the lowest validation loss. Both need a val
         bar.update(total=max(1, message.total), progress=message.done)
         self.query_one("#estimate", Static).update(f"Uploading {message.name}: {message.done:,} of "
                                                    f"{message.total:,} bytes")
-
-
-def _epochs_share(point, points) -> float:
-    """A point's share of the sweep's mean job length: its epochs over the mean epochs (auto counts as the mean)."""
-    epochs = [p.hp.get("n_epochs") for p in points]
-    known = [e for e in epochs if isinstance(e, int)]
-    if not known or not isinstance(point.hp.get("n_epochs"), int):
-        return 1.0
-    mean = sum(e if isinstance(e, int) else sum(known) / len(known) for e in epochs) / len(epochs)
-    return point.hp["n_epochs"] / mean
 
 
 def _facts(model: dict | None) -> dict:

@@ -83,6 +83,15 @@ def test_existing_for_finds_the_newest_identical_job_of_each_point():
     assert {p.name: j["id"] for p, j in found.items()} == {"ep2": "new"}
 
 
+def test_a_points_estimated_share_of_the_grid_follows_its_epochs():
+    from ftui.service.runs import epochs_share
+
+    points = grid({"n_epochs": [1, 3], "learning_rate_multiplier": [1.0, 2.0]})
+    assert [epochs_share(p, points) for p in points] == [0.5, 0.5, 1.5, 1.5]
+    auto = grid({"n_epochs": ["auto"], "learning_rate_multiplier": [1.0, 2.0]})
+    assert [epochs_share(p, auto) for p in auto] == [1.0, 1.0]
+
+
 def test_queue_positions_are_oldest_first_among_waiting_jobs():
     jobs = [{"id": "a", "status": "running", "created_at": 1}, {"id": "c", "status": "validating_files",
                                                                   "created_at": 3},
