@@ -17,6 +17,15 @@ def pytest_configure(config):
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="ftui-test-data-")
 
 
+@pytest.fixture(autouse=True)
+def _no_fault_outlives_its_test(request):
+    """The session's shared `ftui serve` starts every test with no fault armed: one a test armed and did not use up
+    (an HTML answer armed for three requests, met once) would otherwise fail whichever test runs next on it."""
+    yield
+    if "server" in request.fixturenames:
+        request.getfixturevalue("server").clear_faults()
+
+
 @pytest.fixture
 def write_jsonl(tmp_path):
     """write_jsonl(rows, name=…) -> Path; rows are objects (dumped) or raw str/bytes lines."""
@@ -89,7 +98,7 @@ def tuned_data_dir(tmp_path_factory, model_cache):
 
 # -- the fast tier: `./dev fast` (pytest -m "not slow") leaves out whatever starts a server or loads a model ----------
 # The longest test files, longest first (measured: docs/contributing.md). They run first, so that when the slow tier
-# runs on two processes (./dev test), neither waits alone for one of them at the end.
+# runs on several processes (./dev test), none waits alone for one of them at the end.
 LONGEST_FIRST = ("server/test_eval_loop.py", "server/test_ray_executor.py", "server/test_export.py",
                  "server/test_reinforcement.py", "server/test_trainer_math.py", "server/test_uploads_azure.py",
                  "tui/test_many_runs.py", "server/test_server.py", "tui/test_hangup.py", "tui/test_backend_loop.py",

@@ -15,10 +15,11 @@ def test_kill_9_during_training_then_restart_resumes(tmp_path, model_cache):
     c = s.client()
     f = c.files.create(file=(SAMPLES / "marv.jsonl").open("rb"), purpose="fine-tune")
     job = c.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=5,
-                                    method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}})
+                                    method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}})
 
     def past_first_epoch(j):  # a resumable state is saved at each epoch end (with the epoch's checkpoint; read from
-        # the checkpoints, not the newest events: under load several steps' events can come between two polls)
+        # the checkpoints, not the newest events: under load several steps' events can come between two polls). Three
+        # epochs: at least a whole epoch lies between this poll and the kill, so the job cannot end in between
         return j.status == "running" and bool(c.fine_tuning.jobs.checkpoints.list(j.id).data)
 
     wait_for(c, job.id, predicate=past_first_epoch)
@@ -40,16 +41,16 @@ def test_kill_9_during_training_then_restart_resumes(tmp_path, model_cache):
                    for m in messages)
         assert any(m.startswith("Resuming fine-tuning from step") for m in messages)
         steps = [e.data["step"] for e in reversed(events) if e.type == "metrics"]
-        assert steps == list(range(1, 9)), "each step reported once: the interrupted run's later reports are gone"
+        assert steps == list(range(1, 13)), "each step reported once: the interrupted run's later reports are gone"
         assert done.fine_tuned_model in [m.id for m in c2.models.list().data]
         # a true resume, not a re-run: the same seed without the kill gives the same losses step by step (the
         # weights, the optimizer state and the data order were restored)
         again = c2.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=5,
                                            method={"type": "supervised",
-                                                   "supervised": {"hyperparameters": {"n_epochs": 2}}})
+                                                   "supervised": {"hyperparameters": {"n_epochs": 3}}})
         assert wait_for(c2, again.id).status == "succeeded"
         resumed, straight = losses(c2, job.id), losses(c2, again.id)
-        assert list(resumed) == list(straight) == list(range(1, 9))
+        assert list(resumed) == list(straight) == list(range(1, 13))
         for step in resumed:
             assert resumed[step] == pytest.approx(straight[step], rel=2e-3, abs=2e-3), f"step {step}"
     finally:
