@@ -449,6 +449,13 @@ A queued job's step column gives its place in the backend's queue (the local bac
         return True
 
     def action_mark(self) -> None:
+        """Mark the row under the cursor: the one the person sees highlighted (the selection follows it a message
+        later, and a key pressed right after moving must not mark the row before)."""
+        table = self.query_one("#jobs", DataTable)
+        if table.row_count and table.cursor_row >= 0:
+            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+            if key in self.tracks and key != self.selected:
+                self._select(key)
         track = self._track()
         if track is None:
             return

@@ -18,7 +18,6 @@ from ftui.tui.eval_screen import EvalScreen
 from ftui.tui.jobs_screen import JobsScreen
 from ftui.tui.messages import AnalysisDone, BackendReady, RunsRead
 from ftui.tui.widgets.plots import RunsChart
-from tests.backend import wait_for
 from tests.helpers import SAMPLES
 from tests.tui.helpers import Recorder, app_for, settle, toasts
 
@@ -81,13 +80,14 @@ async def test_sweep_compare_duplicate_early_stopping_lineage_and_leaderboard(se
         assert len(said) == 1 and all(i in said[0] for i in ids.values())
         assert len([j for j in client.fine_tuning.jobs.list(limit=100).data
                     if (j.user_provided_suffix or "").startswith("sw")]) == 4
-        for i in ids.values():
-            assert wait_for(client, i).status == "succeeded"
-        # compare the four: mark them with space, m opens the view
+        # the app keeps running meanwhile (a blocking wait here would leave it a backlog of polls to catch up on)
+        await rec.until(lambda: all(jobs.tracks[i].job["status"] == "succeeded" for i in ids.values()), timeout=600,
+                        what="the sweep's four jobs to succeed")
+        # compare the four: mark them with space (the row under the cursor), m opens the view
         for i in ids.values():
             table.move_cursor(row=table.get_row_index(i))
-            await rec.until(lambda: jobs.selected == i, what="the job under the cursor selected")  # noqa: B023
             await pilot.press("space")
+            await rec.until(lambda: i in jobs.marked, what="the job under the cursor marked")  # noqa: B023
         assert jobs.marked == list(ids.values())
         assert str(table.get_cell(ids["sw-ep1-lr2"], "id")).startswith("✓ ")
         await pilot.press("m")
@@ -125,7 +125,8 @@ async def test_sweep_compare_duplicate_early_stopping_lineage_and_leaderboard(se
         await pilot.press("ctrl+s")
         await rec.until(lambda: app.screen is jobs, what="the form to close")
         [early] = [t.id for t in jobs.tracks.values() if t.job.get("user_provided_suffix") == "early"]
-        done = wait_for(client, early)
+        await rec.until(lambda: jobs.tracks[early].terminal, timeout=600, what="the early-stopping job to end")
+        done = client.fine_tuning.jobs.retrieve(early)
         assert done.status == "succeeded"
         hp = done.method.supervised.hyperparameters.model_extra
         assert hp["early_stopping_enabled"] is True and hp["patience"] == 1 and hp["best_checkpoint"] is True
