@@ -38,22 +38,15 @@ def _read(path: Path) -> str | None:
 
 
 class Supervisor:
-    """Keeps one runner process alive; a runner that dies mid-job fails that job and is replaced. A runner exits
-    (code 0) after each job it trained, and a fresh one takes over: memory is returned after every job.
-
-    The fresh one is ready before it is needed when jobs wait in the queue: while the active runner trains and
-    another job is queued behind it (a sweep), a *standby* runner is started beside it; it imports torch and the
-    trainer (4–8 s) while the job trains, then waits for the word "go" on its stdin. When the active runner retires,
-    the standby is told to go and takes the next job at once. With nothing queued the next runner is started when
-    the job ends and imports while the backend is idle (importing beside a training job slows it down). A standby
-    never touches the store before "go" (so a runner that crashed is dealt with first), and exits when the
-    server's end of its pipe closes."""
+    """Keeps one runner process alive; a runner that dies mid-job fails that job and is replaced. Each job the runner
+    trains here runs in a trainer process it forks (memory is returned after every job; the runner imported torch
+    and the trainer once, so a job starts at once, a sweep's next one too); a trainer that dies takes its runner
+    with it, and the supervisor deals with it as with a runner that died."""
 
     def __init__(self, data_dir: Path, executor: dict | None = None) -> None:
         self.data_dir = data_dir
         self.executor = executor if executor and executor.get("name", "local") != "local" else None
         self.proc: subprocess.Popen | None = None
-        self.standby: subprocess.Popen | None = None
         self.stopping = threading.Event()
         self.spawning = threading.Lock()
         self.thread = threading.Thread(target=self._watch, name="ftui-runner-supervisor", daemon=True)
@@ -62,52 +55,23 @@ class Supervisor:
         self._spawn()
         self.thread.start()
 
-    def _command(self, warm: bool, standby: bool = False) -> list[str]:
+    def _command(self, warm: bool) -> list[str]:
         return ([sys.executable, "-m", "ftui.server.executors.runner", str(self.data_dir), str(os.getpid())]
-                + (["--warm"] if warm else []) + (["--standby"] if standby else [])
+                + (["--warm"] if warm else [])
                 + (["--executor", json.dumps(self.executor)] if self.executor else []))
 
     def _spawn(self, warm: bool = False) -> None:
         """A new runner, told who its parent is (one started as the server goes would otherwise take init for its
-        parent and never notice it is orphaned); never once stopping has begun. ``warm``: it follows a runner that
-        trained, so more jobs are likely: it imports torch while it waits (8 s here) instead of when the next job
-        comes. The first runner of a server stays light until someone trains."""
+        parent and never notice it is orphaned); never once stopping has begun. ``warm``: it replaces a runner that
+        died, so jobs are likely: it imports torch while it waits (4–8 s here) instead of when the next job comes.
+        The first runner of a server stays light until someone trains (then it imports once, for every job)."""
         with self.spawning:
             if not self.stopping.is_set():
                 self.proc = subprocess.Popen(self._command(warm))
 
-    def _spawn_standby(self) -> None:
-        with self.spawning:
-            if not self.stopping.is_set() and self.standby is None:
-                self.standby = subprocess.Popen(self._command(True, standby=True), stdin=subprocess.PIPE)
-
     def _next(self) -> None:
-        """The standby takes over (told to go), or a new warm runner is started when there is none."""
-        with self.spawning:
-            standby, self.standby = self.standby, None
-            if self.stopping.is_set():
-                return
-            if standby is not None and standby.poll() is None:
-                try:
-                    standby.stdin.write(b"go\n")
-                    standby.stdin.flush()
-                    self.proc = standby
-                    return
-                except OSError:
-                    standby.kill()
+        """A new runner after one ended: warm (it imports torch while it waits; jobs are likely)."""
         self._spawn(warm=True)
-
-    def _wait(self, store: Store) -> int:
-        """The active runner's exit code; meanwhile, a standby is started once a job waits behind the one it has."""
-        while True:
-            try:
-                return self.proc.wait(0.25)
-            except subprocess.TimeoutExpired:
-                if self.standby is None and not self.stopping.is_set():
-                    current = _read(self.data_dir / CURRENT)
-                    waiting = store.next_job() if current else None
-                    if waiting is not None and waiting["id"] != current:
-                        self._spawn_standby()
 
     def _watch(self) -> None:
         """A runner that dies fails the job it was on (validating or training) and is replaced after a delay that
@@ -116,10 +80,10 @@ class Supervisor:
         delay = 0.5
         while not self.stopping.is_set():
             started = time.monotonic()
-            code = self._wait(store)
+            code = self.proc.wait()
             if self.stopping.is_set():
                 break
-            if code == 0:  # a runner retires after each job it trained (its memory goes with it): the next one
+            if code == 0:  # a runner that ended cleanly (none does today but one orphaned): the next one
                 self._next()
                 continue
             why = f"signal {-code}" if code < 0 else f"exit code {code}"
@@ -143,15 +107,14 @@ class Supervisor:
     def stop(self) -> None:
         with self.spawning:
             self.stopping.set()
-        for proc in (self.standby, self.proc):
-            if proc and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (self.standby, self.proc):
-            if proc:
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        proc = self.proc
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # the runner passes it on to a trainer it forked
+        if proc:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _log_to(path: Path) -> None:

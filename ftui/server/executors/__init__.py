@@ -49,7 +49,7 @@ class Executor(Protocol):
 
     def train(self, store: Store, job: dict, control: Callable[[], None]) -> bool:
         """Train ``job`` (status ``running``) until it ends; raises Stop when ``control`` does (a pause, a
-        cancel, the server gone). True when this process loaded a model (the runner then retires)."""
+        cancel, the server gone). True when this process loaded a model."""
         ...
 
     def recover(self, store: Store, job: dict) -> bool:

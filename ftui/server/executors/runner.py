@@ -5,10 +5,14 @@ kill here never takes the API down (the API marks the job failed and starts a ne
 the next runner finds the job still ``running``, and resumes it from its last saved state (epoch ends and pauses), or
 from the start if it had none. A runner whose parent died stops within one training step.
 
-    python -m ftui.server.executors.runner DATA_DIR [PARENT_PID] [--warm] [--standby] [--executor JSON]
+    python -m ftui.server.executors.runner DATA_DIR [PARENT_PID] [--warm] [--executor JSON]
 
 The runner keeps the queue; where a job trains is its executor's business (:mod:`ftui.server.executors`): here by
-default, or on a Ray cluster. A runner that loaded a model exits after the job (the supervisor starts a fresh one).
+default, or on a Ray cluster. A job trained here runs in a *trainer process* forked from the runner for it: the
+runner imports torch, transformers and peft once (never running a torch operation itself, so the fork is safe) and
+each job starts in milliseconds with them, in a fresh process whose memory (a model and its optimizer take gigabytes)
+goes back to the system when it ends. A trainer that dies (the OOM killer, a crash) takes the runner with it, with
+the same exit status, so the supervisor fails that job and starts a new runner as it always has.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -70,6 +76,8 @@ class Runner:
         self.parent = parent or os.getppid()
         self.executor = executor or make(ExecutorConfig())
         self.following: list[str] = []  # jobs still training elsewhere after a server restart, to follow again
+        self.trainer: int | None = None  # the pid of the trainer process forked for the job training now
+        self.warming: threading.Thread | None = None  # the imports a trainer process starts with
 
     def orphaned(self) -> bool:
         return os.getppid() != self.parent
@@ -181,13 +189,79 @@ class Runner:
             if job is None:
                 time.sleep(0.25)
                 continue
-            if self.run_one(job):  # it trained: exit, and the supervisor starts a fresh runner, so the
-                return  # gigabytes a model and its optimizer took go back to the system after every job
+            if self.executor.name == "local":
+                self.fork_for(job)
+            else:  # a job that trains elsewhere (Ray, SkyPilot): no model is loaded here
+                self.run_one(job)
+
+    def fork_for(self, job: dict) -> None:
+        """Run ``job`` in a trainer process forked from this one, and wait for it. Its exit status, when not 0, ends
+        this runner the same way (the supervisor fails the job and starts another runner)."""
+        if self.warming is None:  # the first job of a runner started cold: import here, once, for every later job
+            self.warming = warm_up()
+        self.warming.join()  # never fork while another thread holds the import lock
+        for h in logging.getLogger().handlers:
+            h.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._trainer_main(job)
+        self.trainer = pid
+        try:
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if self.orphaned():  # the server is gone: the trainer notices this runner gone within a step
+                    os._exit(0)
+                time.sleep(0.1)
+        finally:
+            self.trainer = None
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:  # killed by a signal (the OOM killer's 9): this runner ends by the same one
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+        if code != 0:
+            raise SystemExit(code)
+
+    def _trainer_main(self, job: dict) -> None:
+        """The forked trainer process: its own store connection (an SQLite connection is never used across a
+        fork; the inherited one is kept, unused and unclosed), the runner as its parent, out by ``os._exit``."""
+        code = 0
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._inherited = self.store
+            self.store = Store(self._inherited.dir)
+            self.parent = os.getppid()
+            self.run_one(job)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # noqa: BLE001 — as an uncaught exception would end a process: logged, exit 1
+            log.error("the trainer process failed on job %s:\n%s", job["id"], traceback.format_exc())
+            code = 1
+        finally:
+            for h in logging.getLogger().handlers:
+                h.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def forward_term(self) -> None:
+        """SIGTERM (the server stopping) reaches the trainer too, then ends this runner as it would have."""
+        def term(signum, frame) -> None:
+            if self.trainer:
+                try:
+                    os.kill(self.trainer, signum)
+                except ProcessLookupError:
+                    pass
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+        signal.signal(signal.SIGTERM, term)
 
 
-def warm_up() -> None:
+def warm_up() -> threading.Thread:
     """Import what training needs in the background while the runner waits for a job (a job that comes first
-    waits on the same imports, never does them twice)."""
+    waits on the same imports, never does them twice); the thread is joined before a trainer is forked."""
     def imports() -> None:
         try:
             import importlib
@@ -200,30 +274,26 @@ def warm_up() -> None:
         except Exception:  # noqa: BLE001 — the job that needs them will say what is wrong
             log.warning("warming up the trainer failed:\n%s", traceback.format_exc())
 
-    import threading
-
-    threading.Thread(target=imports, name="ftui-runner-warm-up", daemon=True).start()
+    thread = threading.Thread(target=imports, name="ftui-runner-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
-    warm, standby = "--warm" in args, "--standby" in args
-    args = [a for a in args if a not in ("--warm", "--standby")]
+    warm = "--warm" in args
+    args = [a for a in args if a != "--warm"]
     config = ExecutorConfig()
     if "--executor" in args:
         i = args.index("--executor")
         config = ExecutorConfig(**json.loads(args[i + 1]))
         del args[i:i + 2]
+    runner = Runner(Path(args[0]), int(args[1]) if len(args) > 1 else None, make(config))
     if warm and config.name == "local":
-        warm_up()
-    if standby:  # started beside a runner that trains: ready, untouched, until the supervisor says "go"
-        try:
-            if sys.stdin.readline().strip() != "go":
-                return 0  # the server went away (its end of the pipe closed)
-        except (OSError, KeyboardInterrupt):
-            return 0
-    Runner(Path(args[0]), int(args[1]) if len(args) > 1 else None, make(config)).loop()
+        runner.warming = warm_up()
+    runner.forward_term()
+    runner.loop()
     return 0
 
 
