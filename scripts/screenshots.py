@@ -139,6 +139,22 @@ async def open_job(pilot, app, job_id: str):
     return jobs
 
 
+async def compare(pilot, app, jobs, tracks, name: str) -> None:
+    """Mark ``tracks`` in Jobs (space on each row), open the compare view (m) once their results are read, shoot."""
+    from ftui.tui.pilot import settle
+
+    table = jobs.query_one("#jobs")
+    for t in tracks:
+        table.move_cursor(row=table.get_row_index(t.id))
+        await settle(pilot)
+        await pilot.press("space")
+    await pilot.press("m")
+    view = app.screen
+    await until(pilot, lambda: all(t.results_loaded for t in view.tracks))
+    await settle(pilot)
+    app.save_screenshot(name, str(OUT))
+
+
 async def shoot_rft() -> None:
     """Reinforcement's screenshots: Jobs with the reward charts, the rollout view, the grader workbench."""
     os.environ["FTUI_CONFIG_FILE"] = str(Path(tempfile.mkdtemp()) / "none.toml")
@@ -340,16 +356,7 @@ async def shoot_sweep() -> None:
                              if (t.job.get("user_provided_suffix") or "").startswith("stars-")]
             await until(pilot, lambda: len(sweep()) == 4)
             await until(pilot, lambda: all(t.terminal for t in sweep()), timeout=1200)
-            table = jobs.query_one("#jobs")
-            for t in sweep():
-                table.move_cursor(row=table.get_row_index(t.id))
-                await settle(pilot)
-                await pilot.press("space")
-            await pilot.press("m")
-            view = app.screen
-            await until(pilot, lambda: all(t.results_loaded for t in view.tracks))
-            await settle(pilot)
-            app.save_screenshot("compare.svg", str(OUT))
+            await compare(pilot, app, jobs, sweep(), "compare.svg")
             await pilot.press("e")
             await until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
             ev = app.screen
@@ -366,16 +373,9 @@ async def shoot_sweep() -> None:
             await pilot.press("f3")
             jobs = app.screen
             await until(pilot, lambda: len([t for t in jobs.tracks.values() if t.terminal]) >= 4)
-            table = jobs.query_one("#jobs")
-            for t in [t for t in jobs.tracks.values() if (t.job.get("user_provided_suffix") or "").startswith("stars")]:
-                table.move_cursor(row=table.get_row_index(t.id))
-                await settle(pilot)
-                await pilot.press("space")
-            await pilot.press("m")
-            view = app.screen
-            await until(pilot, lambda: all(t.results_loaded for t in view.tracks))
-            await settle(pilot)
-            app.save_screenshot("compare-80x24.svg", str(OUT))
+            await compare(pilot, app, jobs, [t for t in jobs.tracks.values()
+                                             if (t.job.get("user_provided_suffix") or "").startswith("stars")],
+                          "compare-80x24.svg")
     finally:
         local.stop()
 

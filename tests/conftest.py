@@ -48,8 +48,22 @@ def write_jsonl(tmp_path):
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
-    """One GGUF→safetensors conversion per test session, shared by every server."""
-    path = os.environ.get("FTUI_MODEL_CACHE") or str(tmp_path_factory.mktemp("model-cache"))
+    """One GGUF→safetensors conversion per test run, shared by every server and by every pytest-xdist process: the
+    first process to need it converts (20 s of CPU) while the others wait on a lock, then find it done."""
+    import fcntl
+
+    path = os.environ.get("FTUI_MODEL_CACHE")
+    if not path:
+        base = tmp_path_factory.getbasetemp()
+        shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder, every worker's
+        path = str(shared / "model-cache")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with open(shared / "model-cache.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            from ftui.server.models.basemodels import DEFAULT_BASE, ensure
+
+            os.environ["FTUI_MODEL_CACHE"] = path
+            ensure(DEFAULT_BASE, Path(path))
     os.environ["FTUI_MODEL_CACHE"] = path
     return path
 

@@ -3,12 +3,20 @@ rename), so a crash never leaves a half-written file."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
 from pathlib import Path
 
 import orjson
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """A file's content hash (hex): what the upload ledger, the local backend's files and prepare.json's lineage
+    compare by. Read in blocks by the standard library (``hashlib.file_digest``), never whole into memory."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ftui.core.files import atomic_write  # noqa: F401 — also used by serve.py
+from ftui.core.files import atomic_write, sha256_of  # noqa: F401 — atomic_write is also used by serve.py
 
 CURRENT = "runner.current"  # the job the runner is on (the supervisor fails it if the runner dies)
 
@@ -82,16 +82,6 @@ def _migrate(db: sqlite3.Connection) -> None:
         raise
 
 
-def _sha256_of(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
 
@@ -141,7 +131,7 @@ class Store:
     def adopt_file(self, tmp: Path, filename: str, purpose: str) -> dict:
         fid = new_id("file")
         size = tmp.stat().st_size
-        digest = _sha256_of(tmp)  # in the caller's thread (the routes adopt in one), before the file is public
+        digest = sha256_of(tmp)  # in the caller's thread (the routes adopt in one), before the file is public
         os.replace(tmp, self.file_path(fid))
         return self._register_file(fid, filename, purpose, size, digest)
 
@@ -162,7 +152,7 @@ class Store:
             return None
         if not f.get("sha256"):
             try:
-                f["sha256"] = _sha256_of(self.file_path(file_id))
+                f["sha256"] = sha256_of(self.file_path(file_id))
             except OSError:
                 return None
             self.db.execute("UPDATE files SET sha256=? WHERE id=?", (f["sha256"], file_id))

@@ -12,27 +12,18 @@ A small JSON file in the user's data dir (``$XDG_DATA_HOME/ftui/uploads.json``, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftui.core.files import atomic_write, user_data_dir
+from ftui.core.files import atomic_write, sha256_of, user_data_dir  # noqa: F401 — sha256_of: the service reads it here
 
 KEEP = 500
 
 
 def ledger_path() -> Path:
     return user_data_dir() / "uploads.json"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

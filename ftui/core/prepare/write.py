@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from ..files import atomic_write
+from ..files import atomic_write, sha256_of
 from ..recipe import SPLITS, PrepareError
 from .result import FILE_NAMES, REPORT_NAME, Plan
 
@@ -57,12 +57,8 @@ def lineage(plan_: Plan) -> tuple[list[dict], str]:
     has the same id wherever the files lie, and any change of option or data gives another."""
     inputs = []
     for path in plan_.recipe.inputs:
-        h = sha256()
         try:
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            inputs.append({"path": str(path), "bytes": Path(path).stat().st_size, "sha256": h.hexdigest()})
+            inputs.append({"path": str(path), "bytes": Path(path).stat().st_size, "sha256": sha256_of(path)})
         except OSError:  # read a moment ago: gone now; the id says so by leaving its hash out
             inputs.append({"path": str(path), "bytes": None, "sha256": None})
     options = {k: v for k, v in plan_.recipe.to_dict().items() if k != "inputs"}
