@@ -58,11 +58,11 @@ def model_cache(tmp_path_factory):
         shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder, every worker's
         path = str(shared / "model-cache")
         Path(path).mkdir(parents=True, exist_ok=True)
+        os.environ["FTUI_MODEL_CACHE"] = path  # ensure() converts into it
         with open(shared / "model-cache.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             from ftui.server.models.basemodels import DEFAULT_BASE, ensure
 
-            os.environ["FTUI_MODEL_CACHE"] = path
             ensure(DEFAULT_BASE, Path(path))
     os.environ["FTUI_MODEL_CACHE"] = path
     return path

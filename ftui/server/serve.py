@@ -69,10 +69,6 @@ class Supervisor:
             if not self.stopping.is_set():
                 self.proc = subprocess.Popen(self._command(warm))
 
-    def _next(self) -> None:
-        """A new runner after one ended: warm (it imports torch while it waits; jobs are likely)."""
-        self._spawn(warm=True)
-
     def _watch(self) -> None:
         """A runner that dies fails the job it was on (validating or training) and is replaced after a delay that
         doubles while runners keep dying young (0.5 s … 30 s): a crash loop never spins."""
@@ -84,7 +80,7 @@ class Supervisor:
             if self.stopping.is_set():
                 break
             if code == 0:  # a runner that ended cleanly (none does today but one orphaned): the next one
-                self._next()
+                self._spawn(warm=True)
                 continue
             why = f"signal {-code}" if code < 0 else f"exit code {code}"
             hint = " (out of memory?)" if code in (-9, 137) else ""
@@ -101,7 +97,7 @@ class Supervisor:
             delay = 0.5 if time.monotonic() - started > 60 else min(30.0, delay * 2)
             self.stopping.wait(delay)
             if not self.stopping.is_set():
-                self._next()
+                self._spawn(warm=True)
         store.close()
 
     def stop(self) -> None:

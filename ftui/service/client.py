@@ -14,12 +14,12 @@ from typing import IO, Awaitable, Callable, cast
 
 import openai
 
-from ftui.core.files import atomic_write
+from ftui.core.files import atomic_write, sha256_of
 
 from . import results
 from .errors import ServiceError, bad_response, explain
 from .jobs import JobTrack
-from .ledger import Ledger, sha256_of
+from .ledger import Ledger
 from .profiles import Profile
 
 Progress = Callable[[int, int], None]

@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftui.core.files import PREPARE_REPORT
+from ftui.core.files import PREPARE_REPORT, sha256_of
 
 from .errors import ServiceError
-from .ledger import Ledger, sha256_of
+from .ledger import Ledger
 
 
 @dataclass(frozen=True)

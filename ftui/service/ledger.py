@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftui.core.files import atomic_write, sha256_of, user_data_dir  # noqa: F401 — sha256_of: the service reads it here
+from ftui.core.files import atomic_write, user_data_dir
 
 KEEP = 500
 

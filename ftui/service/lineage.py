@@ -14,11 +14,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftui.core.files import PREPARE_REPORT
+from ftui.core.files import PREPARE_REPORT, sha256_of
 
 from .errors import ServiceError
 from .evaluate import evaluations
-from .ledger import Ledger, sha256_of
+from .ledger import Ledger
 from .runs import SHA_KEY, content_of
 
 

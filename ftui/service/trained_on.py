@@ -13,10 +13,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftui.core.files import sha256_of
 from ftui.core.system_prompt import sample_lines, shared_system_prompt
 
 from .errors import ServiceError
-from .ledger import Ledger, sha256_of
+from .ledger import Ledger
 
 
 @dataclass(frozen=True)

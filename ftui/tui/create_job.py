@@ -240,7 +240,8 @@ fine-tuned model the checkpoint with the lowest validation loss. Both need a val
         svc = self.app.service
         if svc is None or not self.path:
             return
-        from ftui.service.ledger import Ledger, sha256_of
+        from ftui.core.files import sha256_of
+        from ftui.service.ledger import Ledger
 
         known = Ledger().by_content(svc.identity, sha256_of(Path(self.path)))
         if known:
@@ -576,8 +577,9 @@ fine-tuned model the checkpoint with the lowest validation loss. Both need a val
 
     @work(exclusive=True, group="create-job", exit_on_error=False, description="Creating the job")
     async def _submit(self, spec: dict) -> None:
+        from ftui.core.files import sha256_of
         from ftui.service.errors import ServiceError
-        from ftui.service.ledger import Ledger, sha256_of
+        from ftui.service.ledger import Ledger
 
         svc = self.app.service
         try:

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from ftui.core.evalset import load
+from ftui.core.files import sha256_of
 from ftui.core.prepare import Recipe, plan, write
 from ftui.service.evaluate import EvalParams, run, write as write_eval
-from ftui.service.ledger import sha256_of
 from ftui.service.lineage import lineage_of, models_trained_on
 from ftui.service.profiles import Profile
 from ftui.service.runs import SHA_KEY

@@ -47,9 +47,9 @@ class Executor(Protocol):
         """What the job object says about where jobs train: {"name", "workers", "where"}."""
         ...
 
-    def train(self, store: Store, job: dict, control: Callable[[], None]) -> bool:
+    def train(self, store: Store, job: dict, control: Callable[[], None]) -> None:
         """Train ``job`` (status ``running``) until it ends; raises Stop when ``control`` does (a pause, a
-        cancel, the server gone). True when this process loaded a model."""
+        cancel, the server gone)."""
         ...
 
     def recover(self, store: Store, job: dict) -> bool:

@@ -27,19 +27,19 @@ class LocalExecutor:
     def describe(self) -> dict:
         return {"name": "local", "workers": 1, "where": "this machine"}
 
-    def train(self, store: Store, job: dict, control: Callable[[], None]) -> bool:
+    def train(self, store: Store, job: dict, control: Callable[[], None]) -> None:
         workers = (job.get("executor") or {}).get("workers") or 1
         if workers > 1:
-            return self._train_parallel(store, job, control, workers)
+            self._train_parallel(store, job, control, workers)
+            return
         from ftui.server.executors import trainer_for
 
         trainer_for(store, job, control).run()
-        return True
 
     def recover(self, store: Store, job: dict) -> bool:
         return False
 
-    def _train_parallel(self, store: Store, job: dict, control: Callable[[], None], workers: int) -> bool:
+    def _train_parallel(self, store: Store, job: dict, control: Callable[[], None], workers: int) -> None:
         from ftui.server.executors.worker import bundle_of, follow, write_bundle
         from ftui.server.train.trainer import Stop
 
@@ -76,4 +76,3 @@ class LocalExecutor:
             raise RuntimeError(f"the {workers} data-parallel workers exited with code {proc.returncode} before the "
                                f"job ended ({last[0][:300]})")
         shutil.rmtree(folder, ignore_errors=True)
-        return False

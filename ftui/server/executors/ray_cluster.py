@@ -153,7 +153,7 @@ class RayExecutor:
                         f"{where['host']} ({cpus}{gpus})")
         return actor
 
-    def train(self, store: Store, job: dict, control: Callable[[], None]) -> bool:
+    def train(self, store: Store, job: dict, control: Callable[[], None]) -> None:
         import ray
 
         note = self._note(store, job["id"])
@@ -181,7 +181,7 @@ class RayExecutor:
                     if store.set_status_if(job["id"], ("running",), "failed", finished_at=int(time.time()),
                                            error={"code": "training_error", "message": message, "param": None}):
                         store.add_event(job["id"], message, level="error")
-                    return False
+                    return
                 tries += 1
                 store.add_event(job["id"], f"The Ray worker training this job was lost ({type(exc).__name__}); "
                                 f"resuming from its last saved state (step {step} or before) on another worker "
@@ -205,7 +205,7 @@ class RayExecutor:
                 ray.kill(actor)
                 if ended in ("paused", "cancelled"):
                     raise Stop(ended)
-                return False
+                return
             if told is None:
                 try:
                     control()

@@ -111,20 +111,20 @@ class Runner:
 
         return control
 
-    def run_one(self, job: dict) -> bool:
-        """Validate and train ``job``; True when a model was loaded for it (the runner then retires)."""
+    def run_one(self, job: dict) -> None:
+        """Validate and train ``job``."""
         store = self.store
         # the supervisor fails this job if the runner dies on it (out of memory, a crash): never a loop on one job
         (store.dir / CURRENT).write_text(job["id"])
         try:
-            return self._run_one(job)
+            self._run_one(job)
         finally:
             (store.dir / CURRENT).unlink(missing_ok=True)
             ended = store.get_job(job["id"])
             if ended is not None and ended["status"] in TERMINAL:  # resumable state is for paused jobs only
                 shutil.rmtree(store.dir / "jobs" / job["id"] / "state", ignore_errors=True)
 
-    def _run_one(self, job: dict) -> bool:
+    def _run_one(self, job: dict) -> None:
         store = self.store
         if job["status"] == "validating_files":
             store.add_event(job["id"], "Validating training file: " + job["training_file"] + (
@@ -139,23 +139,22 @@ class Runner:
             if error is not None:
                 if store.set_status_if(job["id"], ("validating_files",), "failed", error=error, finished_at=now()):
                     store.add_event(job["id"], error["message"], level="error")
-                return False
+                return
             if not store.set_status_if(job["id"], ("validating_files",), "queued"):
-                return False
+                return
             store.add_event(job["id"], "Files validated, moving job to queued state")
         if not store.set_status_if(job["id"], ("queued",), "running"):
-            return False
+            return
         workers = (job.get("executor") or {}).get("workers") or 1  # asked for at creation (data-parallel)
         store.update_job(job["id"], executor={**self.executor.describe(), "workers": workers})
-        return self.train(job["id"])
+        self.train(job["id"])
 
-    def train(self, job_id: str) -> bool:
-        """Hand a running job to the executor until it ends; True when a model was loaded in this process."""
+    def train(self, job_id: str) -> None:
+        """Hand a running job to the executor until it ends."""
         store = self.store
         job = store.get_job(job_id)
-        loaded = self.executor.name == "local"  # whatever happens from here, a model was (being) loaded here
         try:
-            loaded = self.executor.train(store, job, self.control_for(job["id"]))
+            self.executor.train(store, job, self.control_for(job["id"]))
         except Stop as stop:
             if stop.why == "paused":
                 store.add_event(job["id"], f"Fine-tuning job paused at step {store.get_job(job['id'])['step']}")
@@ -169,7 +168,6 @@ class Runner:
             if store.set_status_if(job["id"], ("running",), "failed", finished_at=now(),
                                    error={"code": "training_error", "message": message, "param": None}):
                 store.add_event(job["id"], message, level="error")
-        return loaded
 
     def loop(self) -> None:
         lock = open(self.store.dir / "runner.lock", "w")

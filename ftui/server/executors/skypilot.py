@@ -81,7 +81,7 @@ class SkyPilotExecutor:
             return True
         return False
 
-    def train(self, store: Store, job: dict, control: Callable[[], None]) -> bool:
+    def train(self, store: Store, job: dict, control: Callable[[], None]) -> None:
         from ftui.server.executors.worker import bundle_of, follow, write_bundle
         from ftui.server.train.trainer import Stop
 
@@ -116,7 +116,6 @@ class SkyPilotExecutor:
             raise RuntimeError(f"the SkyPilot managed job {name} ended before its worker reported the job's end "
                                f"(see: sky jobs logs --name {name})")
         shutil.rmtree(folder, ignore_errors=True)
-        return False
 
     @staticmethod
     def _ended(name: str) -> bool:
