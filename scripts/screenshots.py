@@ -381,6 +381,12 @@ async def shoot_sweep() -> None:
 
 
 if __name__ == "__main__":
+    import atexit
+    import shutil
+
+    # every folder the shots make (servers with their models, prepared sets) in one, removed after
+    tempfile.tempdir = tempfile.mkdtemp(prefix="ftui-screenshots-")
+    atexit.register(shutil.rmtree, tempfile.tempdir, True)
     if "--rft" in sys.argv[1:]:
         asyncio.run(shoot_rft())
     elif "--sweep" in sys.argv[1:]:

@@ -14,7 +14,14 @@ def pytest_configure(config):
     gets its own; a test that needs another sets its own."""
     import tempfile
 
-    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="ftui-test-data-")
+    os.environ["XDG_DATA_HOME"] = config._ftui_data_home = tempfile.mkdtemp(prefix="ftui-test-data-")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if hasattr(config, "_ftui_data_home"):
+        shutil.rmtree(config._ftui_data_home, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -86,6 +86,30 @@ def test_merged_weights_are_cached_beside_the_adapter(base, adapter, monkeypatch
     assert not any(p.is_dir() or p.name.startswith(".merged") for p in ckpt.iterdir())
 
 
+def test_only_the_most_recently_used_merged_copies_stay_on_disk(base, adapter, tmp_path):
+    """A merged copy is a full model (540 MB here): a server keeps the KEEP most recently used, whatever the number
+    of fine-tuned models chatted with."""
+    import os
+
+    from ftui.server.models import basemodels
+    from ftui.server.models.merged import KEEP, MERGED_STAMP, merged
+
+    data = tmp_path / "data"
+    models = []
+    for i in range(KEEP + 2):
+        folder = data / "jobs" / f"ftjob-{i}" / "model"
+        shutil.copytree(adapter, folder)
+        models.append(folder)
+    for i, folder in enumerate(models[:KEEP + 1]):
+        merged(basemodels.DEFAULT_BASE, folder, data, torch.float32)
+        os.utime(folder / "merged-float32" / MERGED_STAMP, (1000 + i, 1000 + i))  # used in this order
+    assert [m for m in models if (m / "merged-float32").exists()] == models[1:KEEP + 1]
+    merged(basemodels.DEFAULT_BASE, models[1], data, torch.float32)  # read again: now the most recent
+    merged(basemodels.DEFAULT_BASE, models[-1], data, torch.float32)
+    assert [m for m in models if (m / "merged-float32").exists()] == [models[1], models[-1]]
+    assert all((m / "adapter_model.safetensors").exists() for m in models)  # only the copies go
+
+
 def test_saving_a_finished_model_links_the_adapter_files_not_a_merged_cache(base, adapter, tmp_path):
     from ftui.server.models import basemodels
     from ftui.server.models.merged import merged

@@ -13,6 +13,7 @@ log = logging.getLogger("ftui.inference")
 
 
 MERGED_STAMP = "ftui-merged.json"
+KEEP = 2  # merged copies kept on disk, the most recently used: as many as the server keeps loaded (540 MB each here)
 
 
 def _adapter_stamp(adapter: Path) -> dict:
@@ -28,7 +29,9 @@ def merged(base: str, adapter: Path, data_dir: Path, dtype):
     restart reads one file instead of loading the base, importing peft and merging. The cache goes with the model's
     folder; a stale or broken one is rebuilt, and one that cannot be written is only logged. Checkpoints
     (``…/checkpoints/step-N``) are merged in memory only: a full copy of the weights for each (540 MB for the
-    default model) would outweigh the seconds it saves on what is chatted with now and then."""
+    default model) would outweigh the seconds it saves on what is chatted with now and then. For the same reason
+    only the :data:`KEEP` most recently used fine-tuned models keep their copy: the disk a server uses does not grow
+    with the number of models chatted with."""
     import shutil
     import tempfile
 
@@ -40,6 +43,7 @@ def merged(base: str, adapter: Path, data_dir: Path, dtype):
     try:
         if json.loads((folder / MERGED_STAMP).read_text()) == stamp:
             model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).to(basemodels.device())
+            os.utime(folder / MERGED_STAMP)  # its last use: what the eviction keeps
             log.info("loaded merged weights from %s", folder)
             return model
     except (OSError, ValueError):
@@ -61,7 +65,24 @@ def merged(base: str, adapter: Path, data_dir: Path, dtype):
             shutil.rmtree(tmp, ignore_errors=True)
     except OSError:
         log.warning("could not cache merged weights in %s", adapter, exc_info=True)
+    evict(data_dir)
     return model
+
+
+def evict(data_dir: Path, keep: int = KEEP) -> None:
+    """Remove all but the ``keep`` most recently used merged copies of the fine-tuned models in ``data_dir``."""
+    import shutil
+
+    def last_use(folder: Path) -> float:
+        try:
+            return (folder / MERGED_STAMP).stat().st_mtime
+        except OSError:
+            return 0.0  # no stamp: a broken copy, the first to go
+
+    copies = sorted(data_dir.glob("jobs/*/model/merged-*"), key=last_use, reverse=True)
+    for folder in copies[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("removed merged weights in %s (only the %d most recently used are kept)", folder, keep)
 
 
 def merge_float32(base: str, adapter: Path, data_dir: Path):
