@@ -15,6 +15,10 @@ then restarts the server and times the first request (a short prompt, streamed, 
 fine-tuned model from its merged weights cached on disk, plus the first prompt — sent as soon as the server answers
 (it also waits for torch and transformers to import) and, after another restart, 5 s later (a user opening the chat;
 `ftui serve` has imported them in the background by then).
+
+And the machine's limit for decoding: one token reads every weight once (bf16: 2 bytes per parameter; the tied output
+layer reads the embedding matrix), so memory bandwidth, measured here as the best of torch reading and copying a
+1 GiB tensor on all cores, bounds tokens/s at bandwidth ÷ weight bytes.
 """
 
 from __future__ import annotations
@@ -61,6 +65,37 @@ def stream(c, model: str, messages: list[dict], max_tokens: int):
     return first, last, usage.completion_tokens, usage.prompt_tokens, cached, "".join(text)
 
 
+def parameters(folder: Path) -> int:
+    """The parameters in a converted model's safetensors (read from their headers)."""
+    import math
+
+    from safetensors import safe_open
+
+    n = 0
+    for f in folder.glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st:
+            n += sum(math.prod(st.get_slice(name).get_shape()) for name in st.keys())
+    return n
+
+
+def bandwidth() -> tuple[float, float]:
+    """(read, copy) bytes/s of this machine's memory, best of 5, torch on every core (as decoding runs)."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    a = torch.ones(2**28, dtype=torch.float32)  # 1 GiB: far beyond any cache
+    b = torch.empty_like(a)
+    read = copy = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a.sum()
+        read = max(read, a.nbytes / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        b.copy_(a)
+        copy = max(copy, 2 * a.nbytes / (time.perf_counter() - t0))
+    return read, copy
+
+
 def main() -> None:
     from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
 
@@ -75,6 +110,7 @@ def main() -> None:
             job = wait_for(c, start_job(c, "bench", 1).id, timeout=900)
             assert job.status == "succeeded", job.error
             model = job.fine_tuned_model
+            params = parameters(Path(os.environ["FTUI_MODEL_CACHE"]) / "smollm2-135m-instruct")
             t0 = time.perf_counter()
             stream(c, model, [{"role": "user", "content": "Hi"}], 2)
             first_load = time.perf_counter() - t0
@@ -111,7 +147,14 @@ def main() -> None:
                 restarts.append(first)
             finally:
                 s.stop()
-    print(f"{os.cpu_count()} CPUs, {model}")
+    from ftui.server.models.basemodels import cpu_has_bf16
+
+    read, copied = bandwidth()
+    bound = max(read, copied) / (2 * params)
+    print(f"{os.cpu_count()} CPUs, native bf16: {cpu_has_bf16()}, {model}")
+    print(f"memory bandwidth: read {read / 1e9:.1f} GB/s, copy {copied / 1e9:.1f} GB/s (read + write); "
+          f"{params / 1e6:.1f} M parameters = {2 * params / 1e6:.0f} MB of bf16 weights per token: "
+          f"bound {bound:.0f} tokens/s")
     print(f"first request before the restart (merge + cache write): {first_load:5.2f} s")
     print(f"TTFT, {statistics.median(prompts)}-token prompt (median of 5): {statistics.median(ttft) * 1000:5.0f} ms"
           f"   (all: {', '.join(f'{x * 1000:.0f}' for x in ttft)})")
@@ -120,7 +163,7 @@ def main() -> None:
           f"{statistics.median(follow_ttft) * 1000:5.0f} ms"
           f"   (all: {', '.join(f'{x * 1000:.0f}' for x in follow_ttft)})")
     print(f"streamed tokens/s (median of 3)            : {statistics.median(rates):5.1f}"
-          f"   (all: {', '.join(f'{x:.1f}' for x in rates)})")
+          f"   (all: {', '.join(f'{x:.1f}' for x in rates)}); {statistics.median(rates) / bound:.0%} of the bound")
     print(f"first request after a restart, to its first token: {restarts[0]:5.2f} s as soon as the server answers, "
           f"{restarts[1]:5.2f} s 5 s later (imports preloaded)")
 

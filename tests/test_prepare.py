@@ -126,6 +126,27 @@ def test_templates_system_prompt_and_empty_answers(tmp_path):
     assert pl.steps[1].detail["dropped"] == [f"{p}:3: the assistant text (Stars: {{star}}) is empty"]
 
 
+def test_mapped_rows_carry_the_same_keys_the_examples_give(tmp_path):
+    """Rows mapped from columns hand the dedup and split steps their prompt, near-duplicate text and answer directly
+    (without re-reading the example): they must be what the example itself gives, and a row whose columns are all
+    blank is dropped whatever the template."""
+    from ftui.core.prepare.mapping import _Mapper, _parts
+
+    p = tmp_path / "r.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"t": "Nice", "b": "works", "s": 5}, {"t": "  ", "b": "", "s": 4.0}, {"t": "x", "b": None, "s": True},
+        {"t": " ", "b": "\t", "s": 1}, {"t": "0", "b": 0, "s": ""}]))
+    for user, assistant, system in [("{t}", "{s}", None), ("{t}: {b}", "Stars: {s}", "Rate it."),
+                                    ("{t}{b}", "{s}", "")]:
+        r = Recipe([str(p)], user=user, assistant=assistant, system=system)
+        mapper = _Mapper(r)
+        got = list(mapper.map_source(open_source(p)))
+        assert got and all(m.parts == _parts(m.example) for m in got), (user, assistant, system)
+        assert {m.line for m in got} == {1, 3}  # 2 and 4: blank columns (whatever the template's text); 5: no star
+    assert not _Mapper(Recipe([str(p)], user="{t}", assistant="{s}")).map_source(open_source(p)).__next__().parts[0] \
+        .startswith("system")
+
+
 def test_legacy_prompt_completion_becomes_chat_without_separator_and_leading_space(tmp_path):
     p = tmp_path / "legacy.jsonl"
     rows = [{"prompt": f"Review {i}\n\n###\n\n", "completion": f" {i % 5 + 1} END"} for i in range(12)]

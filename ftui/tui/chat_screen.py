@@ -36,6 +36,7 @@ class Column:
 
 
 class ChatScreen(FtuiScreen):
+    CSS_PATH = Path(__file__).resolve().parent / "chat.tcss"  # parsed when the workspace first opens
     HELP = """\
 # Chat workspace
 Pick a model (fine-tuned models and checkpoints first), write a prompt, Enter sends. The answer streams as

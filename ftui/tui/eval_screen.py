@@ -102,6 +102,7 @@ class DisagreementScreen(FtuiModal[None]):
 
 
 class EvalScreen(FtuiScreen):
+    CSS_PATH = Path(__file__).resolve().parent / "eval.tcss"  # parsed when the workspace first opens
     HELP = """\
 # Eval workspace
 Measure models on held-out examples (the prepared `test.jsonl`, a validation file — any JSONL whose last

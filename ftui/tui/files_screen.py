@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -29,6 +30,7 @@ def size(n: int | None) -> str:
 
 
 class FilesScreen(FtuiScreen):
+    CSS_PATH = Path(__file__).resolve().parent / "files.tcss"  # parsed when the workspace first opens
     HELP = """\
 # Files & models
 The backend's files and models. **d** deletes the selected file or fine-tuned model (asks first);

@@ -57,6 +57,7 @@ def method_of(job: dict) -> tuple[str, dict]:
 
 
 class JobsScreen(FtuiScreen):
+    CSS_PATH = Path(__file__).resolve().parent / "jobs.tcss"  # parsed when the workspace first opens
     HELP = """\
 # Jobs workspace
 The backend's fine-tuning jobs, live. Pick one in the list: its **detail**, **event log** (follows live),

@@ -108,6 +108,7 @@ def in_form_words(text: str) -> str:
 
 
 class PrepareScreen(FtuiScreen):
+    CSS_PATH = Path(__file__).resolve().parent / "prepare.tcss"  # parsed when the workspace first opens
     HELP = """\
 # Prepare workspace
 Turn raw labelled data (CSV, TSV, JSON, JSON Lines, Parquet) into `train.jsonl`, `valid.jsonl`, `test.jsonl` and

@@ -46,6 +46,9 @@ class Template:
                 raise PrepareError(f"{option} {text!r}: an unmatched brace (write {{{{ or }}}} for a literal one)")
             if rest:
                 self.parts.append((False, rest))
+        # every part a column: the row is empty exactly when the rendered text is blank (a value that is not a string
+        # never renders blank), so `empty` need not run for each row
+        self.fields_only = all(is_field for is_field, _ in self.parts)
 
     @property
     def columns(self) -> list[str]:
@@ -119,6 +122,7 @@ class _Mapped:
     example: dict
     line: int
     group: str | None
+    parts: tuple[str, str, str] | None = None  # what `_parts(example)` returns, where the mapping knows it already
 
 
 def _guess(columns: list[str], names) -> str | None:
@@ -201,20 +205,22 @@ class _Mapper:
 
     def _tabular_rows(self, src: Source, rows, user: Template, assistant: Template) -> Iterator[_Mapped]:
         system = self.recipe.system
+        head = f"system: {system}\n" if system else ""  # the start of `_parts`' prompt key
         kind = "mapped from columns"
         for row in rows:
             u = user.render(row.values)
             a = assistant.render(row.values)
-            if not u.strip() or user.empty(row.values):
+            if not u.strip() or (not user.fields_only and user.empty(row.values)):
                 self._drop(src, row.line, f"the user text ({user.text}) is empty")
                 continue
-            if not a.strip() or assistant.empty(row.values):
+            if not a.strip() or (not assistant.fields_only and assistant.empty(row.values)):
                 self._drop(src, row.line, f"the assistant text ({assistant.text}) is empty")
                 continue
             msgs = ([{"role": "system", "content": system}] if system else []) + [
                 {"role": "user", "content": u}, {"role": "assistant", "content": a}]
             self.kinds[kind] = self.kinds.get(kind, 0) + 1
-            yield _Mapped({"messages": msgs}, row.line, self._group(row.values))
+            yield _Mapped({"messages": msgs}, row.line, self._group(row.values),
+                          (f"{head}user: {u}", u, a))
 
     def _passthrough(self, src: Source, rows) -> Iterator[_Mapped]:
         system = self.recipe.system

@@ -103,7 +103,7 @@ def read_and_map(recipe: Recipe, tick: Tick) -> Pool:
                     errors.append(f"{where}: {found[0][0]}: {found[0][1]}")
                 if not recipe.keep_errors:
                     continue
-            prompt, near, answer = _parts(ex)
+            prompt, near, answer = m.parts or _parts(ex)
             pool.lines.append(dumps(ex))
             pool.origin.append(where)
             pool.keys.append(_digest(norm(prompt)))

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-from ftui.server.models import basemodels
+from ftui.server.models import basemodels, packed
 from ftui.server.models.merged import merged
 
 CACHE_SIZE = 2
@@ -157,7 +157,8 @@ class ModelCache:
 
     def fast(self, key: str, entry: LoadedModel) -> LoadedModel:
         """The entry streamed answers are generated with: a bfloat16 copy of a float32 model where bf16 is fast
-        (see :func:`basemodels.inference_dtype`), made on first use, sharing the model's lock; else the entry.
+        (see :func:`basemodels.inference_dtype`), made on first use, its linear layers packed for oneDNN on a CPU,
+        sharing the model's lock; else the entry.
 
         Non-streamed requests (an evaluation's) keep the float32 model: in bf16 an answer can depend on what it was
         batched with (rounding differs with the batch's shape), and an evaluation must give the same answer to the
@@ -173,7 +174,10 @@ class ModelCache:
                 return entry
             got = self._fast.get(key)
             if got is None:
-                got = self._fast[key] = LoadedModel(copy.deepcopy(model).to(want), tok, lock)
+                fast = copy.deepcopy(model).to(want)
+                if packed.available(fast):
+                    packed.pack_linears(fast)  # the same tokens, decoded faster (see models/packed.py)
+                got = self._fast[key] = LoadedModel(fast, tok, lock)
             return got
 
 
