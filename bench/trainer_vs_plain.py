@@ -3,6 +3,7 @@
 
     python bench/trainer_vs_plain.py                 # Marv sample (3 epochs) and a varied chat set (1 epoch)
     python bench/trainer_vs_plain.py --only marv --rounds 5
+    python bench/trainer_vs_plain.py --no-trl        # without TRL's SFTTrainer (a peer from ftui[bench])
 
 Both train the same LoRA (r=16, alpha 32, all-linear, same seed, so the same initial adapter) on the same tokenised
 examples in the same shuffled batches, under bf16 autocast where the CPU has bf16 (fp32 elsewhere). The plain loop
@@ -104,6 +105,59 @@ def plain_loop(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, flo
     return time.perf_counter() - t0, tokens, loss
 
 
+def trl_run(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float]:
+    """TRL's SFTTrainer in a fresh process of its own (like the plain loop)."""
+    out = subprocess.run([sys.executable, __file__, "--trl", str(data_dir), str(path), str(epochs)], check=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    took, tokens, loss = json.loads(out.strip().splitlines()[-1])
+    return took, tokens, loss
+
+
+def trl_loop(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float]:
+    """What a user who trains a LoRA with TRL writes: SFTTrainer with a LoraConfig, on the same tokenised examples
+    and labels (a `labels` column, which TRL keeps as is: the assistant turns only, as ftui trains), in the same
+    order (the epochs laid end to end, read in sequence), batch size, learning rate (constant, AdamW, no weight
+    decay) and precision. One difference from TRL's defaults, in TRL's favour: no gradient checkpointing (TRL turns
+    it on by default; it saves memory and costs a forward pass)."""
+    import orjson
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    torch.manual_seed(SEED)
+    model, tok = basemodels.load(basemodels.DEFAULT_BASE, data_dir)
+    model.config.use_cache = False
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    data = [encode_sft(tok, r["messages"]) for r in rows]
+    order = []
+    for epoch in range(epochs):
+        o = list(range(len(data)))
+        random.Random(SEED * 1000 + epoch).shuffle(o)  # the trainer's order
+        order += o
+    ds = Dataset.from_dict({"input_ids": [data[i][0] for i in order], "labels": [data[i][1] for i in order]})
+    tokens = sum(len(data[i][0]) for i in order)
+    use_bf16 = _bf16_wanted("cpu")
+    args = SFTConfig(output_dir=str(data_dir / "trl-out"), per_device_train_batch_size=BS, num_train_epochs=1,
+                     learning_rate=BASE_LR, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
+                     optim="adamw_torch", bf16=use_bf16, fp16=False, use_cpu=True, gradient_checkpointing=False,
+                     logging_steps=1, save_strategy="no", report_to=[], seed=SEED, data_seed=SEED,
+                     dataloader_num_workers=0, max_length=None, disable_tqdm=True)
+
+    class InOrder(SFTTrainer):
+        def _get_train_sampler(self, *a, **kw):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+
+    trainer = InOrder(model=model, args=args, train_dataset=ds, processing_class=tok,
+                      peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
+                                             task_type="CAUSAL_LM"))
+    t0 = time.perf_counter()
+    trainer.train()
+    took = time.perf_counter() - t0
+    loss = [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]
+    return took, tokens, loss
+
+
 def ftui_run(server, path: Path, epochs: int) -> tuple[float, int, float]:
     from tests.backend import wait_for
 
@@ -122,6 +176,32 @@ def ftui_run(server, path: Path, epochs: int) -> tuple[float, int, float]:
     return took, steps, job.trained_tokens, last.data["train_loss"]
 
 
+def matmul_rate() -> float:
+    """This CPU's bf16 (or float32 without native bf16) matrix-multiply rate, FLOP/s on every core: the best of 5
+    products of 2,048-square matrices, the shape class a training step's big products have."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    dtype = torch.bfloat16 if _bf16_wanted("cpu") else torch.float32
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2048**3 / best
+
+
+def flop_per_token(data_dir: Path) -> float:
+    """A LoRA step's FLOP per token: the forward pass (2 per weight) and the backward pass through the frozen
+    weights to the activations (2 more); the adapters' own and attention's are left out (a few %)."""
+    model, _ = basemodels.load(basemodels.DEFAULT_BASE, data_dir)
+    n = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name)
+    n += model.get_output_embeddings().weight.numel() if model.config.tie_word_embeddings else 0
+    return 4.0 * n
+
+
 def main() -> None:
     from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
 
@@ -129,12 +209,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["marv", "chat"])
     ap.add_argument("--rounds", type=int, default=3, help="plain/ftui pairs per set (medians are reported)")
+    ap.add_argument("--no-trl", action="store_true", help="leave TRL's SFTTrainer out (it needs ftui[bench])")
     ap.add_argument("--plain", nargs=3, metavar=("DATA_DIR", "FILE", "EPOCHS"), help=argparse.SUPPRESS)
+    ap.add_argument("--trl", nargs=3, metavar=("DATA_DIR", "FILE", "EPOCHS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.plain:  # the child process of plain_run
         data_dir, path, epochs = args.plain
         print(json.dumps(plain_loop(Path(data_dir), Path(path), int(epochs))))
         return
+    if args.trl:  # the child process of trl_run
+        data_dir, path, epochs = args.trl
+        print(json.dumps(trl_loop(Path(data_dir), Path(path), int(epochs))))
+        return
+    if not args.no_trl:
+        try:
+            import trl  # noqa: F401
+        except ImportError:
+            sys.exit("TRL's SFTTrainer is a peer: pip install 'ftui[bench]' (or pass --no-trl)")
     from tests.backend import Server
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,20 +236,21 @@ def main() -> None:
         (tmp / "serve").mkdir()
         server = Server(tmp / "serve").start()
         print(f"{os.cpu_count()} CPUs, LoRA r16 all-linear, batch {BS}, bf16 autocast: {_bf16_wanted('cpu')}")
+        per_token = flop_per_token(tmp)
         try:
             for name, (path, epochs) in sets.items():
                 if args.only and name != args.only:
                     continue
-                plain, ftui = [], []
+                plain, ftui, trl = [], [], []
                 for r in range(args.rounds):
-                    if r % 2:
-                        ftui.append(ftui_run(server, path, epochs))
-                        plain.append(plain_run(tmp, path, epochs))
-                    else:
-                        plain.append(plain_run(tmp, path, epochs))
-                        ftui.append(ftui_run(server, path, epochs))
+                    runs = [lambda: plain.append(plain_run(tmp, path, epochs)),
+                            lambda: ftui.append(ftui_run(server, path, epochs))]
+                    if not args.no_trl:
+                        runs.append(lambda: trl.append(trl_run(tmp, path, epochs)))
+                    for run in runs[r % len(runs):] + runs[:r % len(runs)]:  # each goes first in turn
+                        run()
                     print(f"  round {r + 1}: plain {plain[-1][0]:.1f} s, ftui {ftui[-1][0]:.1f} s "
-                          f"({ftui[-1][1]:.1f} s in steps)", flush=True)
+                          f"({ftui[-1][1]:.1f} s in steps)" + (f", TRL {trl[-1][0]:.1f} s" if trl else ""), flush=True)
                 p_tok, p_loss = plain[0][1], plain[0][2]
                 f_tok, f_loss = ftui[0][2], ftui[0][3]
                 assert p_tok == f_tok, (p_tok, f_tok)
@@ -172,8 +264,21 @@ def main() -> None:
                       f" (round 1)")
                 print(f"  ftui trainer (all of it): {f_s:7.1f} s {f_tok / f_s:7.0f} tokens/s   last loss {f_loss:.3f}")
                 print(f"  ftui, its steps only    : {f_steps:7.1f} s {f_tok / f_steps:7.0f} tokens/s")
+                rate = matmul_rate()
+                print(f"  ftui's steps achieve    : {f_tok / f_steps * per_token / 1e9:7.0f} GFLOP/s "
+                      f"({per_token / 1e9:.2f} GFLOP per token) = "
+                      f"{f_tok / f_steps * per_token / rate:.0%} of this CPU's matmul rate, {rate / 1e9:.0f} GFLOP/s "
+                      f"measured now")
                 print(f"  ratio (tokens/s)        : {p_s / f_s:7.2f}× whole loop, {p_s / f_steps:.2f}× steps only; "
                       f"per round {', '.join(f'{x:.2f}' for x in ratios)}")
+                if trl:
+                    assert all(x[1] == f_tok for x in trl), (trl, f_tok)
+                    t_s = statistics.median(x[0] for x in trl)
+                    t_ratios = sorted(t[0] / f[0] for t, f in zip(trl, ftui))
+                    print(f"  TRL SFTTrainer          : {t_s:7.1f} s {f_tok / t_s:7.0f} tokens/s   last loss "
+                          f"{trl[0][2]:.3f} (round 1)")
+                    print(f"  ftui / TRL (tokens/s)   : {t_s / f_s:7.2f}× whole loop, {t_s / f_steps:.2f}× steps only; "
+                          f"per round {', '.join(f'{x:.2f}' for x in t_ratios)}")
         finally:
             server.stop()
 
