@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -120,21 +121,24 @@ def main() -> None:
     size_mb = data.stat().st_size / 1e6
     print(f"file: {data} ({size_mb:.1f} MB), {os.cpu_count()} CPUs")
 
-    def best(cmd):
+    def best(cmd, key: str = ""):
         # Wall time comes from runs without the memory sampler: sampling the tree every 10 ms (psutil and
         # /proc/PID/smaps_rollup) takes CPU, which a single-process tool never misses on this 2-core machine but
         # `ftui check`, using both cores, does (1.33 s sampled against 1.03-1.14 s unsampled in one minute). The
         # memory figures come from one more, sampled, run.
-        wall = min(run_measured(cmd, env, sample=False)[0] for _ in range(a.repeat))
+        walls = [run_measured(cmd, env, sample=False)[0] for _ in range(a.repeat)]
+        medians[key] = statistics.median(walls)
         _, rss, tree, pss, out = run_measured(cmd, env)
-        return wall, rss, tree, pss, out
+        return min(walls), rss, tree, pss, out
 
-    cb_wall, cb_rss, cb_tree, cb_pss, cb_out = best([sys.executable, str(baseline), str(data)])
+    medians: dict[str, float] = {}  # the median wall of each tool's runs
+
+    cb_wall, cb_rss, cb_tree, cb_pss, cb_out = best([sys.executable, str(baseline), str(data)], "cookbook")
     cb_tokens = int(re.search(r"Dataset has ~(\d+) tokens", cb_out).group(1))
     results = {}
     for label, extra in (("ftui check", []), ("ftui check --workers 1", ["--workers", "1"])):
         wall, rss, tree, pss, out = best([sys.executable, "-m", "ftui.cli", "check", str(data), "--json",
-                                          "--model", "gpt-3.5-turbo", *extra])
+                                          "--model", "gpt-3.5-turbo", *extra], label)
         doc = json.loads(out)
         results[label] = (wall, rss, tree, pss, doc["estimate"]["billing_tokens_per_epoch"], doc["total_tokens"])
 
@@ -151,6 +155,8 @@ def main() -> None:
     w, rss, tree, pss, *_ = results["ftui check"]
     print(f"ratio (cookbook time / ftui time): {cb_wall / w:.1f}x   memory: largest process {rss / cb_rss:.2f}x, "
           f"whole tree RSS {tree / cb_tree:.2f}x, whole tree PSS {pss / cb_pss:.2f}x of the cookbook's")
+    cb_med, f_med = medians["cookbook"], medians["ftui check"]
+    print(f"medians of {a.repeat} run(s): cookbook {cb_med:.2f} s, ftui check {f_med:.2f} s → {cb_med / f_med:.1f}x")
     if a.flat:
         big = OUT / f"bench_{a.flat:g}mb.jsonl"
         if not big.exists():
