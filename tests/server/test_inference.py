@@ -270,6 +270,38 @@ def test_a_streamed_follow_up_reuses_the_last_turns_keys_and_values(base):
         inference._PREFIX.clear()
 
 
+def test_a_shared_system_prompt_is_computed_once_and_answers_stay_the_same(base):
+    """An evaluation's prompts share their system prompt and template header (about half of a short review
+    prompt): the batcher computes that head's keys and values once and reuses them. The answers are those of
+    generating each prompt whole and alone, batched or not; a prompt without a system prompt has no head."""
+    from ftui.server.models.inference import Batcher, _prompt_ids
+
+    _, model, tok = base
+    system = "Rate the app review from 1 to 5 stars. Answer with the digit only."
+    reviews = ["The app crashes every time I open the settings page, please fix it, I paid for this.",
+               "Love it! Works great and the new update made syncing much faster than before.",
+               "It's okay. Some features are useful but the ads are annoying and too frequent.",
+               "Terrible customer support, they never answered my emails about the billing issue."]
+    convs = [[{"role": "system", "content": system}, {"role": "user", "content": r}] for r in reviews]
+    convs.append([{"role": "user", "content": reviews[0]}])  # no head: generated whole, in its own group
+    whole = []
+    with torch.inference_mode():
+        for m in convs:
+            ids = _prompt_ids(tok, m)
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                                 temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+            whole.append(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    b = Batcher((model, tok, threading.Lock()))
+    try:
+        alone = [b.submit(m, 6, []).result(timeout=120)[0] for m in convs]
+        assert len(b._heads) == 1  # one head, computed once for the four that share it
+        together = [f.result(timeout=120)[0] for f in [b.submit(m, 6, []) for m in convs]]
+        assert list(b.sizes)[-1] == len(convs)
+    finally:
+        b.close()
+    assert alone == whole and together == whole, (whole, alone, together)
+
+
 def test_a_batch_is_bounded_by_its_padded_prompt_tokens(base):
     """Greedy requests batch together up to BATCH_PADDED prompt tokens (padded to the longest): long prompts are
     split over several batches, so the model thread is never held for minutes and streamed chats run between."""

@@ -246,15 +246,40 @@ def prompt_length(entry: LoadedModel, messages: list[dict]) -> tuple[int, int]:
     return int(_prompt_ids(entry.tok, messages).shape[1]), context_limit(entry)
 
 
-def _prompt_ids(tok, messages: list[dict]):
+def _plain(messages: list[dict]) -> list[dict]:
     plain = []
     for m in messages:
         content = m.get("content")
         if isinstance(content, list):
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
         plain.append({"role": m.get("role", "user"), "content": content or ""})
-    text = tok.apply_chat_template(plain, tokenize=False, add_generation_prompt=True)
+    return plain
+
+
+def _prompt_ids(tok, messages: list[dict]):
+    text = tok.apply_chat_template(_plain(messages), tokenize=False, add_generation_prompt=True)
     return tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+
+
+HEAD_MIN = 16  # tokens: a shorter head is computed with the rest of its prompt
+
+
+def _head_length(tok, messages: list[dict], ids) -> int:
+    """How many of the prompt ``ids`` are the conversation before its last message (the system prompt and any
+    earlier turns): what every example of an evaluation shares. 0 when there is none, it is short, or it is not a
+    token prefix of the prompt (a template that renders it otherwise)."""
+    import torch
+
+    plain = _plain(messages)
+    if len(plain) < 2:
+        return 0
+    try:
+        text = tok.apply_chat_template(plain[:-1], tokenize=False)
+    except Exception:  # noqa: BLE001 — a template that refuses a conversation cut there: no head
+        return 0
+    head = tok(text, add_special_tokens=False, return_tensors="pt").input_ids[0]
+    n = len(head)
+    return n if HEAD_MIN <= n < len(ids) and torch.equal(ids[:n], head) else 0
 
 
 # The keys and values of the last streamed conversation, per model: a chat sends its whole history again at every
@@ -444,6 +469,7 @@ class Batcher:
         self.entry = entry
         self.q: queue.Queue = queue.Queue()
         self.sizes: collections.deque = collections.deque(maxlen=64)  # the latest batches' sizes (for the tests)
+        self._heads: OrderedDict[tuple, Any] = OrderedDict()  # shared heads' keys and values (torch thread only)
         self.thread = threading.Thread(target=self._loop, daemon=True, name="ftui-batcher")
         self.thread.start()
 
@@ -491,28 +517,72 @@ class Batcher:
             for (*_, fut), res in zip(batch, results):
                 fut.set_result(res)
 
+    def _head_cache(self, head: tuple):
+        """The keys and values of a shared head (computed once, the 8 latest kept; run under the model's lock)."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = self._heads.pop(head, None)
+        if cache is None:
+            model = self.entry[0]
+            cache = DynamicCache()
+            model(input_ids=torch.tensor([head], device=model.device), past_key_values=cache, use_cache=True)
+        self._heads[head] = cache
+        while len(self._heads) > 8:
+            self._heads.popitem(last=False)
+        return cache
+
+    def _generate(self, prompts: list, head: int, new: int) -> list[list[int]]:
+        """Greedy tokens for prompts that share their first ``head`` tokens (0: nothing shared). The shared head's
+        keys and values are computed once and reused (an evaluation's system prompt and template header: about half
+        of a short review prompt); the rest of each prompt is left-padded after it, so every prompt ends where
+        generation starts, and the positions skip the padding."""
+        import copy
+
+        import torch
+
+        model, tok, _ = self.entry
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        rests = [p[head:] for p in prompts]
+        width = head + max(len(r) for r in rests)
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        att = torch.zeros((len(prompts), width), dtype=torch.long)
+        ids[:, :head] = prompts[0][:head]
+        att[:, :head] = 1
+        for r, rest in enumerate(rests):
+            ids[r, width - len(rest):] = rest
+            att[r, width - len(rest):] = 1
+        kwargs = {}
+        if head:
+            cache = copy.deepcopy(self._head_cache(tuple(prompts[0][:head].tolist())))
+            cache.batch_repeat_interleave(len(prompts))
+            kwargs["past_key_values"] = cache
+        out = model.generate(input_ids=ids.to(model.device), attention_mask=att.to(model.device), max_new_tokens=new,
+                             do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=pad,
+                             eos_token_id=tok.eos_token_id, **kwargs)
+        return [out[r, width:].tolist() for r in range(len(prompts))]
+
     def _run(self, batch) -> list[tuple[str, dict]]:
         import torch
 
         model, tok, lock = self.entry
         prompts = [_prompt_ids(tok, msgs)[0] for msgs, *_ in batch]
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        att = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
-            ids[r, width - len(p):] = p
-            att[r, width - len(p):] = 1
+        heads = [_head_length(tok, msgs, p) for (msgs, *_), p in zip(batch, prompts)]
+        # a prompt always goes with the others of its head (or none): its answer never depends on its batch-mates'
+        groups: dict[tuple, list[int]] = {}
+        for r, (p, n) in enumerate(zip(prompts, heads)):
+            groups.setdefault(tuple(p[:n].tolist()), []).append(r)
         new = max(item[1] for item in batch)
+        outs: list[list[int]] = [[] for _ in batch]
         with lock, torch.inference_mode():
-            out = model.generate(input_ids=ids.to(model.device), attention_mask=att.to(model.device),
-                                 max_new_tokens=new, do_sample=False, temperature=None, top_p=None, top_k=None,
-                                 pad_token_id=pad, eos_token_id=tok.eos_token_id)
+            for head, rows in groups.items():
+                for r, gen in zip(rows, self._generate([prompts[r] for r in rows], len(head), new)):
+                    outs[r] = gen
         eos = tok.eos_token_id
         eos_ids = set(eos) if isinstance(eos, (list, tuple)) else {eos}
         results = []
         for r, (_, max_tokens, stop, _, _) in enumerate(batch):
-            gen = out[r, width:].tolist()[:max_tokens]
+            gen = outs[r][:max_tokens]
             ended = next((i for i, t in enumerate(gen) if t in eos_ids), None)
             if ended is not None:
                 gen = gen[:ended]
