@@ -71,7 +71,6 @@ def model_cache(tmp_path_factory):
             from ftui.server.models.basemodels import DEFAULT_BASE, ensure
 
             ensure(DEFAULT_BASE, Path(path))
-    os.environ["FTUI_MODEL_CACHE"] = path
     return path
 
 

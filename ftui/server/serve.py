@@ -14,8 +14,9 @@ import threading
 import time
 from pathlib import Path
 
+from ftui.core.files import atomic_write
 from ftui.serveinfo import API_KEY_ENV, LIVE, DataDirBusy, default_data_dir, free_port, lock_data_dir, running_server
-from ftui.server.store import CURRENT, Store, atomic_write, now
+from ftui.server.store import CURRENT, Store, now
 
 log = logging.getLogger("ftui.server")
 __all__ = ["API_KEY_ENV", "default_data_dir", "free_port", "running_server", "serve"]

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ftui.core.files import atomic_write, sha256_of  # noqa: F401 — atomic_write is also used by serve.py
+from ftui.core.files import atomic_write, sha256_of
 
 CURRENT = "runner.current"  # the job the runner is on (the supervisor fails it if the runner dies)
 

@@ -9,7 +9,7 @@ from textual.message import Message
 
 # fields and __init__ only: generating __repr__ and __eq__ too took 2.5 of this module's 6.6 ms before the first
 # paint, and a message is compared by identity and shown by Textual's own repr
-message = dataclass(repr=False, eq=False)
+_message = dataclass(repr=False, eq=False)
 
 if TYPE_CHECKING:  # the real types, at no start-up cost (numpy and openai load later, in the workers)
     from ftui.core.analysis import Analysis
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the real types, at no start-up cost (numpy and openai load 
     from ftui.service.evaluate import EvalRun, Progress
 
 
-@message
+@_message
 class AnalysisProgress(Message, bubble=False):
     path: str
     done: int
@@ -30,7 +30,7 @@ class AnalysisProgress(Message, bubble=False):
         return isinstance(message, AnalysisProgress) and message.path == self.path
 
 
-@message
+@_message
 class AnalysisDone(Message, bubble=False):
     path: str
     analysis: Analysis
@@ -38,30 +38,30 @@ class AnalysisDone(Message, bubble=False):
     report: Report | None = None  # for the model of the request, built in the worker
 
 
-@message
+@_message
 class AnalysisFailed(Message, bubble=False):
     path: str
     error: str
 
 
-@message
+@_message
 class AnalysisCancelled(Message, bubble=False):
     path: str
 
 
 # -- backend -------------------------------------------------------------------------------------------------------
-@message
+@_message
 class BackendReady(Message, bubble=False):
     """The service exists (the local backend answers, or a remote client is configured)."""
     service: Service
 
 
-@message
+@_message
 class BackendFailed(Message, bubble=False):
     error: str
 
 
-@message
+@_message
 class JobsPolled(Message, bubble=False):
     """One poll tick's outcome: which tracks changed, their new events (oldest first), which jobs just ended."""
     changed: list
@@ -73,13 +73,13 @@ class JobsPolled(Message, bubble=False):
     ok: bool = True  # False: the tick stopped on a problem (a PollProblem follows); what it read is here all the same
 
 
-@message
+@_message
 class PollProblem(Message, bubble=False):
     problem: Problem
     retry_in: float
 
 
-@message
+@_message
 class UploadProgress(Message, bubble=False):
     name: str
     done: int
@@ -89,20 +89,20 @@ class UploadProgress(Message, bubble=False):
         return isinstance(message, UploadProgress) and message.name == self.name
 
 
-@message
+@_message
 class ChatDelta(Message, bubble=False):
     column: int
     text: str
 
 
-@message
+@_message
 class ChatDone(Message, bubble=False):
     column: int
     usage: dict | None
     seconds: float
 
 
-@message
+@_message
 class ChatFailed(Message, bubble=False):
     column: int
     problem: object
@@ -110,7 +110,7 @@ class ChatFailed(Message, bubble=False):
 
 
 # -- prepare -------------------------------------------------------------------------------------------------------
-@message
+@_message
 class PrepareProgress(Message, bubble=False):
     step: str
     done: int
@@ -119,19 +119,19 @@ class PrepareProgress(Message, bubble=False):
         return isinstance(message, PrepareProgress)
 
 
-@message
+@_message
 class PreparePlanned(Message, bubble=False):
     plan: Plan
     files: dict | None = None  # set when the plan was also written: name -> Path
 
 
-@message
+@_message
 class PrepareFailed(Message, bubble=False):
     error: str
     cancelled: bool = False  # the person stopped it: said, not shown as an error
 
 
-@message
+@_message
 class PrepareColumns(Message, bubble=False):
     """The columns (or keys) of an input, read in a thread for the form's hint."""
     path: str
@@ -141,7 +141,7 @@ class PrepareColumns(Message, bubble=False):
 
 
 # -- eval ----------------------------------------------------------------------------------------------------------
-@message
+@_message
 class EvalProgress(Message, bubble=False):
     progress: Progress
 
@@ -149,19 +149,19 @@ class EvalProgress(Message, bubble=False):
         return isinstance(message, EvalProgress)
 
 
-@message
+@_message
 class EvalDone(Message, bubble=False):
     run: EvalRun
     doc: dict  # eval.json's content
     folder: str
 
 
-@message
+@_message
 class EvalFailed(Message, bubble=False):
     error: str
 
 
-@message
+@_message
 class GraderGraded(Message, bubble=False):
     """The grader workbench's sample graded: the graders API's answer, or why it could not be graded."""
     result: dict | None
@@ -169,7 +169,7 @@ class GraderGraded(Message, bubble=False):
     title: str = "Result"
 
 
-@message
+@_message
 class RolloutsRead(Message, bubble=False):
     """An RFT job's validation rollouts: the steps listed, or one step's prompts with their samples."""
     job_id: str
@@ -179,7 +179,7 @@ class RolloutsRead(Message, bubble=False):
     live: bool = False  # the job is still running: its steps are read again
 
 
-@message
+@_message
 class RunsRead(Message, bubble=False):
     """The jobs a comparison shows, each with its whole metric history (``JobTrack``) and the evaluations of its
     model; ``live``: some still train (they are read again)."""
@@ -189,7 +189,7 @@ class RunsRead(Message, bubble=False):
     live: bool = False
 
 
-@message
+@_message
 class JobLineage(Message, bubble=False):
     """What made a job's model, link by link (``ftui.service.lineage``), for the job detail."""
     job_id: str

@@ -186,7 +186,8 @@ def test_packed_linear_layers_decode_the_same_tokens(base, monkeypatch):
 
 
 def test_every_torch_computation_runs_on_the_one_torch_thread(base):
-    from ftui.server.models.inference import Batcher, generate
+    from ftui.server.models.batching import Batcher
+    from ftui.server.models.inference import generate
 
     _, model, tok = base
     seen = set()
@@ -274,7 +275,8 @@ def test_a_shared_system_prompt_is_computed_once_and_answers_stay_the_same(base)
     """An evaluation's prompts share their system prompt and template header (about half of a short review
     prompt): the batcher computes that head's keys and values once and reuses them. The answers are those of
     generating each prompt whole and alone, batched or not; a prompt without a system prompt has no head."""
-    from ftui.server.models.inference import Batcher, _prompt_ids
+    from ftui.server.models.batching import Batcher
+    from ftui.server.models.inference import _prompt_ids
 
     _, model, tok = base
     system = "Rate the app review from 1 to 5 stars. Answer with the digit only."
@@ -305,7 +307,7 @@ def test_a_shared_system_prompt_is_computed_once_and_answers_stay_the_same(base)
 def test_a_batch_is_bounded_by_its_padded_prompt_tokens(base):
     """Greedy requests batch together up to BATCH_PADDED prompt tokens (padded to the longest): long prompts are
     split over several batches, so the model thread is never held for minutes and streamed chats run between."""
-    from ftui.server.models.inference import BATCH_PADDED, Batcher
+    from ftui.server.models.batching import BATCH_PADDED, Batcher
 
     _, model, tok = base
     b = Batcher((model, tok, threading.Lock()))

@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ftui.core.files import atomic_write
 from ftui.server.executors import ExecutorConfig
 from ftui.server.executors.worker import apply, bundle_of, run_bundle
-from ftui.server.store import Store, atomic_write
+from ftui.server.store import Store
 from ftui.server.train.trainer import Stop
 
 log = logging.getLogger("ftui.ray")

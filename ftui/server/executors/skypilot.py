@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ftui.core.files import atomic_write
 from ftui.server.executors import ExecutorConfig
-from ftui.server.store import Store, atomic_write
+from ftui.server.store import Store
 
 log = logging.getLogger("ftui.skypilot")
 MOUNT = "/ftui"  # where the task sees the bucket

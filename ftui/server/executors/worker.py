@@ -37,7 +37,8 @@ from pathlib import Path
 
 import orjson
 
-from ftui.server.store import TERMINAL, Store, atomic_write, now
+from ftui.core.files import atomic_write
+from ftui.server.store import TERMINAL, Store, now
 from ftui.server.train.trainer import Stop
 
 log = logging.getLogger("ftui.worker")

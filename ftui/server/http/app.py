@@ -22,13 +22,14 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from ftui.core.files import atomic_write
 from ftui.server.http import guard
 from ftui.server.http.api import APIError, Context, body, error_response
 from ftui.server.http.azure import AzureShape
 from ftui.server.http.routes import chat, files, graders, jobs, models, rollouts, score, uploads
 from ftui.server.models import basemodels
 from ftui.server.models.inference import ModelCache
-from ftui.server.store import Store, atomic_write
+from ftui.server.store import Store
 
 # one per resource, each mounted at its own /v1/... paths
 ROUTERS = (files, jobs, graders, models, chat, score, uploads, rollouts)

@@ -17,8 +17,8 @@ from starlette.background import BackgroundTask
 from ftui.server.http.api import APIError, CtxDep, body, shutting_down, validated
 from ftui.server.http.azure import deployment_model
 from ftui.server.http.routes.models import load_model, resolve_model
+from ftui.server.models.batching import BATCH_MAX_TOKENS
 from ftui.server.models.inference import (
-    BATCH_MAX_TOKENS,
     GenerationFailed,
     generate,
     give_back_memory,
@@ -190,7 +190,7 @@ async def chat(request: Request, c: CtxDep):
     temperature = 1.0 if r.temperature is None else r.temperature
     top_p = 1.0 if r.top_p is None else r.top_p
     stop = [r.stop] if isinstance(r.stop, str) else list(r.stop or [])
-    # short greedy answers without streaming (an evaluation's) are generated in batches: see inference.Batcher
+    # short greedy answers without streaming (an evaluation's) are generated in batches: see batching.Batcher
     batchable = (not r.stream and (temperature <= 1e-4 or top_p == 0) and max_tokens <= BATCH_MAX_TOKENS
                  and not c.faults.generation_errors)
     if c.stopping:
