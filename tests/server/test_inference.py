@@ -162,27 +162,82 @@ def test_streamed_answers_use_a_bf16_copy_and_evaluations_keep_float32(base, mon
     assert cache.fast("m", entry) is entry
 
 
-@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU's oneDNN has no bfloat16")
-def test_packed_linear_layers_decode_the_same_tokens(base, monkeypatch):
-    """The bf16 copy for streamed answers has its linear layers packed for oneDNN: faster, the same greedy tokens."""
+BF16 = pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU's oneDNN has no bfloat16")
+GREEDY = dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+
+
+@BF16
+def test_packed_linear_layers_decode_the_same_tokens(base):
+    """A bf16 model whose linear layers are packed for oneDNN (streamed answers of models the decoder does not
+    compute): faster, the same greedy tokens."""
     import copy
 
-    from ftui.server.models import basemodels
-    from ftui.server.models.inference import ModelCache, _prompt_ids
+    from ftui.server.models import packed
+    from ftui.server.models.inference import _prompt_ids
+
+    data, model, tok = base
+    plain = copy.deepcopy(model).to(torch.bfloat16)
+    fast = packed.pack_linears(copy.deepcopy(plain))
+    assert not any(type(m) is torch.nn.Linear for m in fast.modules())
+    assert type(fast.lm_head).__name__ == "PackedLinear"
+    ids = _prompt_ids(tok, [{"role": "user", "content": "Tell me about the history of the city of Paris."}])
+    with torch.inference_mode():
+        assert torch.equal(fast(ids).logits, plain(ids).logits)  # the same kernel: the same sums, not just close
+        greedy = dict(max_new_tokens=48, pad_token_id=tok.pad_token_id, **GREEDY)
+        assert torch.equal(fast.generate(ids, **greedy), plain.generate(ids, **greedy))
+
+
+@BF16
+def test_the_decoder_streams_what_transformers_generates(base, monkeypatch):
+    """Streamed answers of a Llama-family model on a CPU come from models/decoding.py: the tokens transformers'
+    generate gives on the same bf16 weights — greedy, and sampled with the same seed — a follow-up that reuses the
+    last turn's keys and values answers as a fresh prompt does, and a halt stops it at the next token."""
+    import copy
+
+    from ftui.server.models import basemodels, decoding, packed
+    from ftui.server.models.inference import ModelCache, _prompt_ids, generate
 
     data, model, tok = base
     monkeypatch.setenv("FTUI_INFER_BF16", "1")
     cache = ModelCache(data)
-    fast = cache.fast("m", cache.get("m", basemodels.DEFAULT_BASE, None))[0]
-    assert not any(type(m) is torch.nn.Linear for m in fast.modules())
-    assert type(fast.lm_head).__name__ == "PackedLinear"
-    plain = copy.deepcopy(model).to(torch.bfloat16)
-    ids = _prompt_ids(tok, [{"role": "user", "content": "Tell me about the history of the city of Paris."}])
-    with torch.inference_mode():
-        assert torch.equal(fast(ids).logits, plain(ids).logits)  # the same kernel: the same sums, not just close
-        greedy = dict(max_new_tokens=48, do_sample=False, temperature=None, top_p=None, top_k=None,
-                      pad_token_id=tok.pad_token_id)
-        assert torch.equal(fast.generate(ids, **greedy), plain.generate(ids, **greedy))
+    entry = cache.fast("m", cache.get("m", basemodels.DEFAULT_BASE, None))
+    assert isinstance(entry.model, decoding.Decoder)
+    hf = packed.pack_linears(copy.deepcopy(model).to(torch.bfloat16))
+    animals = [{"role": "system", "content": "You answer in one short sentence about animals. " * 6},
+               {"role": "user", "content": "Tell me about cats."}]
+    paris = [{"role": "user", "content": "Tell me about the history of the city of Paris."}]
+
+    def ours(msgs, n, reuse=False, **sampling):
+        params = dict(temperature=0, top_p=1, seed=None) | sampling
+        *pieces, (_, info) = generate(entry, msgs, max_tokens=n, stop=[], reuse_prefix=reuse, **params)
+        return "".join(p for p, _ in pieces), info
+
+    def theirs(msgs, n, seed=None, **sampling):
+        ids = _prompt_ids(tok, msgs)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, pad_token_id=tok.pad_token_id,
+                              eos_token_id=tok.eos_token_id, **(sampling or GREEDY))
+        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True), int(out.shape[1] - ids.shape[1])
+
+    for msgs in (paris, animals):
+        text, info = ours(msgs, 48)
+        assert (text, info["completion_tokens"]) == theirs(msgs, 48)
+        sampled, _ = ours(msgs, 32, temperature=0.8, top_p=0.9, seed=3)
+        assert sampled == theirs(msgs, 32, seed=3, do_sample=True, temperature=0.8, top_p=0.9)[0]
+    answer, info = ours(animals, 12, reuse=True)
+    follow = animals + [{"role": "assistant", "content": answer}, {"role": "user", "content": "And dogs?"}]
+    again, info2 = ours(follow, 24, reuse=True)
+    assert info2["cached_tokens"] >= info["prompt_tokens"]  # the first turn's prompt, at least, was not computed again
+    fresh, info3 = ours(follow, 24)
+    assert info3["cached_tokens"] == 0 and again == fresh == theirs(follow, 24)[0]
+    halt = threading.Event()
+    pieces = generate(entry, paris, max_tokens=200, temperature=0, top_p=1, seed=None, stop=[], halt=halt)
+    next(pieces)
+    halt.set()
+    *_, (_, info4) = pieces
+    assert info4["completion_tokens"] < 200
 
 
 def test_every_torch_computation_runs_on_the_one_torch_thread(base):

@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
-from ftui.server.models import basemodels, packed
+from ftui.server.models import basemodels, decoding, packed
 from ftui.server.models.merged import merged
 
 if TYPE_CHECKING:
@@ -160,8 +160,9 @@ class ModelCache:
 
     def fast(self, key: str, entry: LoadedModel) -> LoadedModel:
         """The entry streamed answers are generated with: a bfloat16 copy of a float32 model where bf16 is fast
-        (see :func:`basemodels.inference_dtype`), made on first use, its linear layers packed for oneDNN on a CPU,
-        sharing the model's lock; else the entry.
+        (see :func:`basemodels.inference_dtype`), made on first use, sharing the model's lock — on a CPU a
+        :class:`decoding.Decoder` for Llama-family models, else the copy with its linear layers packed for oneDNN;
+        else the entry.
 
         Non-streamed requests (an evaluation's) keep the float32 model: in bf16 an answer can depend on what it was
         batched with (rounding differs with the batch's shape), and an evaluation must give the same answer to the
@@ -178,7 +179,9 @@ class ModelCache:
             got = self._fast.get(key)
             if got is None:
                 fast = copy.deepcopy(model).to(want)
-                if packed.available(fast):
+                if decoding.supports(fast):  # the same tokens, in fewer operators (see models/decoding.py)
+                    fast = decoding.Decoder(fast)
+                elif packed.available(fast):
                     packed.pack_linears(fast)  # the same tokens, decoded faster (see models/packed.py)
                 got = self._fast[key] = LoadedModel(fast, tok, lock)
             return got
@@ -328,6 +331,16 @@ def generate(entry: LoadedModel, messages: list[dict], *, max_tokens: int, tempe
                     raise RuntimeError("injected generation failure")
                 if seed is not None:
                     torch.manual_seed(seed)
+                if isinstance(model, decoding.Decoder):
+                    with torch.inference_mode():
+                        sample = dict(temperature=kwargs["temperature"], top_p=kwargs["top_p"]) \
+                            if kwargs["do_sample"] else None
+                        streamer.prompt_seen = True
+                        cached, n = model.generate(ids[0], max_new_tokens=max_tokens, eos=tok.eos_token_id,
+                                                   sample=sample, on_token=streamer.add, halted=halt.is_set,
+                                                   reuse=reuse_prefix)
+                    result["cached_tokens"], result["completion_tokens"] = cached, n
+                    return
                 with torch.inference_mode():
                     cache = _prefix_cache(model, ids) if reuse_prefix else None
                     result["cached_tokens"] = cache.get_seq_length() if cache is not None else 0
@@ -371,7 +384,12 @@ class TokenStreamer:
         if not self.prompt_seen:  # generate() hands over the prompt first
             self.prompt_seen = True
             return
-        self.ids.extend(int(t) for t in value.reshape(-1).tolist())
+        for t in value.reshape(-1).tolist():
+            self.add(int(t))
+
+    def add(self, token: int) -> None:
+        """One generated token."""
+        self.ids.append(token)
         new = self._unsent()
         if new and not new.endswith("\ufffd"):
             self.q.put(new)
