@@ -59,7 +59,9 @@ class CompareScreen(FtuiModal[None]):
 # Compare runs
 The jobs you marked with **space** in the Jobs workspace, side by side. The charts overlay each run's **training**
 curve (a line) and **validation** curve (dots) in the run's colour; **a** aligns them by step or by trained tokens
-(a job's tokens over its steps, known once it has reported them), **g** switches between loss and accuracy below
+(a job's tokens over its steps, known once it has reported them). When a run's first steps lose several times what
+the rest does, the y axis is cut above the rest so the curves are told apart (the title says where); **l** shows the
+whole range and back. **g** switches between loss and accuracy below
 120 columns (reward and "taught nothing" for reinforcement runs). The table gives each run's method,
 hyperparameters, training file, tokens, duration, final and best validation figure (the full validation loss at
 epoch ends where there is one) and its model's evaluation scores. **e** measures the **best two** runs by that
@@ -71,6 +73,8 @@ figure, and their base, in the Eval workspace, on the held-out data prepared wit
                         tooltip="Align the curves by step or by trained tokens"),
                 Binding("g", "toggle_chart", "Loss/accuracy", id="compare.chart",
                         tooltip="Below 120 columns one chart fits: switch between loss and accuracy"),
+                Binding("l", "whole_range", "Zoom/all", id="compare.range",
+                        tooltip="The whole y range, or cut where a run's first steps would squash the rest"),
                 Binding("e", "eval_best", "Eval best two", id="compare.eval",
                         tooltip="Measure the two runs with the best validation figure (and their base) on the "
                                 "held-out data prepared with their training file")]
@@ -105,7 +109,7 @@ figure, and their base, in the Eval workspace, on the held-out data prepared wit
                 yield RunsChart("Loss", id="compare-loss")
                 yield RunsChart("Accuracy", id="compare-acc")
             yield DataTable(id="compare-runs", cursor_type="row", zebra_stripes=True)
-            yield Static("a step/tokens · g loss/accuracy · e eval the best two · F1 help · Esc closes",
+            yield Static("a steps/tokens · l zoom · g loss/acc · e eval best two · F1 help · Esc close",
                          id="compare-keys", markup=False)
 
     def on_mount(self) -> None:
@@ -225,6 +229,11 @@ figure, and their base, in the Eval workspace, on the held-out data prepared wit
         if self.by == "tokens" and not any(t.job.get("trained_tokens") for t in self.tracks):
             self.notify("No run has reported its trained tokens yet (they come when a job ends)", severity="warning")
         self._show()
+
+    def action_whole_range(self) -> None:
+        for chart in self.query(RunsChart):
+            chart.whole = not chart.whole
+            chart.draw()
 
     def action_toggle_chart(self) -> None:
         self.toggle_class("-show-acc")

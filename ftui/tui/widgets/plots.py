@@ -241,9 +241,34 @@ RUN_COLOURS = (("cyan", "cyan"), ("orange", "dark_orange"), ("magenta", "magenta
                ("yellow", "yellow"), ("blue", "blue"), ("red", "red"), ("white", "white"))
 
 
+def focus_top(runs: list[tuple[str, list, list]], warmup: float = 0.1) -> float | None:
+    """The top of a y-axis that shows where runs differ, or None when the whole range already does.
+
+    A run's first steps often lose several times what the rest does (9.1 at step 1, then 0.02-1.5 for the other 59
+    on the reviews sweep), and an axis drawn to that peak squashes every curve into its bottom rows. The first tenth
+    of each run's training points (at least one, once it has four) and the validation points up to them are left
+    out of the range; when what is left reaches less than two thirds of the peak, its top (with 5 % of room) is
+    returned."""
+    rest: list[float] = []
+    every: list[float] = []
+    for _, train, valid in runs:
+        skip = max(1, int(len(train) * warmup)) if len(train) >= 4 else 0
+        until = train[skip - 1][0] if skip else None
+        rest += [v for _, v in train[skip:]]
+        rest += [v for x, v in valid if until is None or x > until]
+        every += [v for _, v in train] + [v for _, v in valid]
+    if not rest or not every:
+        return None
+    top, peak = max(rest), max(every)
+    if peak <= 1.5 * top or top <= 0:
+        return None
+    return top + 0.05 * (top - min(0.0, min(every)))
+
+
 class RunsChart(PlotextPlot):
     """Several runs on one axis: each run's training curve as a line and its validation curve as dots, in the
-    run's colour (the legend is the screen's: one entry per run, not per line)."""
+    run's colour (the legend is the screen's: one entry per run, not per line). ``whole``: False (the default)
+    cuts the axis at :func:`focus_top` when the first steps would squash the rest, and says so in the title."""
 
     DEFAULT_CSS = """
     RunsChart { height: 1fr; min-height: 8; }
@@ -254,6 +279,8 @@ class RunsChart(PlotextPlot):
         self.plot_title = title
         self.runs: list[tuple[str, list, list]] = []
         self.xlabel = "step"
+        self.whole = False
+        self.shown_title = title
 
     def show(self, title: str, runs: list[tuple[str, list, list]], xlabel: str) -> None:
         """``runs``: [(plotext colour, training points, validation points)], points being [(x, value)]."""
@@ -266,14 +293,22 @@ class RunsChart(PlotextPlot):
     def draw(self) -> None:
         plt = self.plt
         plt.clear_figure()
+        top = None if self.whole else focus_top(self.runs)
+        cut = (lambda v: min(v, top)) if top is not None else (lambda v: v)
         drawn = False
         for colour, train, valid in self.runs:
             if train:
-                plt.plot([x for x, _ in train], [v for _, v in train], color=colour, marker="braille")
+                plt.plot([x for x, _ in train], [cut(v) for _, v in train], color=colour, marker="braille")
                 drawn = True
             if valid:
-                plt.scatter([x for x, _ in valid], [v for _, v in valid], color=colour, marker="dot")
+                plt.scatter([x for x, _ in valid], [cut(v) for _, v in valid], color=colour, marker="dot")
                 drawn = True
-        plt.title(self.plot_title if drawn else f"{self.plot_title} — no points yet")
+        title = self.plot_title if drawn else f"{self.plot_title} — no points yet"
+        if top is not None:  # from just under the lowest point to the cut: the runs' differences fill the chart
+            low = min(v for _, train, valid in self.runs for _, v in train + valid)
+            plt.ylim(max(0.0, low - 0.05 * (top - low)) if low >= 0 else low - 0.05 * (top - low), top)
+            title += f" · y cut at {top:.3g} (l)"
+        self.shown_title = title
+        plt.title(title)
         plt.xlabel(self.xlabel)
         self.refresh()
