@@ -194,7 +194,7 @@ def test_the_decoder_streams_what_transformers_generates(base, monkeypatch):
     last turn's keys and values answers as a fresh prompt does, and a halt stops it at the next token."""
     import copy
 
-    from ftui.server.models import basemodels, decoding, packed
+    from ftui.server.models import basemodels, decode_step, decoding, packed
     from ftui.server.models.inference import ModelCache, _prompt_ids, generate
 
     data, model, tok = base
@@ -202,6 +202,7 @@ def test_the_decoder_streams_what_transformers_generates(base, monkeypatch):
     cache = ModelCache(data)
     entry = cache.fast("m", cache.get("m", basemodels.DEFAULT_BASE, None))
     assert isinstance(entry.model, decoding.Decoder)
+    assert decode_step.scripted() is not None  # TorchScript compiles the step on this PyTorch
     hf = packed.pack_linears(copy.deepcopy(model).to(torch.bfloat16))
     animals = [{"role": "system", "content": "You answer in one short sentence about animals. " * 6},
                {"role": "user", "content": "Tell me about cats."}]
@@ -224,6 +225,9 @@ def test_the_decoder_streams_what_transformers_generates(base, monkeypatch):
     for msgs in (paris, animals):
         text, info = ours(msgs, 48)
         assert (text, info["completion_tokens"]) == theirs(msgs, 48)
+        monkeypatch.setenv("FTUI_DECODE_SCRIPT", "0")  # the eager step (where TorchScript is gone): the same
+        assert ours(msgs, 48)[0] == text
+        monkeypatch.delenv("FTUI_DECODE_SCRIPT")
         sampled, _ = ours(msgs, 32, temperature=0.8, top_p=0.9, seed=3)
         assert sampled == theirs(msgs, 32, seed=3, do_sample=True, temperature=0.8, top_p=0.9)[0]
     answer, info = ours(animals, 12, reuse=True)
