@@ -175,7 +175,7 @@ def test_packed_linear_layers_decode_the_same_tokens(base):
     from ftui.server.models import packed
     from ftui.server.models.inference import _prompt_ids
 
-    data, model, tok = base
+    _, model, tok = base
     plain = copy.deepcopy(model).to(torch.bfloat16)
     fast = packed.pack_linears(copy.deepcopy(plain))
     assert not any(type(m) is torch.nn.Linear for m in fast.modules())

@@ -12,8 +12,8 @@ weights). Measured: 19.5 ms a token (51 tokens/s) instead of 28–29; the one-to
 (decode_step.py) makes it ~17.6 ms.
 
 Sampling is transformers' own warpers (temperature, top-k 50, top-p) on float32 logits, as ``generate`` does: the
-same seed gives the same sampled answer. The keys
-and values of the last conversation stay with the decoder, so a chat's next turn computes only its new tokens.
+same seed gives the same sampled answer. The keys and values of the last conversation stay with the decoder, so a
+chat's next turn computes only its new tokens.
 Hand-written rather than a library because the libraries that fuse layers (llama.cpp, ONNX Runtime, torch.compile)
 either need a second copy and format of the weights, a native build, or tens of seconds of compiling per model.
 """
@@ -26,6 +26,16 @@ from typing import Any, Callable
 log = logging.getLogger("ftui.inference")
 
 PREFIX_MIN = 32  # tokens in common with the last conversation below which a fresh prefill is as fast
+
+
+def reusable_prefix(seen, ids) -> int:
+    """How many of the prompt ``ids`` (1-D) begin as ``seen`` (the token ids of the last conversation whose keys and
+    values are kept) and can be taken from it: at least one token is left to compute (its logits start the answer),
+    and a shared run under ``PREFIX_MIN`` counts as none. The rule of both kept-conversation caches (this decoder's
+    buffers and inference._PREFIX)."""
+    n = min(int(seen.shape[0]), int(ids.shape[0]) - 1)
+    same = int((seen[:n] == ids[:n]).int().cumprod(0).sum()) if n > 0 else 0
+    return same if same >= PREFIX_MIN else 0
 TOP_K = 50  # transformers' generate samples from the 50 likeliest tokens unless told otherwise
 SLACK = 256  # tokens allocated beyond an answer's prompt and limit, so that follow-ups often fit in place
 
@@ -158,14 +168,8 @@ class Decoder:
         longest prefix shared with the last conversation, if long enough to pay; at least one token is left new)."""
         import torch
 
-        n = int(ids.shape[0])
-        same = 0
-        if self._seen is not None:
-            m = min(int(self._seen.shape[0]), n - 1)
-            same = int((self._seen[:m] == ids[:m]).int().cumprod(0).sum()) if m > 0 else 0
-            if same < PREFIX_MIN:
-                same = 0
-        need = n + room
+        same = reusable_prefix(self._seen, ids) if self._seen is not None else 0
+        need = int(ids.shape[0]) + room
         if self._k is None or self._k.shape[2] < need:
             shape = (len(self.layers), self.kv_heads, need + SLACK, self.head_dim)
             k, v = torch.empty(shape, dtype=self.dtype), torch.empty(shape, dtype=self.dtype)
@@ -187,7 +191,7 @@ class Decoder:
         if not reuse:
             self._seen = None
         first = self._start(ids, max_new_tokens)
-        warp = None
+        warp: list | None = None
         if sample is not None:
             from transformers.generation.logits_process import (
                 TemperatureLogitsWarper,
@@ -196,10 +200,9 @@ class Decoder:
             )
 
             # generate's order, and its top-k of 50 when sampling (a default it applies, not the config's None)
-            procs = [TemperatureLogitsWarper(sample["temperature"]), TopKLogitsWarper(TOP_K)]
+            warp = [TemperatureLogitsWarper(sample["temperature"]), TopKLogitsWarper(TOP_K)]
             if sample["top_p"] < 1.0:
-                procs.append(TopPLogitsWarper(sample["top_p"]))
-            warp = procs
+                warp.append(TopPLogitsWarper(sample["top_p"]))
         out: list[int] = []
         logits = self._forward(ids[first:], first)
         pos = int(ids.shape[0])

@@ -272,7 +272,6 @@ def _prompt_ids(tok, messages: list[dict]):
 # forward pass (a 294-token follow-up: 58 ms to the first token instead of 205 ms, the same greedy answer).
 # One conversation per model, dropped with the model; ~23 KB per token in bf16 for SmolLM2-135M.
 _PREFIX: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-PREFIX_MIN = 32  # tokens in common below which a fresh prefill is as fast
 
 
 def _prefix_cache(model, ids):
@@ -283,9 +282,8 @@ def _prefix_cache(model, ids):
     held = _PREFIX.pop(model, None)
     if held is not None:
         seen, cache = held
-        n = min(int(seen.shape[0]), int(ids.shape[1]) - 1)  # at least one new token: its logits start the answer
-        same = int((seen[:n] == ids[0, :n]).int().cumprod(0).sum()) if n > 0 else 0
-        if same >= PREFIX_MIN:
+        same = decoding.reusable_prefix(seen, ids[0])
+        if same:
             extra = cache.get_seq_length() - same
             if extra > 0:  # crop(-n) removes n tokens in transformers 4.56+ and 5 alike (crop(0) empties it in 4.x)
                 cache.crop(-extra)
@@ -315,8 +313,10 @@ def generate(entry: LoadedModel, messages: list[dict], *, max_tokens: int, tempe
     kwargs = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
                   streamer=streamer, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                   stopping_criteria=StoppingCriteriaList([_Halt()]))
-    if temperature > 1e-4 and top_p > 0:  # below that sampling is greedy decoding (and would divide by ~0)
-        kwargs.update(do_sample=True, temperature=float(temperature), top_p=float(top_p))
+    # below that temperature sampling is greedy decoding (and would divide by ~0)
+    sample = dict(temperature=float(temperature), top_p=float(top_p)) if temperature > 1e-4 and top_p > 0 else None
+    if sample is not None:
+        kwargs.update(do_sample=True, **sample)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     result: dict = {}
@@ -333,9 +333,6 @@ def generate(entry: LoadedModel, messages: list[dict], *, max_tokens: int, tempe
                     torch.manual_seed(seed)
                 if isinstance(model, decoding.Decoder):
                     with torch.inference_mode():
-                        sample = dict(temperature=kwargs["temperature"], top_p=kwargs["top_p"]) \
-                            if kwargs["do_sample"] else None
-                        streamer.prompt_seen = True
                         cached, n = model.generate(ids[0], max_new_tokens=max_tokens, eos=tok.eos_token_id,
                                                    sample=sample, on_token=streamer.add, halted=halt.is_set,
                                                    reuse=reuse_prefix)

@@ -257,7 +257,7 @@ def focus_top(runs: list[tuple[str, list, list]], warmup: float = 0.1) -> float 
         rest += [v for _, v in train[skip:]]
         rest += [v for x, v in valid if until is None or x > until]
         every += [v for _, v in train] + [v for _, v in valid]
-    if not rest or not every:
+    if not rest:  # (every point is in ``every`` too)
         return None
     top, peak = max(rest), max(every)
     if peak <= 1.5 * top or top <= 0:
@@ -306,7 +306,8 @@ class RunsChart(PlotextPlot):
         title = self.plot_title if drawn else f"{self.plot_title} — no points yet"
         if top is not None:  # from just under the lowest point to the cut: the runs' differences fill the chart
             low = min(v for _, train, valid in self.runs for _, v in train + valid)
-            plt.ylim(max(0.0, low - 0.05 * (top - low)) if low >= 0 else low - 0.05 * (top - low), top)
+            bottom = low - 0.05 * (top - low)
+            plt.ylim(max(0.0, bottom) if low >= 0 else bottom, top)
             title += f" · y cut at {top:.3g} (l)"
         self.shown_title = title
         plt.title(title)
