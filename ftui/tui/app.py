@@ -24,6 +24,10 @@ from .. import config as _config
 from .messages import BackendFailed, BackendReady
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from textual.screen import Screen
+
     from .data_screen import DataScreen
 
 WORKSPACES = {"data": "Data", "jobs": "Jobs", "chat": "Chat", "files": "Files & models", "prepare": "Prepare",
@@ -96,18 +100,44 @@ class FtuiApp(App):
         self.start_path = p
         # Data is the mode the app starts in (DEFAULT_MODE): no blank default screen to switch away from, which
         # would restyle everything twice before the first paint
-        self.add_mode("data", self._data_screen)
-        self.add_mode("jobs", self._jobs_screen)
-        self.add_mode("chat", self._chat_screen)
-        self.add_mode("files", self._files_screen)
-        self.add_mode("prepare", self._prepare_screen)
-        self.add_mode("eval", self._eval_screen)
+        self._styled = self._css_update_count  # the stylesheet was parsed for this CSS state (see refresh_css)
+        for mode, make in (("data", self._data_screen), ("jobs", self._jobs_screen), ("chat", self._chat_screen),
+                           ("files", self._files_screen), ("prepare", self._prepare_screen),
+                           ("eval", self._eval_screen)):
+            self.add_mode(mode, self._workspace(make))
         self.last_prepared: Path | None = None  # the Prepare workspace's last output folder (Eval starts there)
         if config.theme in self.available_themes:
             if config.theme != self.theme:  # setting it re-parses every stylesheet: only when it changes
                 self.theme = config.theme
         elif config.theme:
             self.config_error = (self.config_error or "") + f" Unknown theme {config.theme!r}; using the default."
+
+    def _workspace(self, make: Callable[[], Screen]) -> Callable[[], Screen]:
+        """A workspace's screen factory for add_mode.
+
+        Textual marks a new screen's styles stale (its CSS update count starts at -1), so opening a workspace the
+        first time called refresh_css twice (in _init_mode and switch_mode), and each call parsed every stylesheet
+        again from scratch, twice (its fresh stylesheet has no parse cache, and new variables empty the app's):
+        ~5 ms a parse before the first paint; opening Jobs, Chat, Prepare or Eval the first time spent 59–129 ms
+        parsing CSS, 17–26 ms without the redundant parses (tests/tui/test_styles.py). A screen built now is
+        styled from the current rules when it mounts, so it starts current — unless the CSS changed since the
+        stylesheet was last parsed (Textual can invalidate without re-parsing), which keeps Textual's refresh."""
+
+        def build() -> Screen:
+            screen = make()
+            if self._styled == self._css_update_count:
+                # what the skipped refresh_css did that matters: style the app itself before its first screen
+                # (widgets cache their colours from their ancestors' styles; Textual styles the app after it)
+                self.stylesheet.apply(self)
+                screen._css_update_count = self._css_update_count
+            return screen
+
+        return build
+
+    def refresh_css(self, animate: bool = True) -> None:
+        count = self._css_update_count
+        super().refresh_css(animate)
+        self._styled = count
 
     def _data_screen(self):
         from .data_screen import DataScreen

@@ -12,16 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.lazy import Lazy
-from textual.widgets import (
-    Header,
-    Label,
-    ProgressBar,
-    Select,
-    Static,
-    TabbedContent,
-    TabPane,
-)
+from textual.widgets import Header, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from ftui.core import catalog
@@ -29,12 +20,15 @@ from ftui.core import catalog
 from .base import FtuiScreen
 from .messages import AnalysisCancelled, AnalysisDone, AnalysisFailed, AnalysisProgress
 from .widgets.file_tree import DatasetTree, is_dataset, is_raw
-from .widgets.findings_list import FindingsList
 from .widgets.footer import Footer
 from .widgets.summary import Summary, code_counts
 
 if TYPE_CHECKING:
+    from textual.widgets import ProgressBar, TabbedContent
+
     from ftui.core.report import Report
+
+    from .widgets.findings_list import FindingsList
 
 
 def file_key(path: str, encoding: str) -> tuple | None:
@@ -86,37 +80,66 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
 
     # -- layout ----------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield Vertical(id="sidebar")  # the file tree: right after the first paint (_mount_rest)
+            with Vertical(id="main"):
+                with Horizontal(id="toolbar"):
+                    yield Label("no file open", id="path", markup=False)
+                yield Summary("Choose a dataset on the left (Enter opens it).", id="summary")
+        yield Footer()
+
+    # the widgets built after the first paint, by their classes (their modules load with them)
+    def _bar(self) -> ProgressBar:
+        from textual.widgets import ProgressBar
+
+        return self.query_one("#progress", ProgressBar)
+
+    def _findings(self) -> FindingsList:
+        from .widgets.findings_list import FindingsList
+
+        return self.query_one("#findings", FindingsList)
+
+    def _tabbed(self) -> TabbedContent:
+        from textual.widgets import TabbedContent
+
+        return self.query_one("#tabs", TabbedContent)
+
+    def on_mount(self) -> None:
+        self.app.after_first_paint(self._mount_rest)
+        self.app.after_first_paint(self._start)
+
+    def _mount_rest(self) -> None:
+        """The file tree, the model list, the progress bar and the tabs, built once the first frame is drawn.
+
+        The first frame shows the workspace's frame and its keys; Textual's Lazy would still build these widgets
+        (and import their modules) before it, and mount them before the app is Ready: ~15 ms of a ~230 ms start.
+        They are in the DOM as soon as this returns (mount registers them at once), before ``_start`` opens a file.
+        """
+        from textual.widgets import ProgressBar, TabbedContent, TabPane
+
+        from .widgets.findings_list import FindingsList
+
+        if not self.is_attached:  # the app quit before its first frame was done
+            return
         models = [(m.id, m.id) for m in catalog.catalog()]
         model = self.app.model_id
         if model not in {v for _, v in models}:
             models.insert(0, (model, model))
-        yield Header()
-        with Horizontal():
-            with Vertical(id="sidebar"):
-                yield Lazy(DatasetTree(self.root, id="tree"))  # the tree and the model list: after the paint
-            with Vertical(id="main"):
-                with Horizontal(id="toolbar"):
-                    yield Label("no file open", id="path", markup=False)
-                    yield Lazy(Select(models, value=model, allow_blank=False, id="model", compact=True))
-                yield ProgressBar(id="progress", show_eta=False)
-                yield Summary("Choose a dataset on the left (Enter opens it).", id="summary")
-                yield Lazy(self._tabs())  # mounted right after the first paint
-        yield Footer()
-
-    def _tabs(self) -> TabbedContent:
+        self.query_one("#sidebar").mount(DatasetTree(self.root, id="tree"))
+        self.query_one("#toolbar").mount(Select(models, value=model, allow_blank=False, id="model", compact=True))
+        bar = ProgressBar(id="progress", show_eta=False)
+        bar.display = False
         findings = TabPane("Findings", Static("", id="counts"), Label("", id="filter", markup=False),
-                           FindingsList(id="findings"),
-                           id="tab-findings")
+                           FindingsList(id="findings"), id="tab-findings")
         histograms = TabPane("Histograms", Static("Histograms appear once a file is analysed.", id="hist-empty"),
                              id="tab-histograms")
         tabs = TabbedContent(id="tabs")
         tabs.compose_add_child(findings)  # what `with TabbedContent():` does in compose()
         tabs.compose_add_child(histograms)
-        return tabs
-
-    def on_mount(self) -> None:
-        self.query_one("#progress").display = False
-        self.app.after_first_paint(self._start)
+        main = self.query_one("#main")
+        main.mount(bar, before="#summary")
+        main.mount(tabs)
 
     def _start(self) -> None:
         """After the first frame is on screen: open the file, or load the tokenizer so opening one is instant.
@@ -160,7 +183,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         if self._cancel is not None:
             self._cancel.set()
         self._cancel = threading.Event()
-        bar = self.query_one("#progress", ProgressBar)
+        bar = self._bar()
         bar.display = True
         bar.update(total=max(1, os.path.getsize(path) if os.path.exists(path) else 1), progress=0)
         self.query_one(Summary).show_message(f"Analysing {os.path.basename(path)}…  (Esc cancels)")
@@ -199,7 +222,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
     @on(AnalysisProgress)
     def _progress(self, message: AnalysisProgress) -> None:
         if message.path == self.current:
-            self.query_one("#progress", ProgressBar).update(total=max(1, message.total), progress=message.done)
+            self._bar().update(total=max(1, message.total), progress=message.done)
 
     @on(AnalysisDone)
     def _done(self, message: AnalysisDone) -> None:
@@ -228,7 +251,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         self.query_one("#progress").display = False
         self.analysis = self.report = None
         self.query_one(Summary).show_message(error, error=True)
-        self.query_one(FindingsList).set_findings([], "")
+        self._findings().set_findings([], "")
         self.query_one("#counts", Static).update("")
         self.notify(error, title="Cannot analyse", severity="error", timeout=6)
 
@@ -237,7 +260,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         self.analysis = analysis
         self.refresh_report(report)
         if self.report is not None and self.report.findings:
-            self.query_one(FindingsList).focus()
+            self._findings().focus()
 
     def refresh_report(self, report=None) -> None:
         """(Re)build the report for the selected model; re-analyse if the model uses another encoding."""
@@ -255,11 +278,13 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         self.report = report
         self.query_one(Summary).show_report(report)
         self.query_one("#counts", Static).update(code_counts(report))
-        self.query_one(FindingsList).set_findings(report.findings, a.path)
+        self._findings().set_findings(report.findings, a.path)
         self.draw_histograms()
 
     def draw_histograms(self) -> None:
         """Drawn when the Histograms tab is shown (plotext and three plots cost the UI ~50 ms: not for nothing)."""
+        from textual.widgets import TabbedContent, TabPane
+
         report = self.report
         tabs = self.query(TabbedContent)
         if report is None or not tabs or tabs.first().active != "tab-histograms":
@@ -289,8 +314,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
             self.query_one(Summary).show_message("The analysis stopped on an internal error (see the message).",
                                                  error=True)
 
-    @on(TabbedContent.TabActivated)
-    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-histograms":
             self.draw_histograms()
 
@@ -322,8 +346,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
             if self.report is not None:
                 self.notify(f"Model: {event.value}", timeout=2)
 
-    @on(FindingsList.FilterChanged)
-    def _filter_changed(self, event: FindingsList.FilterChanged) -> None:
+    def on_findings_list_filter_changed(self, event: FindingsList.FilterChanged) -> None:
         parts = []
         if event.severity:
             parts.append(f"{event.severity}s")
@@ -334,8 +357,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
             f"showing {event.shown:,} of {event.total:,} ({what})   e errors · w warnings · a all · c next code · "
             "Enter open")
 
-    @on(FindingsList.Selected)
-    def _finding_selected(self, event: FindingsList.Selected) -> None:
+    def on_findings_list_selected(self, event: FindingsList.Selected) -> None:
         if self.analysis is not None and event.finding.line is not None:
             self.open_example(event.finding.line, event.finding.path)
 
@@ -369,7 +391,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
 
     def action_histograms(self) -> None:
         """The Histograms tab; pressed again, the next histogram (a short terminal has room for one at a time)."""
-        tabs = self.query_one(TabbedContent)
+        tabs = self._tabbed()
         if tabs.active != "tab-histograms":
             tabs.active = "tab-histograms"
             return
@@ -386,8 +408,8 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
             self.notify(f"{nxt.plot_title} ({(i + 1) % 3 + 1} of 3) · h: the next one", timeout=2)
 
     def action_focus_findings(self) -> None:
-        self.query_one(TabbedContent).active = "tab-findings"
-        self.query_one(FindingsList).focus()
+        self._tabbed().active = "tab-findings"
+        self._findings().focus()
 
     def action_focus_tree(self) -> None:
         if not self.query_one("#sidebar").display:
@@ -401,7 +423,7 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         if not shown:
             self.query_one(DatasetTree).focus()
         elif self.report is not None:
-            self.query_one(FindingsList).focus()
+            self._findings().focus()
 
     def action_new_job(self) -> None:
         if self.app.service is None:
