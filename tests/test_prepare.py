@@ -345,3 +345,91 @@ def test_the_bundled_reviews_sample_prepares_with_the_defaults(tmp_path):
     near = pl.steps[4]
     assert exact.removed > 0 and near.removed > 0  # the generator writes ~10 % exact and ~5 % near duplicates
     assert pl.classification and set(pl.label_counts()["test"]) == {"1", "2", "3", "4", "5"}
+
+
+# -- two processes: a large CSV read in halves, signatures in halves (the same result as one process) -------------
+def _awkward_csv(path: Path, n: int, stray_quote_at: int | None = None) -> Path:
+    """Rows that make splitting hard: quoted fields across lines, doubled quotes, separators in quotes, bad UTF-8,
+    a ragged row, blank lines, empty answers, duplicates; optionally a quote inside an unquoted field."""
+    out = bytearray(b"\xef\xbb\xbfid,review,star\n")
+    for i in range(n):
+        if i == stray_quote_at:
+            out += b'%d,a 5" screen and nothing else,3\n' % i  # csv reads the quote as text: RFC 4180 parity breaks
+        elif i % 7 == 0:
+            out += b'%d,"line one of %d\nline two, with a comma\nand ""quotes""",%d\n' % (i, i, i % 5 + 1)
+        elif i % 11 == 0:
+            out += b"%d,bad \xff byte %d,2\n" % (i, i)
+        elif i % 13 == 0:
+            out += b"%d,ragged,row,4\n" % i
+        elif i % 17 == 0:
+            out += b"\n%d,no answer %d,\n" % (i, i % 3)
+        else:
+            out += b"%d,review number %d of %d words,%d\n" % (i, i % 400, i % 9, i % 5 + 1)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def _same_plans(a, b) -> None:
+    assert a.report() == b.report()
+    assert a.origin == b.origin and a.labels == b.labels
+    assert [a.lines[i] for i in range(len(a.lines))] == [b.lines[i] for i in range(len(b.lines))]
+    assert {k: v.tolist() for k, v in a.splits.items()} == {k: v.tolist() for k, v in b.splits.items()}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_large_csv_read_in_two_halves_gives_what_one_process_gives(tmp_path, monkeypatch, fmt):
+    from ftui.core.prepare import halves, steps
+    from ftui.core.rules import ExampleChecker
+    from ftui.core.tokens import counter
+
+    src_path = _awkward_csv(tmp_path / "raw.csv", 3000)
+    if fmt == "tsv":
+        src_path = tmp_path / "raw.tsv"
+        src_path.write_bytes((tmp_path / "raw.csv").read_bytes().replace(b",", b"\t"))
+    recipe = Recipe(inputs=[str(src_path)], user="review", assistant="star", seed=3)
+    monkeypatch.setattr(halves, "MIN_BYTES", 1 << 40)
+    serial = plan(recipe)
+    monkeypatch.setattr(halves, "MIN_BYTES", 0)
+    split = plan(recipe)
+    _same_plans(serial, split)
+    read = serial.steps[0].detail["issues"]  # the awkward rows are in: bad UTF-8, a ragged row
+    assert any("invalid UTF-8" in i for i in read) and any("4 fields" in i for i in read)
+    # and it did read in halves: two parts, the second starting at a record in the file's second half
+    mapper = steps._Mapper(recipe)
+    src = open_source(src_path)
+    parts = halves.map_in_halves(recipe, src, mapper, ExampleChecker(counter("o200k_base")), lambda s, n: None, 0)
+    assert parts is not None and len(parts) == 2
+    assert parts[0].rows_seen > 1000 and parts[1].rows_seen > 1000
+    assert int(parts[1].origin[0].rsplit(":", 1)[1]) > int(parts[0].origin[-1].rsplit(":", 1)[1])
+
+
+def test_a_stray_quote_before_the_split_makes_it_read_in_one_piece(tmp_path, monkeypatch):
+    """A quote inside an unquoted field flips the quote count: the line where the halves would meet is then inside
+    a quoted field, the first half does not end clean there, and the file is read whole — the same result."""
+    from ftui.core.prepare import halves, steps
+    from ftui.core.rules import ExampleChecker
+    from ftui.core.tokens import counter
+
+    src_path = _awkward_csv(tmp_path / "raw.csv", 3000, stray_quote_at=1000)
+    recipe = Recipe(inputs=[str(src_path)], user="review", assistant="star", seed=3)
+    src = open_source(src_path)
+    checker = ExampleChecker(counter("o200k_base"))
+    assert halves.map_in_halves(recipe, src, steps._Mapper(recipe), checker, lambda s, n: None, 0,
+                                min_bytes=0) is None
+    monkeypatch.setattr(halves, "MIN_BYTES", 1 << 40)
+    serial = plan(recipe)
+    monkeypatch.setattr(halves, "MIN_BYTES", 0)
+    _same_plans(serial, plan(recipe))
+
+
+def test_signatures_signed_in_two_processes_equal_one_process():
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(300)] + ["ünïcode", "日本語", "x_y"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 20)))) for _ in range(5000)]
+    texts[10] = ""  # no words: a row that matches nothing
+    texts[11] = "two words"  # fewer words than k
+    one = neardup.signatures(texts, k=3, num_perm=64, fork_at=10**9)
+    two = neardup.signatures(texts, k=3, num_perm=64, fork_at=0)
+    assert isinstance(two, np.ndarray) and two.shape == (5000, 64)
+    assert np.array_equal(one, two)
+    assert neardup.empty_rows(two)[10] and not neardup.empty_rows(two)[11]

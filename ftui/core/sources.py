@@ -63,6 +63,9 @@ class Source:
     rows_seen: int = 0
     note: str = ""  # e.g. "JSON, not JSON Lines"
     delimiter: str = ""  # CSV: the separator the header's first lines were sniffed to use ("," ";" "|" or a tab)
+    # CSV/TSV read in parts (see record_boundary): (first byte, end byte or None, that first byte's line number)
+    span: tuple[int, int | None, int] = (0, None, 1)
+    ended_clean: bool = False  # a part with an end: its last row ended exactly there (see _read_csv)
 
     def issue(self, line: int | None, message: str) -> None:
         self.n_issues += 1
@@ -154,11 +157,20 @@ def _pyarrow(path):
 
 
 # -- CSV / TSV -------------------------------------------------------------------------------------------------------
+_END = "\x00ftui: end of the part\x00"  # a line after a part's last one: read as a row of its own when it ends clean
+
+
 def _decoded_lines(src: Source, bad: set[int]) -> Iterator[str]:
-    """The file's physical lines as text; a line that is not UTF-8 is decoded with replacements and its number
-    put in ``bad`` (the row holding it is reported and skipped)."""
+    """The file's physical lines as text (those of ``src.span``); a line that is not UTF-8 is decoded with
+    replacements and its number put in ``bad`` (the row holding it is reported and skipped)."""
+    start, end, first = src.span
+    pos = start
     with open(src.path, "rb") as f:
-        for n, raw in enumerate(f, 1):
+        f.seek(start)
+        for n, raw in enumerate(f, first):
+            if end is not None and pos >= end:
+                break
+            pos += len(raw)
             if n == 1 and raw.startswith(BOM):
                 raw = raw[3:]
             try:
@@ -167,6 +179,33 @@ def _decoded_lines(src: Source, bad: set[int]) -> Iterator[str]:
                 bad.add(n)
                 src.issue(n, f"invalid UTF-8 at byte {exc.start + 1} of the line")
                 yield raw.decode("utf-8", "replace")
+    if end is not None:
+        yield _END + "\n"
+
+
+def record_boundary(path: str | os.PathLike, at: int, limit: int = 1 << 24) -> tuple[int, int] | None:
+    """``(offset, line)``: the first line start at or after byte ``at`` with an even number of double quotes
+    before it, and its 1-based line number — where a CSV record starts if the quoting is RFC 4180's (a quote
+    inside an unquoted field breaks that; the part before it then does not end clean, see ``Source.ended_clean``).
+    None when there is none within ``limit`` bytes after ``at``."""
+    quotes = newlines = pos = 0
+    with open(path, "rb") as f:
+        while pos < at:
+            block = f.read(min(1 << 20, at - pos))
+            if not block:
+                return None
+            quotes += block.count(b'"')
+            newlines += block.count(b"\n")
+            pos += len(block)
+        for raw in f:  # the first is the rest of the line `at` falls in
+            quotes += raw.count(b'"')
+            newlines += raw.count(b"\n")
+            pos += len(raw)
+            if not raw.endswith(b"\n") or pos - at > limit:
+                return None
+            if quotes % 2 == 0:
+                return pos, newlines + 1
+    return None
 
 
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -218,13 +257,15 @@ def _read_csv(src: Source) -> Iterator[Row]:
     # csv.field_size_limit stays at its default (128 KiB a field): a runaway quote ends as an error, not memory
     reader = _reader(lines, src)
     width = len(src.columns)
-    start = 1
-    try:
-        next(reader)  # the header
-    except (StopIteration, csv.Error):
-        return
+    first_byte, end_byte, first_line = src.span
+    shift = first_line - 1  # reader.line_num counts the lines this reader was given
+    if first_byte == 0:
+        try:
+            next(reader)  # the header
+        except (StopIteration, csv.Error):
+            return
     while True:
-        start = reader.line_num + 1
+        start = reader.line_num + 1 + shift
         try:
             cells = next(reader)
         except StopIteration:
@@ -232,7 +273,10 @@ def _read_csv(src: Source) -> Iterator[Row]:
         except csv.Error as exc:
             src.issue(start, f"CSV: {exc}")
             continue
-        end = reader.line_num
+        if end_byte is not None and cells == [_END]:  # the part's last row ended where the part does
+            src.ended_clean = True
+            return
+        end = reader.line_num + shift
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line
         if any(n in bad for n in range(start, end + 1)):

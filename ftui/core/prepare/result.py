@@ -67,6 +67,11 @@ class Lines:
         self._buf += data
         self._ends.append(len(self._buf))
 
+    def extend(self, other: Lines) -> None:
+        base = len(self._buf)
+        self._buf += other._buf
+        self._ends.extend(base + e for e in other._ends)
+
     def __len__(self) -> int:
         return len(self._ends)
 

@@ -16,7 +16,7 @@ from ..findings import CODES, ERROR
 from ..labels import label_sort_key
 from ..recipe import MAX_LABELS, SPLITS, PrepareError, Recipe
 from ..rules import CHAT, COMPLETION, PREFERENCE, ExampleChecker
-from ..sources import ReadIssue, SourceError, open_source
+from ..sources import ReadIssue, Source, SourceError, open_source
 from .mapping import _Mapper, _parts
 from .result import FILE_NAMES, MAX_LISTED, MAX_PAIRS, Lines, NearPair, Step
 
@@ -58,11 +58,75 @@ def _near_text(line: bytes) -> str:
     return _parts(orjson.loads(line))[1][:2000]
 
 
+@dataclass
+class _Part:
+    """What reading and mapping one source (or a part of one) gives, before it joins the pool."""
+
+    lines: Lines = field(default_factory=Lines)
+    origin: list[str] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    near_texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    groups: list[str | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first MAX_LISTED, "file:line: code: message"
+    error_codes: dict[str, int] = field(default_factory=dict)
+    rows_seen: int = 0
+    n_issues: int = 0
+    issues: list[ReadIssue] = field(default_factory=list)
+    n_dropped: int = 0  # the mapper's drops, counted and listed, and what kinds of rows it mapped
+    dropped: list[ReadIssue] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
+    ended_clean: bool = True
+
+
+def _map_part(recipe: Recipe, src: Source, mapped, checker: ExampleChecker, tick: Tick, before: int) -> _Part:
+    """Check and key every mapped example of ``src``; ``before``: the rows read before it (for progress)."""
+    part = _Part()
+    want_sig = recipe.near or recipe.leakage
+    norm = _normalise if recipe.normalize else str  # chosen once: it runs for every example
+    dumps = orjson.dumps
+    path = src.path
+    errors, error_codes = part.errors, part.error_codes
+    for m in mapped:
+        if src.rows_seen % 8192 == 0:
+            tick("read", before + src.rows_seen)
+        ex = m.example
+        found: list[tuple[str, str]] = []
+
+        def emit(code: str, message: str, jpath: str = "", _f=found) -> None:
+            if CODES.get(code, (ERROR,))[0] == ERROR:
+                _f.append((code, message))
+
+        kind = checker.check(ex, emit)[0]
+        where = f"{path}:{m.line}"
+        if found or kind not in (CHAT, PREFERENCE, COMPLETION):
+            if not found:
+                found.append(("no_answer", "no assistant answer to train on"))
+            for code, _ in found:
+                error_codes[code] = error_codes.get(code, 0) + 1
+            if len(errors) < MAX_LISTED:
+                errors.append(f"{where}: {found[0][0]}: {found[0][1]}")
+            if not recipe.keep_errors:
+                continue
+        prompt, near, answer = m.parts or _parts(ex)
+        part.lines.append(dumps(ex))
+        part.origin.append(where)
+        part.keys.append(_digest(norm(prompt)))
+        if want_sig:
+            part.near_texts.append(near)
+        part.labels.append(answer.strip())
+        part.groups.append(m.group)
+    part.rows_seen, part.n_issues, part.issues = src.rows_seen, src.n_issues, src.issues
+    return part
+
+
 def read_and_map(recipe: Recipe, tick: Tick) -> Pool:
     """Read every input, map its rows to examples and check them; examples with errors are dropped (or kept with
-    --keep-errors). Records the read, map and errors steps."""
+    --keep-errors). Records the read, map and errors steps. A large CSV or TSV mapped by --user/--assistant is read
+    in two halves at once, the second in a forked process (see ``halves``), with the same result."""
     from ..catalog import resolve
     from ..tokens import counter
+    from .halves import map_in_halves
 
     pool = Pool(recipe)
     mapper = _Mapper(recipe)
@@ -70,11 +134,8 @@ def read_and_map(recipe: Recipe, tick: Tick) -> Pool:
     read_issues: list[ReadIssue] = []
     errors: list[str] = []
     error_codes: dict[str, int] = {}
-    want_sig = recipe.near or recipe.leakage
-    norm = _normalise if recipe.normalize else str  # chosen once: it runs for every example
     model = resolve(recipe.model)
     checker = ExampleChecker(counter(model.encoding), model.encoding)
-    dumps = orjson.dumps
 
     for path in recipe.inputs:
         tick("read", n_rows)
@@ -82,39 +143,19 @@ def read_and_map(recipe: Recipe, tick: Tick) -> Pool:
             src = open_source(path, recipe.input_format, recipe.delimiter)
         except SourceError as exc:
             raise PrepareError(str(exc)) from None
-        for m in mapper.map_source(src):
-            if src.rows_seen % 8192 == 0:
-                tick("read", n_rows + src.rows_seen)
-            ex = m.example
-            found: list[tuple[str, str]] = []
-
-            def emit(code: str, message: str, jpath: str = "", _f=found) -> None:
-                if CODES.get(code, (ERROR,))[0] == ERROR:
-                    _f.append((code, message))
-
-            kind = checker.check(ex, emit)[0]
-            where = f"{path}:{m.line}"
-            if found or kind not in (CHAT, PREFERENCE, COMPLETION):
-                if not found:
-                    found.append(("no_answer", "no assistant answer to train on"))
-                for code, _ in found:
-                    error_codes[code] = error_codes.get(code, 0) + 1
-                if len(errors) < MAX_LISTED:
-                    errors.append(f"{where}: {found[0][0]}: {found[0][1]}")
-                if not recipe.keep_errors:
-                    continue
-            prompt, near, answer = m.parts or _parts(ex)
-            pool.lines.append(dumps(ex))
-            pool.origin.append(where)
-            pool.keys.append(_digest(norm(prompt)))
-            if want_sig:
-                pool.near_texts.append(near)
-            pool.labels.append(answer.strip())
-            pool.groups.append(m.group)
-        n_rows += src.rows_seen
-        n_issues += src.n_issues
-        if len(read_issues) < MAX_LISTED:
-            read_issues.extend(src.issues[: MAX_LISTED - len(read_issues)])
+        parts = map_in_halves(recipe, src, mapper, checker, tick, n_rows)
+        if parts is None:
+            parts = [_map_part(recipe, src, mapper.map_source(src), checker, tick, n_rows)]
+        for part in parts:
+            for name in ("lines", "origin", "keys", "near_texts", "labels", "groups"):
+                getattr(pool, name).extend(getattr(part, name))
+            errors.extend(part.errors[: MAX_LISTED - len(errors)])
+            for code, n in part.error_codes.items():
+                error_codes[code] = error_codes.get(code, 0) + n
+            n_rows += part.rows_seen
+            n_issues += part.n_issues
+            if len(read_issues) < MAX_LISTED:
+                read_issues.extend(part.issues[: MAX_LISTED - len(read_issues)])
         if src.note:
             pool.notes.append(f"{path}: {src.note}")
     pool.notes.extend(mapper.notes)
