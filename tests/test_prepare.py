@@ -376,8 +376,8 @@ def _same_plans(a, b) -> None:
     assert {k: v.tolist() for k, v in a.splits.items()} == {k: v.tolist() for k, v in b.splits.items()}
 
 
-@pytest.mark.parametrize("fmt", ["csv", "tsv"])
-def test_a_large_csv_read_in_two_halves_gives_what_one_process_gives(tmp_path, monkeypatch, fmt):
+@pytest.mark.parametrize("fmt,columns", [("csv", "given"), ("tsv", "given"), ("csv", "guessed")])
+def test_a_large_csv_read_in_two_halves_gives_what_one_process_gives(tmp_path, monkeypatch, fmt, columns):
     from ftui.core.prepare import halves, steps
     from ftui.core.rules import ExampleChecker
     from ftui.core.tokens import counter
@@ -386,12 +386,14 @@ def test_a_large_csv_read_in_two_halves_gives_what_one_process_gives(tmp_path, m
     if fmt == "tsv":
         src_path = tmp_path / "raw.tsv"
         src_path.write_bytes((tmp_path / "raw.csv").read_bytes().replace(b",", b"\t"))
-    recipe = Recipe(inputs=[str(src_path)], user="review", assistant="star", seed=3)
+    given = {"user": "review", "assistant": "star"} if columns == "given" else {}
+    recipe = Recipe(inputs=[str(src_path)], seed=3, **given)
     monkeypatch.setattr(halves, "MIN_BYTES", 1 << 40)
     serial = plan(recipe)
     monkeypatch.setattr(halves, "MIN_BYTES", 0)
     split = plan(recipe)
     _same_plans(serial, split)
+    assert sum("guessed from the names" in n for n in split.notes) == (columns == "guessed")
     read = serial.steps[0].detail["issues"]  # the awkward rows are in: bad UTF-8, a ragged row
     assert any("invalid UTF-8" in i for i in read) and any("4 fields" in i for i in read)
     # and it did read in halves: two parts, the second starting at a record in the file's second half

@@ -8,6 +8,7 @@ it answers, never the key.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,6 +86,7 @@ class FtuiApp(App):
         self.profile = profile
         self._quitting = threading.Event()
         self._painted = False
+        self.started = asyncio.Event()  # set once the first frame is drawn and the work waiting for it has run
         self._after_paint: list = []
         self.service = None  # ftui.service.client.Service once connected
         self.local = None  # ftui.service.local.LocalBackend when this app started or reuses one
@@ -239,6 +241,7 @@ class FtuiApp(App):
         for callback in self._after_paint:
             self.call_later(callback)
         self._after_paint.clear()
+        self.call_later(self.started.set)  # after those callbacks: call_later keeps the order
         if self.profile.kind != "off":
             self._connect()  # openai and the local server load only now, after the first screen is drawn
 

@@ -126,7 +126,10 @@ Analysis runs in the background: the app never freezes, and **Esc** cancels it.
         model = self.app.model_id
         if model not in {v for _, v in models}:
             models.insert(0, (model, model))
-        self.query_one("#sidebar").mount(DatasetTree(self.root, id="tree"))
+        tree = DatasetTree(self.root, id="tree")
+        self.query_one("#sidebar").mount(tree)
+        if self.focused is None:  # the browser has the focus until a file's findings take it (``_show``, later)
+            tree.focus()
         self.query_one("#toolbar").mount(Select(models, value=model, allow_blank=False, id="model", compact=True))
         bar = ProgressBar(id="progress", show_eta=False)
         bar.display = False

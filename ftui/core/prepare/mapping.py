@@ -162,18 +162,31 @@ class _Mapper:
         if self.user is not None and self.assistant is not None:  # both or neither (checked when made)
             return self._tabular(src, rows, head, self.user, self.assistant)
         sample = head.values
-        if "messages" in sample or "input" in sample or "preferred_output" in sample:
-            return self._passthrough(src, rows)
-        if "prompt" in sample and "completion" in sample:
+        if not self.maps_columns(sample):
+            if "messages" in sample or "input" in sample or "preferred_output" in sample:
+                return self._passthrough(src, rows)
             return self._legacy(src, rows)
         columns = src.columns or list(sample)
-        u, a = _guess(columns, USER_GUESSES), _guess(columns, ANSWER_GUESSES)
-        if u is None or a is None or u == a:
+        guessed = self.guess(src, columns)
+        if guessed is None:
             raise PrepareError(f"{src.path}: choose the columns: --user COLUMN --assistant COLUMN (or templates "
                                f"like '{{title}}\\n{{body}}'); the columns are {', '.join(columns) or 'none'}")
+        return self._tabular(src, rows, head, *guessed)
+
+    @staticmethod
+    def maps_columns(columns) -> bool:
+        """Rows with these keys are mapped from columns (not chat or preference rows, not legacy pairs)."""
+        return not ({"messages", "input", "preferred_output"} & set(columns)
+                    or {"prompt", "completion"} <= set(columns))
+
+    def guess(self, src: Source, columns: list[str]) -> tuple[Template, Template] | None:
+        """The user and assistant columns guessed from their names, noted; None when they cannot be."""
+        u, a = _guess(columns, USER_GUESSES), _guess(columns, ANSWER_GUESSES)
+        if u is None or a is None or u == a:
+            return None
         self.notes.append(f"{src.path}: user ← column {u!r}, assistant ← column {a!r} (guessed from the names; "
                           "--user/--assistant choose others)")
-        return self._tabular(src, rows, head, Template(u, "--user"), Template(a, "--assistant"))
+        return Template(u, "--user"), Template(a, "--assistant")
 
     def _group(self, values: dict) -> str | None:
         g = self.recipe.group_by

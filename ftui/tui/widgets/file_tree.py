@@ -31,11 +31,6 @@ click opens a dataset and analyses it, or a raw file in the Prepare workspace;
 hidden entries are not shown. `ctrl+o` (or the palette's *Open file*) takes a path typed by hand.
 """
 
-    def on_mount(self) -> None:
-        # mounted just after the first paint (Lazy): take the focus unless something already has it
-        if self.screen.focused is None:
-            self.focus()
-
     @dataclass
     class Unreadable(Message):
         """A directory could not be listed (permission denied, gone): the screen says so."""
