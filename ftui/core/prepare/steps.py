@@ -122,8 +122,8 @@ def _map_part(recipe: Recipe, src: Source, mapped, checker: ExampleChecker, tick
 
 def read_and_map(recipe: Recipe, tick: Tick) -> Pool:
     """Read every input, map its rows to examples and check them; examples with errors are dropped (or kept with
-    --keep-errors). Records the read, map and errors steps. A large CSV or TSV mapped by --user/--assistant is read
-    in two halves at once, the second in a forked process (see ``halves``), with the same result."""
+    --keep-errors). Records the read, map and errors steps. A large CSV or TSV mapped from its columns is read in two
+    halves at once, the second in a forked process (see ``halves``), with the same result."""
     from ..catalog import resolve
     from ..tokens import counter
     from .halves import map_in_halves
