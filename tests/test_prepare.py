@@ -435,3 +435,17 @@ def test_signatures_signed_in_two_processes_equal_one_process():
     assert isinstance(two, np.ndarray) and two.shape == (5000, 64)
     assert np.array_equal(one, two)
     assert neardup.empty_rows(two)[10] and not neardup.empty_rows(two)[11]
+
+
+def test_candidate_pairs_from_bands_on_two_threads_equal_one_thread(monkeypatch):
+    rng = np.random.default_rng(9)
+    words = [f"w{i}" for i in range(60)]
+    base = [" ".join(rng.choice(words, size=15)) for _ in range(400)]
+    texts = base + [t.rsplit(" ", 1)[0] + " changed" for t in base[:200]]  # 200 near copies
+    sig = neardup.signatures(texts, k=3, num_perm=128)
+    two = neardup.candidate_pairs(sig, 0.7)
+    monkeypatch.setattr(neardup, "cores", lambda: 1)
+    one = neardup.candidate_pairs(sig, 0.7)
+    assert np.array_equal(one, two) and len(two) >= 150
+    codes = two[:, 0] * len(texts) + two[:, 1]
+    assert (two[:, 0] < two[:, 1]).all() and (np.diff(codes) > 0).all()  # unique, sorted
