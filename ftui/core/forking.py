@@ -18,6 +18,11 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def fork_safe() -> bool:
+    """Forking is safe here: no other thread, and the platform has fork."""
+    return threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
 def can_fork() -> bool:
-    """A second process would run beside this one, and forking is safe: no other thread, fork available."""
-    return threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() and cores() >= 2
+    """A second process would run beside this one, and forking is safe."""
+    return fork_safe() and cores() >= 2

@@ -7,12 +7,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-import threading
 import traceback
 from multiprocessing.connection import Connection, wait as _wait
 from typing import Any, Callable, cast
 
 from ...errors import Cancelled
+from ..forking import fork_safe
 from .reader import _COLUMNS, DatasetError, _Chunk, process_range
 
 
@@ -82,9 +82,7 @@ def _worker(path, pieces, encoding, slot, counters, next_piece, stop, conn) -> N
 
 def _start_method() -> str:
     # fork is fastest, but forking a process that runs other threads (the TUI) can deadlock the child
-    if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return "spawn"
-    return "fork"
+    return "fork" if fork_safe() else "spawn"
 
 
 def _ensure_resource_tracker() -> None:
