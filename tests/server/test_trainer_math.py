@@ -24,6 +24,31 @@ def lora(model_cache, tmp_path_factory):
     return model, tok
 
 
+@pytest.fixture(scope="module")
+def small_lora(lora):
+    """The base model's architecture (its class, attention, grouped keys and values, tied output layer, vocabulary and
+    tokenizer) made small and randomly initialised: for the tests that compare two ways of computing one batch, which
+    hold for any weights. Two layers of width 192: ~15× less compute per token than SmolLM2-135M (those three tests
+    took 63 s of the suite's time with it, ~5 s with this)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base, tok = lora
+    cfg = base.get_base_model().config.to_dict()
+    cfg.update(hidden_size=192, intermediate_size=512, num_hidden_layers=2, num_attention_heads=3,
+               num_key_value_heads=1, head_dim=64)
+    config = type(base.get_base_model().config).from_dict(cfg)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.config.use_cache = False
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM",
+                                             init_lora_weights=False))
+    assert type(model.get_base_model()) is type(base.get_base_model())
+    assert model.get_base_model().config.tie_word_embeddings == base.get_base_model().config.tie_word_embeddings
+    return model, tok
+
+
 def _trainer(bf16: bool):
     from ftui.server.train.trainer import JobTrainer
 
@@ -120,12 +145,12 @@ def _uneven(tok):
     return out
 
 
-def test_packed_batch_equals_padded(lora, monkeypatch):
+def test_packed_batch_equals_padded(small_lora, monkeypatch):
     """No compute on padding: the packed batch (one row, positions restarting, no attention across examples) gives
     the padded batch's loss, accuracy and per-example DPO log-probabilities."""
     from ftui.server.train import packing
 
-    model, tok = lora
+    model, tok = small_lora
     batch = _uneven(tok)
     assert packing.packs([len(x) for x, _ in batch])
     t = _trainer(False)
@@ -143,14 +168,14 @@ def test_packed_batch_equals_padded(lora, monkeypatch):
     assert len(set(padded_lp.tolist())) == 8  # eight different sums, one per sequence
 
 
-def test_segment_attention_keeps_the_loss(lora):
+def test_segment_attention_keeps_the_loss(small_lora):
     """The CPU trainer's attention (each packed example on its own, short ones by matmuls, long ones by the fused
     kernel) gives the padded SDPA batch's loss and DPO log-probabilities."""
     import copy
 
     from ftui.server.train import packing, trainer
 
-    model, tok = lora
+    model, tok = small_lora
     seg = copy.deepcopy(model)
     packing.training_attention(seg, "cpu")
     assert seg.get_base_model().config._attn_implementation == packing.SEGMENT_ATTENTION
@@ -265,7 +290,7 @@ def test_two_halves_at_once_give_the_batchs_loss_accuracy_and_gradients(lora, bf
     assert abs(halves["train_mean_token_accuracy"] - ref["train_mean_token_accuracy"]) <= 0.03
 
 
-def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(lora, monkeypatch):
+def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(small_lora, monkeypatch):
     """Packed on a CPU, the tokens every example begins with (system prompt, user turn's start) are computed once:
     the row is shorter by (examples - 1) × prefix, and the loss, accuracy, gradients and DPO log-probabilities are
     those of packing every example whole — short examples (matmul attention) and one longer than ``EAGER_MAX``
@@ -274,7 +299,7 @@ def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(lora,
 
     from ftui.server.train import packing, trainer
 
-    model, tok = lora
+    model, tok = small_lora
     seg = copy.deepcopy(model)
     packing.training_attention(seg, "cpu")
     params = [p for p in seg.parameters() if p.requires_grad]
