@@ -108,3 +108,19 @@ def test_concurrent_descriptions_read_the_header_once(tmp_path):
     assert len(out) == 8 and all(d == out[0] for d in out) and out[0]["parameters"] == 134_515_008
     assert out[0]["problem"] is None
     assert basemodels._read_facts.cache_info().misses == 1
+
+
+def test_a_conversion_reads_a_gguf_once_and_puts_gguf_back():
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    path = basemodels._gguf_dir() / basemodels.GGUF_FILE
+    with basemodels._gguf_read_once():
+        a, b = gguf.GGUFReader(str(path)), gguf.GGUFReader(path)
+        assert a is b and isinstance(a, reader)
+        arch = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == "llama")
+        assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
+    assert gguf.GGUFReader is reader and gguf.get_tensor_name_map is name_map
+    with pytest.raises(RuntimeError), basemodels._gguf_read_once():
+        raise RuntimeError("a failed conversion")
+    assert gguf.GGUFReader is reader and gguf.get_tensor_name_map is name_map
