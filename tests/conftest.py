@@ -120,11 +120,12 @@ def tuned_data_dir(tmp_path_factory, model_cache):
 # The longest test files, longest first (measured: docs/contributing.md). They run first, so that when the slow tier
 # runs on several processes (./dev test), none waits alone for one of them at the end.
 LONGEST_FIRST = ("server/test_eval_loop.py", "server/test_ray_executor.py", "tui/test_many_runs.py",
-                 "server/test_trainer_math.py", "tui/test_hangup.py", "server/test_server.py",
-                 "server/test_reinforcement.py", "server/test_runner_faults.py", "server/test_export.py",
-                 "server/test_uploads_azure.py", "tui/test_backend_loop.py", "server/test_hardening.py",
-                 "server/test_conformance.py", "server/test_restart.py", "server/test_memory.py",
-                 "server/test_inference.py", "tui/test_new_user.py", "server/test_worker.py")  # measured 2026-12-05
+                 "server/test_reinforcement.py", "server/test_export.py", "server/test_runner_faults.py",
+                 "server/test_inference.py", "server/test_uploads_azure.py", "tui/test_backend_loop.py",
+                 "tui/test_hangup.py", "server/test_server.py", "server/test_hardening.py", "server/test_restart.py",
+                 "server/test_memory.py", "server/test_conformance.py", "server/test_worker.py",
+                 "tui/test_layout_snapshots.py", "tui/test_new_user.py", "tui/test_trust_backend.py",
+                 "server/test_trainer_math.py")  # measured 2026-12-06
 
 
 def pytest_collection_modifyitems(config, items):
