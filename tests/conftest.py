@@ -56,7 +56,7 @@ def write_jsonl(tmp_path):
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
     """One GGUF→safetensors conversion per test run, shared by every server and by every pytest-xdist process: the
-    first process to need it converts (20 s of CPU) while the others wait on a lock, then find it done."""
+    first process to need it converts (~10 s of CPU) while the others wait on a lock, then find it done."""
     import fcntl
 
     path = os.environ.get("FTUI_MODEL_CACHE")

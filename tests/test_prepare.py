@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
-from ftui.core import neardup
+from ftui.core import forking, neardup
 from ftui.core.prepare import PrepareError, Recipe, parse_split, plan, write
 from ftui.core.sources import open_source
 
@@ -382,6 +383,9 @@ def test_a_large_csv_read_in_two_halves_gives_what_one_process_gives(tmp_path, m
     from ftui.core.rules import ExampleChecker
     from ftui.core.tokens import counter
 
+    # forking is safe only without other threads: a test before this one that left a thread running (tqdm's monitor
+    # after an in-process export did) would make every plan below serial
+    assert forking.can_fork(), f"this process runs other threads: {[t.name for t in threading.enumerate()]}"
     src_path = _awkward_csv(tmp_path / "raw.csv", 3000)
     if fmt == "tsv":
         src_path = tmp_path / "raw.tsv"

@@ -139,6 +139,7 @@ def test_a_killed_ray_worker_is_replaced_and_the_job_resumes_from_its_saved_stat
                    for m in said), said
         assert any(m.startswith(f"Resuming fine-tuning from step {saved}/6") for m in said), said
         assert steps(c, job.id) == list(range(1, 7)), "each step reported once"
+        assert gone(), "the replacement worker leaves with the job, and the killed one holds nothing"
     finally:
         s.stop()
 

@@ -237,7 +237,8 @@ def ensure(name: str, data_dir: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s from GGUF to safetensors (once; about 7 s for 135M parameters)…", name)
+    log.info("converting %s from GGUF to safetensors (once; about 10 s for 135M parameters)…", name)
+    no_progress_monitor()
     with _gguf_read_once():
         tok = AutoTokenizer.from_pretrained(str(src), gguf_file=file)
         model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=file, dtype=torch.float32)
@@ -261,6 +262,18 @@ def ensure(name: str, data_dir: Path) -> Path:
 
 
 _CONVERTING = threading.Lock()
+
+
+def no_progress_monitor() -> None:
+    """No tqdm monitor thread: tqdm starts one with its first progress bar (transformers' GGUF conversion, gguf's
+    writer) and it lives as long as the process. A process with another thread never forks (``forking.fork_safe``),
+    so after an export in the app's or the test suite's process, preparing a large CSV there ran in one process.
+    ``monitor_interval = 0`` is tqdm's documented switch; the monitor only fixes bars that stall."""
+    try:
+        import tqdm
+    except ImportError:  # pragma: no cover — transformers depends on it
+        return
+    tqdm.tqdm.monitor_interval = 0
 
 
 @contextlib.contextmanager

@@ -117,6 +117,7 @@ def export(data_dir: Path, model_id: str, to: str, out: Path, quant: str = "q8_0
         raise ExportError(f"--quant must be one of {', '.join(QUANTS)}, not {quant!r}")
     data_dir = Path(data_dir)
     src = find(data_dir, model_id)
+    basemodels.no_progress_monitor()
     say = progress or (lambda what, frac: None)
     target = _Target(out, force)
     try:
