@@ -117,15 +117,12 @@ def tuned_data_dir(tmp_path_factory, model_cache):
 
 
 # -- the fast tier: `./dev fast` (pytest -m "not slow") leaves out whatever starts a server or loads a model ----------
-# The longest test files, longest first (measured: docs/contributing.md). They run first, so that when the slow tier
-# runs on several processes (./dev test), none waits alone for one of them at the end.
-LONGEST_FIRST = ("server/test_eval_loop.py", "server/test_ray_executor.py", "tui/test_many_runs.py",
-                 "server/test_reinforcement.py", "server/test_export.py", "server/test_runner_faults.py",
-                 "server/test_inference.py", "server/test_uploads_azure.py", "tui/test_backend_loop.py",
-                 "tui/test_hangup.py", "server/test_server.py", "server/test_hardening.py", "server/test_restart.py",
-                 "server/test_memory.py", "server/test_conformance.py", "server/test_worker.py",
-                 "tui/test_layout_snapshots.py", "tui/test_new_user.py", "tui/test_trust_backend.py",
-                 "server/test_trainer_math.py")  # measured 2026-12-06
+# Every test file's measured seconds (tests/durations.json, written by scripts/test_durations.py from a whole-suite
+# run's junit XML): the files run longest first, so that when the suite runs on several processes (./dev test) the
+# shortest come last and neither process is left alone with a long one while the other has nothing to do. A file
+# the list does not know yet counts as DEFAULT_SECONDS.
+DURATIONS = json.loads((Path(__file__).resolve().parent / "durations.json").read_text())
+DEFAULT_SECONDS = 10.0
 
 
 def pytest_collection_modifyitems(config, items):
@@ -135,11 +132,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "model_cache" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-
-    def place(item) -> int:
-        path = item.nodeid.split("::")[0].removeprefix("tests/")
-        return rank.get(path, len(rank))
+    def place(item) -> float:
+        return -DURATIONS.get(item.nodeid.split("::")[0].removeprefix("tests/"), DEFAULT_SECONDS)
 
     items.sort(key=place)
 
