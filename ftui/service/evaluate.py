@@ -221,27 +221,23 @@ async def run(svc, data: EvalSet, models: list[str], params: EvalParams | None =
 
     scored = teacher_forced if teacher_forced is not None else svc.profile.kind in ("local", "compatible")
     scored = scored and all(ex.reference for ex in data.examples)  # prompts alone have no reference to score
-    tasks = [asyncio.create_task(one(m, i)) for m, i in todo]
-    losses: dict[str, list[dict | None]] = {}
+    tasks = {m: [asyncio.create_task(one(mm, i)) for mm, i in todo if mm == m] for m in models}
 
     async def answered_then_scored(m: str) -> None:
         # a model's references are scored as soon as its answers are in, while the backend still holds it (the local
         # one keeps two models loaded: a leaderboard of six scored after all the answers loaded each model twice)
-        mine = [t for (mm, _), t in zip(todo, tasks) if mm == m]
-        if mine:
-            await asyncio.gather(*mine)
+        await asyncio.gather(*tasks[m])
         if scored and not stop.is_set():
-            losses[m] = await _losses(svc, data, m, stop)
+            out.losses[m] = await _losses(svc, data, m, stop)
 
     per_model = [asyncio.create_task(answered_then_scored(m)) for m in models]
     try:
         await asyncio.gather(*per_model)
     finally:
-        for t in tasks + per_model:
+        for t in per_model + [t for mine in tasks.values() for t in mine]:
             t.cancel()
     out.stopped = stop.is_set() and not out.complete
-    if not out.stopped and scored:
-        out.losses = {m: losses.get(m, []) for m in models}
+    out.losses = {m: out.losses.get(m, []) for m in models} if scored and not out.stopped else {}
     if grader is not None and not out.stopped:
         out.rewards = await grade_answers(svc, out, grader)
     out.seconds = time.monotonic() - t0

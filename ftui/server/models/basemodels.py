@@ -131,6 +131,9 @@ def names(data_dir: Path) -> list[str]:
     return [DEFAULT_BASE, *sorted(configured(data_dir))]
 
 
+_FACTS_LOCK = threading.Lock()  # describe's reads, one at a time
+
+
 def describe(name: str, data_dir: Path) -> dict:
     """What the app shows of a base model, read from its files without loading it: {"source" (where it came from),
     "kind" (bundled | gguf | folder | hub), "architecture" (llama, qwen2, …), "parameters", "context_length",
@@ -157,9 +160,6 @@ def describe(name: str, data_dir: Path) -> dict:
     with _FACTS_LOCK:
         facts = _read_facts(found["kind"], str(path), found["source"], stamp)
     return {"source": found["source"], "kind": found["kind"], **facts}
-
-
-_FACTS_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=64)
