@@ -27,6 +27,9 @@ def _die_with_parent() -> None:
         pass
 
 
+_STARTED: dict[int, "Server"] = {}  # by port: the servers a test started, for wait_for's stack dump
+
+
 class Server:
     def __init__(self, data_dir: Path, api_key: str | None = None, test_hooks: bool = False,
                  env: dict | None = None, args: list[str] | None = None) -> None:
@@ -55,6 +58,8 @@ class Server:
         env = {**os.environ, "FTUI_SERVE_PRELOAD": "0", **(self.env or {})}
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
                                      preexec_fn=_die_with_parent)
+        self.log = Path(log.name)
+        _STARTED[self.port] = self
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -141,7 +146,39 @@ def wait_for(client, job_id: str, statuses=("succeeded", "failed", "cancelled"),
         if job.status in statuses or (predicate and predicate(job)):
             return job
         time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still {job.status} after {timeout} s")
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout} s{stacks_of(client)}")
+
+
+def stacks_of(client) -> str:
+    """What the server behind ``client`` (one a test started) and its runner and trainer are doing: on SIGUSR1 each
+    writes every thread's Python stack to the server's log (``ftui serve`` registers it); one process at a time, so
+    their lines never interleave. The log's tail, without the request lines, for a failure's message."""
+    import psutil
+
+    server = _STARTED.get(client.base_url.port)
+    if server is None or server.proc is None or server.proc.poll() is not None:
+        return ""
+    try:
+        procs = [psutil.Process(server.proc.pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.Error:
+        return ""
+    for proc in procs:
+        before = server.log.stat().st_size
+        try:
+            proc.send_signal(signal.SIGUSR1)
+        except psutil.Error:
+            continue
+        deadline = time.monotonic() + 3
+        size = before
+        while time.monotonic() < deadline:  # until its dump stops growing the log (bounded)
+            time.sleep(0.2)
+            now = server.log.stat().st_size
+            if now == size and now > before:
+                break
+            size = now
+    lines = [x for x in server.log.read_text(errors="replace").splitlines() if " ftui.server.http INFO " not in x]
+    return "\n--- the server's log (its processes' stacks at the end):\n" + "\n".join(lines[-200:])
 
 
 def start_job(client, suffix: str, n_epochs: int, model: str = "smollm2-135m-instruct"):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.backend import Server, start_job, wait_for
+from tests.backend import Server, stacks_of, start_job, wait_for
 
 
 def test_an_unexpected_validation_failure_fails_the_job_not_the_runner(tmp_path, model_cache):
@@ -101,6 +101,10 @@ def test_each_trained_job_gets_a_fresh_trainer_process(tmp_path, model_cache):
             wait_for(client, job.id, statuses=("running",))  # set by the trainer process: it is there
             [trainer] = the_runner.children()
             trainers.append(trainer.pid)
+            if suffix == "fresh":  # what a stuck job's test failure shows: every process's stacks, none harmed
+                stacks = stacks_of(client)
+                assert "in _trainer_main" in stacks and "in _watch" in stacks and "uvicorn" in stacks, stacks
+                assert stacks.count("in fork_for") == 2, stacks  # the runner waiting, and the trainer it forked
             assert wait_for(client, job.id).status == "succeeded"
             deadline = time.monotonic() + 30
             while the_runner.children():

@@ -29,6 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ftui.server.diagnostics import stacks_on_sigusr1
 from ftui.server.executors import Executor, ExecutorConfig, make
 from ftui.server.faults import runner_fault
 from ftui.server.store import CURRENT, TERMINAL, Store, now
@@ -280,6 +281,7 @@ def warm_up() -> threading.Thread:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
+    stacks_on_sigusr1()
     warm = "--warm" in args
     args = [a for a in args if a != "--warm"]
     config = ExecutorConfig()
