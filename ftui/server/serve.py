@@ -43,7 +43,15 @@ class Supervisor:
     """Keeps one runner process alive; a runner that dies mid-job fails that job and is replaced. Each job the runner
     trains here runs in a trainer process it forks (memory is returned after every job; the runner imported torch
     and the trainer once, so a job starts at once, a sweep's next one too); a trainer that dies takes its runner
-    with it, and the supervisor deals with it as with a runner that died."""
+    with it, and the supervisor deals with it as with a runner that died.
+
+    A runner ended by the signal that is stopping the server too is no crash: a process group's SIGTERM (systemd's
+    default way to stop a service, ``kill -- -PGID``) reaches the runner and the server at once, and the job it was
+    training stays ``running``, to resume at the next start. The server marks stopping at its first signal
+    (``begin_stop``), and a runner that died of SIGTERM or SIGINT is judged after that has had a moment to happen.
+    The runner ignores SIGINT (a terminal's Ctrl-C reaches the whole group): the server stops it with SIGTERM."""
+
+    STOP_SIGNAL_GRACE = 2.0  # seconds the server's own handling of a group's signal may lag the runner's death
 
     def __init__(self, data_dir: Path, executor: dict | None = None) -> None:
         self.data_dir = data_dir
@@ -71,6 +79,12 @@ class Supervisor:
             if not self.stopping.is_set():
                 self.proc = subprocess.Popen(self._command(warm))
 
+    def begin_stop(self) -> None:
+        """The server is stopping (its first SIGTERM or SIGINT): no new runner, and a runner that dies now is no
+        crash; :meth:`stop` then ends the runner."""
+        with self.spawning:
+            self.stopping.set()
+
     def _watch(self) -> None:
         """A runner that dies fails the job it was on (validating or training) and is replaced after a delay that
         doubles while runners keep dying young (0.5 s … 30 s): a crash loop never spins."""
@@ -79,6 +93,8 @@ class Supervisor:
         while not self.stopping.is_set():
             started = time.monotonic()
             code = self.proc.wait()
+            if code in (-signal.SIGTERM, -signal.SIGINT):  # perhaps the group's signal that is stopping us too
+                self.stopping.wait(self.STOP_SIGNAL_GRACE)
             if self.stopping.is_set():
                 break
             if code == 0:  # a runner that ended cleanly (none does today but one orphaned): the next one
@@ -103,8 +119,7 @@ class Supervisor:
         store.close()
 
     def stop(self) -> None:
-        with self.spawning:
-            self.stopping.set()
+        self.begin_stop()
         proc = self.proc
         if proc and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # the runner passes it on to a trainer it forked
@@ -334,7 +349,16 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE)
     server = _server_class()(config)
-    server.on_exit = app.state.ctx.halt_all
+    ctx = app.state.ctx
+    signalled: list[bool] = []
+
+    def on_exit() -> None:  # in the main thread, from a signal handler: another signal may interrupt it
+        if not signalled:
+            signalled.append(True)  # before the lock: a signal handled inside begin_stop never waits on it
+            sup.begin_stop()
+        ctx.halt_all()
+
+    server.on_exit = on_exit
     if idle:
         threading.Thread(target=idle.watch, args=(server,), name="ftui-idle-exit", daemon=True).start()
     print(f"ftui serve: listening on http://{host}:{port}/v1 (data in {data_dir})", flush=True)

@@ -65,3 +65,37 @@ def losses(client, job_id: str) -> dict[int, float]:
         if e.type == "metrics":
             out[e.data["step"]] = e.data["train_loss"]
     return dict(sorted(out.items()))
+
+
+def test_a_server_stopped_with_its_whole_process_group_leaves_the_job_to_resume(tmp_path, model_cache):
+    """A terminal's Ctrl-C and systemd's stop (SIGTERM to the unit's every process) reach the server, its runner and
+    the trainer at once. The job being trained is no crash: it stays running and resumes at the next start, and a
+    Ctrl-C prints no traceback (the runner and the trainer leave SIGINT to the server, which stops them)."""
+    import os
+    import signal
+
+    data = tmp_path / "data"
+    s = Server(data).start()
+    c = s.client()
+    f = c.files.create(file=(SAMPLES / "marv.jsonl").open("rb"), purpose="fine-tune")
+    job = c.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=5,
+                                    method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}})
+
+    def training(j) -> bool:  # the trainer is in a step (a Ctrl-C there once printed a KeyboardInterrupt)
+        return j.status == "running" and any(e.type == "metrics" for e in c.fine_tuning.jobs.list_events(j.id).data)
+
+    wait_for(c, job.id, predicate=training)
+    for sig, again in ((signal.SIGINT, True), (signal.SIGTERM, False)):
+        os.killpg(s.proc.pid, sig)
+        assert s.proc.wait(30) == 0
+        said = s.log.read_text()
+        assert "Traceback" not in said and "died" not in said, said[-3000:]
+        s = Server(data).start()  # a new log: the next round checks its own
+        c = s.client()
+        wait_for(c, job.id, predicate=lambda j: any(
+            e.message.startswith("The server restarted during training; resuming from")
+            for e in c.fine_tuning.jobs.list_events(j.id).data))
+        assert not any("died" in e.message for e in c.fine_tuning.jobs.list_events(job.id).data)
+        if again:
+            wait_for(c, job.id, predicate=training)
+    s.stop()

@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     stacks_on_sigusr1()
+    # a terminal's Ctrl-C reaches every process of the group: the server stops this runner (SIGTERM) once it stops,
+    # and a trainer forked from here inherits the same (no KeyboardInterrupt in the middle of a step)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm = "--warm" in args
     args = [a for a in args if a != "--warm"]
     config = ExecutorConfig()
