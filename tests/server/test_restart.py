@@ -1,8 +1,10 @@
-"""kill -9 of the server in the middle of training, then a restart on the same data dir: the job resumes."""
+"""The server stopped in the middle of training (kill -9, or a signal to its whole process group), then a restart on the
+same data dir: the job resumes."""
 from __future__ import annotations
 
 import pytest
 
+from tests.backend import start_job
 from tests.helpers import SAMPLES
 from tests.server.conftest import Server, wait_for
 
@@ -77,9 +79,7 @@ def test_a_server_stopped_with_its_whole_process_group_leaves_the_job_to_resume(
     data = tmp_path / "data"
     s = Server(data).start()
     c = s.client()
-    f = c.files.create(file=(SAMPLES / "marv.jsonl").open("rb"), purpose="fine-tune")
-    job = c.fine_tuning.jobs.create(model="smollm2-135m-instruct", training_file=f.id, seed=5,
-                                    method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}})
+    job = start_job(c, "group", n_epochs=3)
 
     def training(j) -> bool:  # the trainer is in a step (a Ctrl-C there once printed a KeyboardInterrupt)
         return j.status == "running" and any(e.type == "metrics" for e in c.fine_tuning.jobs.list_events(j.id).data)
