@@ -7,6 +7,7 @@ that reaches outside its job's folder is refused."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,12 +43,20 @@ def test_the_worker_command_trains_the_job_the_server_trains(server, tmp_path, m
     env = {**os.environ, "FTUI_MODEL_CACHE": model_cache}
     # preempted (SIGKILL) after the first epoch's end, whose state is in the records; started again in the same
     # folder, as SkyPilot's recovery starts a task's `run` again, it goes on from that state
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    err = tmp_path / "first.err"
+    with open(err, "wb") as fh:
+        first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=fh)
     deadline = time.time() + 300
     while not any(e["type"] == "metrics" and e["data"]["step"] >= 3 for r in read_records(folder)
                   for e in r["events"]):
         assert first.poll() is None and time.time() < deadline, "the worker never got past its first epoch"
         time.sleep(0.2)
+    first.send_signal(signal.SIGUSR1)  # a worker that seems stuck says where it is, and goes on
+    deadline = time.time() + 30
+    while "in run_bundle" not in err.read_text(errors="replace"):
+        assert first.poll() is None and time.time() < deadline, err.read_text(errors="replace")[-2000:]
+        time.sleep(0.1)
+    assert first.poll() is None
     first.kill()
     first.wait()
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)

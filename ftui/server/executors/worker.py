@@ -424,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m ftui.server.executors.worker BUNDLE_DIR", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    from ftui.server.diagnostics import stacks_on_sigusr1
+
+    stacks_on_sigusr1()  # `kill -USR1` a worker that seems stuck: its stacks go to its stderr (a task's log)
     folder = Path(args[0])
     try:
         bundle = _decode_bytes(orjson.loads((folder / "bundle.json").read_bytes()))
