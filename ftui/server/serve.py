@@ -58,6 +58,7 @@ class Supervisor:
         self.executor = executor if executor and executor.get("name", "local") != "local" else None
         self.proc: subprocess.Popen | None = None
         self.stopping = threading.Event()
+        self._stop_begun = False
         self.spawning = threading.Lock()
         self.thread = threading.Thread(target=self._watch, name="ftui-runner-supervisor", daemon=True)
 
@@ -81,7 +82,11 @@ class Supervisor:
 
     def begin_stop(self) -> None:
         """The server is stopping (its first SIGTERM or SIGINT): no new runner, and a runner that dies now is no
-        crash; :meth:`stop` then ends the runner."""
+        crash; :meth:`stop` then ends the runner. Called from a signal handler too, which another signal can
+        interrupt: only the first call takes the lock (marked before it, so a nested call never waits on it)."""
+        if self._stop_begun:
+            return
+        self._stop_begun = True
         with self.spawning:
             self.stopping.set()
 
@@ -350,12 +355,9 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
                             timeout_graceful_shutdown=SHUTDOWN_GRACE)
     server = _server_class()(config)
     ctx = app.state.ctx
-    signalled: list[bool] = []
 
-    def on_exit() -> None:  # in the main thread, from a signal handler: another signal may interrupt it
-        if not signalled:
-            signalled.append(True)  # before the lock: a signal handled inside begin_stop never waits on it
-            sup.begin_stop()
+    def on_exit() -> None:  # uvicorn's handle_exit, at every SIGTERM or SIGINT
+        sup.begin_stop()
         ctx.halt_all()
 
     server.on_exit = on_exit

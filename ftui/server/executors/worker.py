@@ -38,6 +38,7 @@ from pathlib import Path
 import orjson
 
 from ftui.core.files import atomic_write
+from ftui.server.diagnostics import stacks_on_sigusr1
 from ftui.server.store import TERMINAL, Store, now
 from ftui.server.train.trainer import Stop
 
@@ -424,8 +425,6 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m ftui.server.executors.worker BUNDLE_DIR", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    from ftui.server.diagnostics import stacks_on_sigusr1
-
     stacks_on_sigusr1()  # `kill -USR1` a worker that seems stuck: its stacks go to its stderr (a task's log)
     folder = Path(args[0])
     try:
