@@ -132,8 +132,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "model_cache" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+    def file_of(item) -> str:
+        return item.nodeid.split("::")[0].removeprefix("tests/")
+
+    # a file with a `forks` test goes first of all: a test that loads a model in this process leaves threads behind
+    # (the server's torch thread, tqdm's monitor), and a process with another thread never forks (core/forking.py);
+    # first in the queue, it is the first file its xdist process runs
+    forking = {file_of(item) for item in items if item.get_closest_marker("forks")}
+
     def place(item) -> float:
-        return -DURATIONS.get(item.nodeid.split("::")[0].removeprefix("tests/"), DEFAULT_SECONDS)
+        name = file_of(item)
+        return float("-inf") if name in forking else -DURATIONS.get(name, DEFAULT_SECONDS)
 
     items.sort(key=place)
 

@@ -377,6 +377,7 @@ def _same_plans(a, b) -> None:
     assert {k: v.tolist() for k, v in a.splits.items()} == {k: v.tolist() for k, v in b.splits.items()}
 
 
+@pytest.mark.forks
 @pytest.mark.parametrize("fmt,columns", [("csv", "given"), ("tsv", "given"), ("csv", "guessed")])
 def test_a_large_csv_read_in_two_halves_gives_what_one_process_gives(tmp_path, monkeypatch, fmt, columns):
     from ftui.core.prepare import halves, steps

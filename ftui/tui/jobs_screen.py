@@ -109,6 +109,7 @@ A queued job's step column gives its place in the backend's queue (the local bac
         self.marked: list[str] = []  # jobs marked for a comparison, in the order they were marked
         self._queue: dict[str, int] = {}  # queued job -> its place in the backend's queue (1: next)
         self._lineage: dict[str, tuple[str, str]] = {}  # job id -> (its status then, source → … → evaluations)
+        self._lineage_asked: dict[str, str] = {}  # job id -> the status its lineage was last asked for
 
     @property
     def tracks(self) -> dict[str, JobTrack]:
@@ -224,6 +225,7 @@ A queued job's step column gives its place in the backend's queue (the local bac
 
     def on_screen_resume(self) -> None:
         self._lineage.clear()  # read again when shown: an evaluation run meanwhile is a new link
+        self._lineage_asked.clear()
         was, self.hidden = self.hidden, False
         if was and self.poller is not None:
             self.request_tick()  # catch up at once
@@ -314,7 +316,10 @@ A queued job's step column gives its place in the backend's queue (the local bac
         if track and (not track.events_complete or not track.results_loaded) and self.app.service is not None:
             self.request_tick()  # load what the detail needs now
 
-    @work(exclusive=True, group="jobs-lineage", exit_on_error=False, description="Reading a job's lineage")
+    # not exclusive: a read for another job (the selection moved on) must not cancel this one, which was its job's
+    # only read for that status (a succeeded job's detail then lacked its model for good); a result that comes for a
+    # status the job has left is dropped in _lineage_read, the read for the new one being on its way
+    @work(group="jobs-lineage", exit_on_error=False, description="Reading a job's lineage")
     async def _read_lineage(self, job: dict) -> None:
         from ftui.service.errors import ServiceError
         from ftui.service.lineage import lineage_of, lineage_text
@@ -327,6 +332,9 @@ A queued job's step column gives its place in the backend's queue (the local bac
 
     @on(JobLineage)
     def _lineage_read(self, message: JobLineage) -> None:
+        track = self.tracks.get(message.job_id)
+        if track is not None and track.job["status"] != message.status:
+            return
         self._lineage[message.job_id] = (message.status, message.text)
         if message.job_id == self.selected:
             self._render_detail()
@@ -335,9 +343,8 @@ A queued job's step column gives its place in the backend's queue (the local bac
         track = self.tracks.get(self.selected or "")
         if track is None:
             return
-        seen = self._lineage.get(track.id)
-        if self.app.service is not None and (seen is None or seen[0] != track.job["status"]):
-            self._lineage[track.id] = (track.job["status"], seen[1] if seen else "")
+        if self.app.service is not None and self._lineage_asked.get(track.id) != track.job["status"]:
+            self._lineage_asked[track.id] = track.job["status"]
             self._read_lineage(dict(track.job))  # once per job and status: its model and evaluations come later
         self.query_one("#job-detail", Static).update(self.detail_text(track))
         log = self.query_one("#events", Log)
