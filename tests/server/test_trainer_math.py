@@ -119,6 +119,32 @@ def test_bf16_output_layer_gives_the_autocast_logits_bit_for_bit(lora):
     assert not any("ftui" in k for k in model.state_dict())
 
 
+def test_an_adapter_written_again_is_the_file_peft_writes(lora, tmp_path):
+    """A job's checkpoints after its first are written from the state dict and files its first save kept: the same
+    files as peft's ``save_pretrained`` at that moment, with the weights the adapter has then."""
+    model, _ = lora
+    t = _trainer(False)
+    t._write_adapter(model, tmp_path / "first")  # peft's save, kept
+    assert t._written is not None and t._written[0] is model
+    trained = next(p for p in model.parameters() if p.requires_grad)
+    before = trained.detach().clone()
+    try:
+        with torch.no_grad():
+            trained.add_(1.0)  # a training step moved a weight
+        t._write_adapter(model, tmp_path / "again")
+        model.save_pretrained(tmp_path / "peft", selected_adapters=["default"])
+    finally:
+        with torch.no_grad():
+            trained.copy_(before)
+    names = sorted(f.name for f in (tmp_path / "peft").iterdir())
+    assert "adapter_model.safetensors" in names and "adapter_config.json" in names
+    assert sorted(f.name for f in (tmp_path / "again").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "peft" / name).read_bytes(), name
+    weights = "adapter_model.safetensors"
+    assert (tmp_path / "again" / weights).read_bytes() != (tmp_path / "first" / weights).read_bytes()
+
+
 def test_weight_zero_batch_trains_nothing(lora):
     from ftui.server.train.trainer import encode_sft
 
@@ -341,6 +367,43 @@ def test_a_shared_prefix_is_computed_once_with_the_same_loss_and_gradients(small
             assert torch.allclose(shared[3], whole[3], rtol=1e-5, atol=1e-3)
     finally:
         hook.remove()
+
+
+@pytest.mark.parametrize("prefix", [0, 21])
+def test_a_short_packed_row_attends_in_one_masked_product_as_each_example_alone(prefix, monkeypatch):
+    """A packed row of up to ``DENSE_MAX`` positions is attended whole under a mask: the outputs are those of
+    attending each example on its own (after the shared prefix, when there is one), and no example sees another's
+    keys or values."""
+    from ftui.server.train import packing
+
+    lengths = [30, 25, 40, 35]
+    pos = torch.tensor([list(range(prefix)) + [i for n in lengths for i in range(prefix, prefix + n)]])
+    length = pos.shape[1]
+    assert length <= packing.DENSE_MAX
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, heads, length, 64, generator=g) for heads in (9, 3, 3))
+
+    def attend(q, k, v):
+        return packing._segment_attention(None, q, k, v, None, scaling=0.125, position_ids=pos)[0]
+
+    whole = attend(q, k, v)
+    assert packing._rows.last[0] is pos  # the row's mask is kept for the next layer (the same position_ids tensor)
+    assert torch.equal(attend(q, k, v), whole)
+    monkeypatch.setattr(packing, "DENSE_MAX", 0)  # one product per example
+    each = attend(q, k, v)
+    monkeypatch.undo()
+    assert torch.allclose(whole, each, atol=1e-6), (whole - each).abs().max()
+    # the third example's keys and values changed: only its own outputs change (the prefix and the others' stay)
+    start = prefix + lengths[0] + lengths[1]
+    end = start + lengths[2]
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, start:end] += 1.0
+    v2[:, :, start:end] -= 2.0
+    changed = attend(q, k2, v2)
+    same = torch.ones(length, dtype=torch.bool)
+    same[start:end] = False
+    assert torch.equal(changed[0, same], whole[0, same])
+    assert not torch.allclose(changed[0, start:end], whole[0, start:end])
 
 
 def test_two_halves_pay_unless_a_long_shared_prefix_would_be_computed_twice():

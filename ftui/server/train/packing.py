@@ -1,5 +1,5 @@
 """How a training batch is laid out and attended: right-padding, packing end to end, and the CPU's per-example
-attention that packed batches need (no compute on padding, no attention across examples, no T × T mask).
+attention that packed batches need (no compute on padding, no attention across examples, no T × T mask on long rows).
 
 On a CPU a packed batch also computes the tokens every example begins with only once (``shared_prefix``): fine-tuning
 sets repeat one system prompt in every example, and those positions — their keys, values and hidden states — are the
@@ -8,6 +8,8 @@ prefix's; each example attends to the prefix and, causally, to itself. Same loss
 example whole (tested)."""
 
 from __future__ import annotations
+
+import threading
 
 PACK_WASTE = 0.1  # pack a batch end to end when padding it would waste more than this share of positions
 
@@ -34,6 +36,10 @@ def packs(lengths: list[int]) -> bool:
 
 SEGMENT_ATTENTION = "ftui_segments"
 EAGER_MAX = 384  # segments up to this length use plain matmul attention; longer ones PyTorch's fused kernel
+# a packed row up to this long attends in one masked product over the whole row instead of one per example: a Marv
+# batch (4 examples, ~150 positions) took ~70 operators per layer that way, 8 % of its training step's time; the row's
+# T × T scores (9 heads: 2.4 MB in float32 at 256) stay small below it
+DENSE_MAX = 256
 
 
 SHARED_MIN = 8  # a shared prefix shorter than this is computed in each example (not worth a second key block)
@@ -66,15 +72,41 @@ def _segment_bounds(position_ids, length: int) -> list[tuple[int, int, int]]:
     return [(a, b, s) for a, b, s in zip(starts, starts[1:] + [length], firsts)]
 
 
+_rows = threading.local()  # the last packed row's mask, per thread (two halves train at once)
+
+
+def _blocked(position_ids, length: int, device):
+    """The ``length × length`` mask of a packed row (True where a query must not see a key): each position sees the
+    earlier positions of its own example and, for an example after a shared prefix, the prefix. Built once per
+    forward pass: every layer gets the same ``position_ids`` tensor."""
+    import torch
+
+    last = getattr(_rows, "last", None)
+    if last is not None and last[0] is position_ids:
+        return last[1]
+    segment = torch.empty(length, dtype=torch.long)
+    shared = torch.empty(length, dtype=torch.long)
+    for k, (start, end, prefix) in enumerate(_segment_bounds(position_ids.cpu(), length)):
+        segment[start:end] = k
+        shared[start:end] = prefix
+    i = torch.arange(length)
+    seen = ((segment[:, None] == segment[None, :]) & (i[None, :] <= i[:, None])) | (i[None, :] < shared[:, None])
+    blocked = (~seen).to(device)
+    _rows.last = (position_ids, blocked)  # holds the tensor: no later one can take its identity
+    return blocked
+
+
 def _segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
-    """Causal attention within each packed example, never across, and never over a T × T mask.
+    """Causal attention within each packed example, never across, and never over a T × T mask of a long row.
 
     ``query`` is (batch, heads, T, dim); a packed batch is one row whose position ids restart for each example (at 0,
     or at the length of a shared prefix at the row's start, which the example then attends to as well: see
     ``_segment_bounds``). Each example's block is attended on its own: short ones by two matmuls and a softmax
     (PyTorch's fused CPU attention is 2-4× slower there, above all its backward), long ones by the fused kernel
-    (linear memory; 1.8× faster than matmuls at 1,000 tokens). A right-padded batch (several rows) needs no mask
-    either: with causal attention no real token sees the padding after it.
+    (linear memory; 1.8× faster than matmuls at 1,000 tokens). A packed row of up to ``DENSE_MAX`` positions is
+    attended whole, by the same two matmuls and softmax under a mask that keeps each example to itself (and its
+    prefix): a few operators a layer instead of a dozen per example, on scores that stay small. A right-padded batch
+    (several rows) needs no mask either: with causal attention no real token sees the padding after it.
     """
     import torch
     import torch.nn.functional as F
@@ -83,6 +115,13 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
     kv_heads = key.shape[1]
     groups = heads // kv_heads
     pos = kwargs.get("position_ids")
+    if rows == 1 and pos is not None and length <= DENSE_MAX:
+        blocked = _blocked(pos, length, query.device)
+        qg = query.reshape(rows, kv_heads, groups * length, dim)
+        scores = torch.matmul(qg, key.transpose(-1, -2)).view(rows, kv_heads, groups, length, length) * scaling
+        probs = torch.softmax(scores.masked_fill(blocked, float("-inf")), -1, dtype=torch.float32).to(query.dtype)
+        out = torch.matmul(probs.view(rows, kv_heads, groups * length, length), value).view(rows, heads, length, dim)
+        return out.transpose(1, 2).contiguous(), None
     bounds = _segment_bounds(pos, length) if rows == 1 and pos is not None else [(0, length, 0)]
     outs = []
     for start, end, shared in bounds:
