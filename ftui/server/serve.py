@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ftui.core.files import atomic_write
 from ftui.serveinfo import API_KEY_ENV, LIVE, DataDirBusy, default_data_dir, free_port, lock_data_dir, running_server
+from ftui.server import mkl
 from ftui.server.diagnostics import stacks_on_sigusr1
 from ftui.server.store import CURRENT, Store, now
 
@@ -310,6 +311,7 @@ def serve(host: str, port: int, data_dir: Path, api_key: str | None, base_models
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     share_the_cpu()
+    mkl.without_its_memory_manager()  # before torch loads; the runner inherits it
     stacks_on_sigusr1()
     os.umask(0o077)  # the datasets, models and keys it writes (and its runner writes) are the user's alone
     data_dir.mkdir(parents=True, exist_ok=True)

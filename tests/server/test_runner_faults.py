@@ -105,6 +105,9 @@ def test_each_trained_job_gets_a_fresh_trainer_process(tmp_path, model_cache):
                 stacks = stacks_of(client)
                 assert "in _trainer_main" in stacks and "in _watch" in stacks and "uvicorn" in stacks, stacks
                 assert stacks.count("in fork_for") == 2, stacks  # the runner waiting, and the trainer it forked
+                # oneMKL's memory manager is off where training computes (ftui/server/mkl.py)
+                assert the_runner.environ().get("MKL_DISABLE_FAST_MM") == trainer.environ().get(
+                    "MKL_DISABLE_FAST_MM") == "1"
             assert wait_for(client, job.id).status == "succeeded"
             deadline = time.monotonic() + 30
             while the_runner.children():

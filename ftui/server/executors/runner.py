@@ -29,6 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ftui.server import mkl
 from ftui.server.diagnostics import stacks_on_sigusr1
 from ftui.server.executors import Executor, ExecutorConfig, make
 from ftui.server.faults import runner_fault
@@ -282,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     stacks_on_sigusr1()
+    mkl.without_its_memory_manager()  # inherited from the server; set here too for a runner started alone
     # a terminal's Ctrl-C reaches every process of the group: the server stops this runner (SIGTERM) once it stops,
     # and a trainer forked from here inherits the same (no KeyboardInterrupt in the middle of a step)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -38,6 +38,7 @@ from pathlib import Path
 import orjson
 
 from ftui.core.files import atomic_write
+from ftui.server import mkl
 from ftui.server.diagnostics import stacks_on_sigusr1
 from ftui.server.store import TERMINAL, Store, now
 from ftui.server.train.trainer import Stop
@@ -426,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     stacks_on_sigusr1()  # `kill -USR1` a worker that seems stuck: its stacks go to its stderr (a task's log)
+    mkl.without_its_memory_manager()
     folder = Path(args[0])
     try:
         bundle = _decode_bytes(orjson.loads((folder / "bundle.json").read_bytes()))
