@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from ftui.server import mkl
+
 ATTEND = ("import torch, torch.nn.functional as F\n"
           "q, k, v = torch.randn(1, 9, 500, 64), torch.randn(1, 3, 500, 64), torch.randn(1, 3, 500, 64)\n"
           "with torch.autocast('cpu', dtype=torch.bfloat16):\n"
@@ -25,10 +27,13 @@ def _fast_mm(setup: str, **env: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_the_memory_manager_is_off_once_set_and_a_users_choice_stands():
+def test_the_memory_manager_is_off_once_set_and_a_users_choice_stands(monkeypatch):
     assert _fast_mm("") == {"FastMM:1"}  # MKL's default, which the server and workers turn off
     assert _fast_mm("from ftui.server import mkl; mkl.without_its_memory_manager()") == {"FastMM:0"}
-    # a user's own setting is kept (any value turns it off in MKL; the function never overwrites one)
-    code = ("import os; from ftui.server import mkl; mkl.without_its_memory_manager(); "
-            "assert os.environ[mkl.VARIABLE] == 'yes'")
-    assert _fast_mm(code, MKL_DISABLE_FAST_MM="yes") == {"FastMM:0"}
+    # a user's own setting is kept (any value turns MKL's manager off; the function never overwrites one)
+    monkeypatch.setenv(mkl.VARIABLE, "yes")
+    mkl.without_its_memory_manager()
+    assert os.environ[mkl.VARIABLE] == "yes"
+    monkeypatch.delenv(mkl.VARIABLE)
+    mkl.without_its_memory_manager()
+    assert os.environ[mkl.VARIABLE] == "1"
