@@ -96,6 +96,21 @@ def _blocked(position_ids, length: int, device):
     return blocked
 
 
+def _matmul_attention(q, k, v, blocked, scaling):
+    """Attention by two matmuls and a float32 softmax: ``q`` (rows, heads, n, dim) over ``k`` and ``v`` (rows,
+    key/value heads, m, dim), where ``blocked`` (n × m) is True. Grouped-query attention without copying keys and
+    values per head: the query heads that share a key/value head are stacked along the rows of one matmul."""
+    import torch
+
+    rows, heads, n, dim = q.shape
+    kv_heads, m = k.shape[1], k.shape[2]
+    groups = heads // kv_heads
+    qg = q.reshape(rows, kv_heads, groups * n, dim)
+    scores = torch.matmul(qg, k.transpose(-1, -2)).view(rows, kv_heads, groups, n, m) * scaling
+    probs = torch.softmax(scores.masked_fill(blocked, float("-inf")), -1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs.view(rows, kv_heads, groups * n, m), v).view(rows, heads, n, dim)
+
+
 def _segment_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     """Causal attention within each packed example, never across, and never over a T × T mask of a long row.
 
@@ -111,16 +126,11 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
     import torch
     import torch.nn.functional as F
 
-    rows, heads, length, dim = query.shape
-    kv_heads = key.shape[1]
-    groups = heads // kv_heads
+    rows, heads, length, _ = query.shape
+    groups = heads // key.shape[1]
     pos = kwargs.get("position_ids")
     if rows == 1 and pos is not None and length <= DENSE_MAX:
-        blocked = _blocked(pos, length, query.device)
-        qg = query.reshape(rows, kv_heads, groups * length, dim)
-        scores = torch.matmul(qg, key.transpose(-1, -2)).view(rows, kv_heads, groups, length, length) * scaling
-        probs = torch.softmax(scores.masked_fill(blocked, float("-inf")), -1, dtype=torch.float32).to(query.dtype)
-        out = torch.matmul(probs.view(rows, kv_heads, groups * length, length), value).view(rows, heads, length, dim)
+        out = _matmul_attention(query, key, value, _blocked(pos, length, query.device), scaling)
         return out.transpose(1, 2).contiguous(), None
     bounds = _segment_bounds(pos, length) if rows == 1 and pos is not None else [(0, length, 0)]
     outs = []
@@ -139,13 +149,7 @@ def _segment_attention(module, query, key, value, attention_mask, dropout: float
             else:
                 o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=groups > 1)
         else:
-            # grouped-query attention without copying keys and values per head: the query heads that share a
-            # key/value head are stacked along the rows of one matmul
-            m = shared + n
-            qg = q.reshape(rows, kv_heads, groups * n, dim)
-            scores = torch.matmul(qg, k.transpose(-1, -2)).view(rows, kv_heads, groups, n, m) * scaling
-            probs = torch.softmax(scores.masked_fill(future, float("-inf")), -1, dtype=torch.float32).to(q.dtype)
-            o = torch.matmul(probs.view(rows, kv_heads, groups * n, m), v).view(rows, heads, n, dim)
+            o = _matmul_attention(q, k, v, future, scaling)
         outs.append(o)
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     return out.transpose(1, 2).contiguous(), None

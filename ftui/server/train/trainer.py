@@ -402,10 +402,10 @@ class JobTrainer(BatchSteps):
         from peft.utils import get_peft_model_state_dict
 
         state = get_peft_model_state_dict(model, adapter_name="default")
-        trained = {p.data_ptr(): p for p in model.parameters() if p.requires_grad}
-        storages = [t.untyped_storage().data_ptr() for t in state.values() if isinstance(t, torch.Tensor)]
-        plain = (len(storages) == len(state) == len(set(storages))
-                 and all(t.is_contiguous() and t.data_ptr() in trained for t in state.values()))
+        trained = {p.data_ptr() for p in model.parameters() if p.requires_grad}
+        tensors = list(state.values())
+        plain = (all(isinstance(t, torch.Tensor) and t.is_contiguous() and t.data_ptr() in trained for t in tensors)
+                 and len({t.untyped_storage().data_ptr() for t in tensors}) == len(tensors))
         names = {f.name for f in folder.iterdir() if f.is_file()}
         if plain and {"adapter_config.json", "adapter_model.safetensors"} <= names:
             files = {name: (folder / name).read_bytes() for name in names - {"adapter_model.safetensors"}}
