@@ -10,6 +10,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from typing import Any
 
+from ftui.server.models import packed
 from ftui.server.models.inference import GenerationFailed, LoadedModel, _plain, _prompt_ids, torch_thread
 
 HEAD_MIN = 16  # tokens: a shorter head is computed with the rest of its prompt
@@ -158,7 +159,7 @@ class Batcher:
             groups.setdefault(tuple(p[:n].tolist()), []).append(r)
         new = max(item[1] for item in batch)
         outs: list[list[int]] = [[] for _ in batch]
-        with lock, torch.inference_mode():
+        with lock, torch.inference_mode(), packed.float_products(model):  # see models/packed.py
             for head, rows in groups.items():
                 for r, gen in zip(rows, self._generate([prompts[r] for r in rows], head, new)):
                     outs[r] = gen

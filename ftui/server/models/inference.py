@@ -338,7 +338,7 @@ def generate(entry: LoadedModel, messages: list[dict], *, max_tokens: int, tempe
                                                    reuse=reuse_prefix)
                     result["cached_tokens"], result["completion_tokens"] = cached, n
                     return
-                with torch.inference_mode():
+                with torch.inference_mode(), packed.float_products(model):
                     cache = _prefix_cache(model, ids) if reuse_prefix else None
                     result["cached_tokens"] = cache.get_seq_length() if cache is not None else 0
                     out = model.generate(**kwargs, past_key_values=cache)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ftui.server.http.api import APIError, CtxDep, json_body, shutting_down
 from ftui.server.http.routes.chat import Message
 from ftui.server.http.routes.models import load_model, resolve_model
+from ftui.server.models import packed
 from ftui.server.models.inference import give_back_memory, on_torch, surely_too_long
 
 router = APIRouter(prefix="/v1/ftui")
@@ -115,7 +116,7 @@ def _score_batch(entry, encoded, batch: list[int], out: list) -> None:
     ids, lab, att = right_pad([encoded[i] for i in batch], pad, dev)
     tgt = lab[:, 1:]
     keep = tgt != -100
-    with lock, torch.inference_mode():
+    with lock, torch.inference_mode(), packed.float_products(model):  # see models/packed.py
         inner = getattr(model, "model", None)
         if inner is not None and hasattr(model, "lm_head"):  # the output layer only where an answer is
             hidden = inner(input_ids=ids, attention_mask=att).last_hidden_state[:, :-1]
