@@ -342,6 +342,7 @@ def test_evaluations_multiply_by_packed_float32_weights_while_they_compute(base,
     from ftui.server.models import packed
 
     _, model, tok = base
+    monkeypatch.setattr(packed, "FLOAT_SHARE", 1.0)  # whatever memory the machine has
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
     rows = tok(["The capital of France is", "My favourite app crashed again"], return_tensors="pt").input_ids
     assert rows.shape == (2, 5)  # the same length: no padding
@@ -362,7 +363,7 @@ def test_evaluations_multiply_by_packed_float32_weights_while_they_compute(base,
     with packed.float_products(model):
         assert packed._FLOAT[model] == [] and not any("forward" in vars(m) for m in linears)
     packed._FLOAT.pop(model)
-    monkeypatch.setattr(packed, "FLOAT_SHARE", 0.25)
+    monkeypatch.setattr(packed, "FLOAT_SHARE", 1.0)
     monkeypatch.setenv("FTUI_SERVE_PACK_FLOAT", "0")
     with packed.float_products(model):
         assert packed._FLOAT[model] == []
