@@ -358,6 +358,18 @@ def test_evaluations_multiply_by_packed_float32_weights_while_they_compute(base,
         assert torch.equal(three[:2], together)
         assert torch.allclose(together, plain, atol=2e-3)
         assert torch.equal(model(rows).logits, plain)  # outside the context: MKL's products again
+    # the copies of the models still loaded count: a second model's would take the share over
+    import os
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    monkeypatch.setattr(packed, "FLOAT_SHARE", 1.5 * sum(m.weight.numel() * 4 for m in linears) / memory)
+    other = copy.deepcopy(model)
+    with packed.float_products(other):
+        assert packed._FLOAT[other] == []
+    del other
+    packed._FLOAT.pop(model)
+    with packed.float_products(model):  # alone, it fits
+        assert len(packed._FLOAT[model]) == len(linears)
     packed._FLOAT.pop(model)
     monkeypatch.setattr(packed, "FLOAT_SHARE", 1e-6)  # the copies would take more than their share
     with packed.float_products(model):

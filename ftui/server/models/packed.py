@@ -72,7 +72,8 @@ FLOAT_SHARE = 0.25  # the packed copies may take at most this share of the machi
 
 def _float_packs(model) -> list:
     """``[(linear, packed weight), ...]`` for a float32 CPU ``model``, made once; ``[]`` where oneDNN is missing, the
-    copies would take more than ``FLOAT_SHARE`` of the memory, or ``FTUI_SERVE_PACK_FLOAT=0``."""
+    copies would take more than ``FLOAT_SHARE`` of the memory with those of the other loaded models, or
+    ``FTUI_SERVE_PACK_FLOAT=0``."""
     got = _FLOAT.get(model)
     if got is not None:
         return got
@@ -80,16 +81,18 @@ def _float_packs(model) -> list:
     from torch import nn
 
     linears = [m for m in model.modules() if type(m) is nn.Linear]
+    # this model's copies and those of the other models still loaded (the server keeps two)
     size = sum(m.weight.numel() * 4 for m in linears)
+    held = sum(w.numel() * w.element_size() for packs in list(_FLOAT.values()) for _, w in packs)
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not reported: no second copy
         memory = 0
-    if (os.environ.get("FTUI_SERVE_PACK_FLOAT", "1") == "0" or not linears or size > FLOAT_SHARE * memory
+    if (os.environ.get("FTUI_SERVE_PACK_FLOAT", "1") == "0" or not linears or held + size > FLOAT_SHARE * memory
             or model.device.type != "cpu" or model.dtype != torch.float32 or not torch.backends.mkldnn.is_available()):
         got = []
     else:
-        # laid out for four rows: an evaluation's batch; a row's products are then the same at any batch size
+        # laid out for four rows (an evaluation's batch); a row's products are the same in any batch from two rows up
         got = [(m, torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), 4)) for m in linears]
         log.info("packed %d float32 linear layers for oneDNN (%.0f MB)", len(got), size / 1e6)
     _FLOAT[model] = got
