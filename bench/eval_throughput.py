@@ -7,6 +7,8 @@ same examples, no cache), and the teacher-forced loss of 1,000 short references.
 
 The examples are seed-004-like reviews (../shared/bench/gen_reviews.py) prepared by `ftui prepare` with a system
 prompt asking for the star digit; answers are capped at 4 tokens (what `ftui eval` picks for one-digit references).
+The same prompts are then sent for one token each, at concurrency 1 and 4: batching's gain on the prompts alone, and
+the bound they set (concurrency 4 answers no faster than it computes the prompts).
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ async def main() -> None:
                           cache_folder=work / f"cache-{conc}", teacher_forced=False)
             rates[conc] = len(test.examples) / (time.perf_counter() - t0)
             assert r.complete
+        # the same prompts answered with one token each (the prompt's forward pass and little else): what batching
+        # gains on the prompts alone, a bound on concurrency 4 ÷ concurrency 1 however fast decoding gets
+        prompt_rates = {}
+        for conc in (1, 4):
+            lanes = [test.examples[i::conc] for i in range(conc)]
+
+            async def lane(exs) -> None:
+                for ex in exs:
+                    await svc.complete(model, ex.messages, max_tokens=1)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(lane(exs) for exs in lanes))
+            prompt_rates[conc] = len(test.examples) / (time.perf_counter() - t0)
         examples = [{"messages": ex.messages + [{"role": "assistant", "content": ex.reference}]}
                     for ex in train.examples]
         t0 = time.perf_counter()
@@ -78,9 +93,14 @@ async def main() -> None:
         await svc.close()
         local.stop()
     print(f"{len(test.examples)} short-answer examples, {model}, {sys.platform}, "
-          f"{len(__import__('os').sched_getaffinity(0))} cores")
+          f"{len(__import__('os').sched_getaffinity(0))} cores, float32 answers (their products packed for oneDNN: "
+          f"{'no' if __import__('os').environ.get('FTUI_SERVE_PACK_FLOAT') == '0' else 'yes, where it has oneDNN'})")
     print(f"  concurrency 1: {rates[1]:.2f} examples/s")
     print(f"  concurrency 4: {rates[4]:.2f} examples/s  ({rates[4] / rates[1]:.2f}×)")
+    print(f"  one token each (the prompts alone): {prompt_rates[1]:.2f} and {prompt_rates[4]:.2f} examples/s "
+          f"({prompt_rates[4] / prompt_rates[1]:.2f}×)")
+    print(f"  bound: concurrency 4 cannot answer faster than it computes the prompts alone, so at most "
+          f"{prompt_rates[4] / rates[1]:.2f}× concurrency 1 however fast its decoding")
     print(f"teacher-forced loss of {len(examples):,} references: {loss_s:.1f} s "
           f"({len(examples) / loss_s:.0f} examples/s)")
 
