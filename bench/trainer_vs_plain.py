@@ -193,13 +193,35 @@ def matmul_rate() -> float:
     return 2 * 2048**3 / best
 
 
-def flop_per_token(data_dir: Path) -> float:
-    """A LoRA step's FLOP per token: the forward pass (2 per weight) and the backward pass through the frozen
-    weights to the activations (2 more); the adapters' own and attention's are left out (a few %)."""
-    model, _ = basemodels.load(basemodels.DEFAULT_BASE, data_dir)
-    n = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name)
-    n += model.get_output_embeddings().weight.numel() if model.config.tie_word_embeddings else 0
-    return 4.0 * n
+def step_flop(data_dir: Path, path: Path, epochs: int) -> tuple[float, float, float]:
+    """The FLOP a LoRA training of ``path`` does for its useful work, as (frozen weights, attention, adapters):
+    - the frozen weights: the forward pass (2 per weight and token) and the backward pass to the activations (2 more),
+      the output layer's at the trained positions only (where the loss is taken);
+    - attention, causal (each token attends to itself and the tokens before it, in its own example): QK^T and the
+      weighted sum of V, 2 * T^2 * d a layer for an example of T tokens forward, twice that backward;
+    - the adapters (r per linear layer): forward, backward to the input, and their own gradients, 6 * r * (in + out)
+      a token. Padding, the masked half of a dense attention and the output layer's other positions are not
+      useful work and are not counted (a plain loop does them; ftui's trainer does not). Work the trainer saves
+      otherwise (a system prompt shared by a packed row's examples is computed once) counts as done: these are the
+      model's FLOP, the same for any trainer of the same examples."""
+    import orjson
+    from torch import nn
+
+    model, tok = basemodels.load(basemodels.DEFAULT_BASE, data_dir)
+    out = model.get_output_embeddings().weight.numel()
+    n = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name and "lm_head" not in name)
+    layers = [m for name, m in model.named_modules() if type(m) is nn.Linear and "lm_head" not in name]
+    cfg = model.config
+    width = cfg.num_attention_heads * getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    encoded = [encode_sft(tok, r["messages"]) for r in rows]
+    lengths = [len(ids) for ids, _ in encoded]
+    tokens = sum(lengths) * epochs
+    trained = sum(sum(1 for x in labels if x != -100) for _, labels in encoded) * epochs
+    frozen = 4.0 * n * tokens + 4.0 * out * trained  # the output layer where there is a loss to take
+    attention = 6.0 * cfg.num_hidden_layers * width * sum(t * t for t in lengths) * epochs
+    adapters = 6.0 * 16 * sum(m.in_features + m.out_features for m in layers) * tokens
+    return frozen, attention, adapters
 
 
 def main() -> None:
@@ -236,7 +258,6 @@ def main() -> None:
         (tmp / "serve").mkdir()
         server = Server(tmp / "serve").start()
         print(f"{os.cpu_count()} CPUs, LoRA r16 all-linear, batch {BS}, bf16 autocast: {_bf16_wanted('cpu')}")
-        per_token = flop_per_token(tmp)
         try:
             for name, (path, epochs) in sets.items():
                 if args.only and name != args.only:
@@ -265,10 +286,13 @@ def main() -> None:
                 print(f"  ftui trainer (all of it): {f_s:7.1f} s {f_tok / f_s:7.0f} tokens/s   last loss {f_loss:.3f}")
                 print(f"  ftui, its steps only    : {f_steps:7.1f} s {f_tok / f_steps:7.0f} tokens/s")
                 rate = matmul_rate()
-                print(f"  ftui's steps achieve    : {f_tok / f_steps * per_token / 1e9:7.0f} GFLOP/s "
-                      f"({per_token / 1e9:.2f} GFLOP per token) = "
-                      f"{f_tok / f_steps * per_token / rate:.0%} of this CPU's matmul rate, {rate / 1e9:.0f} GFLOP/s "
-                      f"measured now")
+                frozen, attention, adapters = step_flop(tmp, path, epochs)
+                flop = frozen + attention + adapters
+                print(f"  ftui's steps achieve    : {flop / f_steps / 1e9:7.0f} GFLOP/s "
+                      f"({flop / f_tok / 1e9:.3f} GFLOP per token: frozen weights {frozen / f_tok / 1e9:.3f}, "
+                      f"attention {attention / f_tok / 1e9:.3f}, adapters {adapters / f_tok / 1e9:.3f}) = "
+                      f"{flop / f_steps / rate:.0%} of this CPU's matmul rate, {rate / 1e9:.0f} GFLOP/s measured now "
+                      f"({frozen / f_steps / rate:.0%} counting the frozen weights only)")
                 print(f"  ratio (tokens/s)        : {p_s / f_s:7.2f}× whole loop, {p_s / f_steps:.2f}× steps only; "
                       f"per round {', '.join(f'{x:.2f}' for x in ratios)}")
                 if trl:
