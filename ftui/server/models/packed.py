@@ -11,10 +11,11 @@ the model computes exactly what it did.
 The float32 model that evaluations use (batched greedy answers, scores; see ``ModelCache.fast``) gets the same
 treatment while it computes, through :func:`float_products`: in float32 ``nn.Linear`` goes to MKL, whose products of
 a few rows read the weights at 8–11 GB/s on this project's 2-core machine (the 49,152 × 576 output layer: 19 ms for
-four rows); oneDNN's packed float32 kernel reads them at ~20 GB/s (5 ms), so the linear layers of a decoding step
-of a batch of four take 23 ms instead of 61 (the whole step ~45 instead of ~95). Its sums come in another order than MKL's (differences ~1e-5 in a logit), so a rare
-greedy token may differ from the unpacked model's; a row's products do not depend on the other rows (bit for bit,
-from two rows up), so an answer or a score stays the same alone or in any batch.
+four rows); oneDNN's packed float32 kernel reads them at ~20 GB/s (5 ms), so the linear layers of a decoding step of
+a batch of four take 23 ms instead of 61 (the whole step ~45 instead of ~95). Its sums come in another order than
+MKL's (logits within ~1e-4), so a rare greedy token may differ from the unpacked model's; a row's products
+do not depend on the other rows (bit for bit, from two rows up), so an answer or a score stays the same alone or in
+any batch.
 """
 
 from __future__ import annotations
