@@ -334,9 +334,9 @@ def test_evaluations_multiply_by_packed_float32_weights_while_they_compute(base,
     """The float32 model evaluations use multiplies by oneDNN-packed copies of its weights inside
     ``packed.float_products`` (a decoding step of a batch of four ~2.5x faster than with MKL's products), and only
     there: outside it, the model's linear layers are plain again (the bf16 copy for streamed answers is made from
-    them). A row's logits do not depend on the rows beside it, bit for bit, so an answer or a score is the same alone
-    or in any batch; they stay those of the plain model within float32 rounding. No packs where they would take too
-    much of the memory, with FTUI_SERVE_PACK_FLOAT=0, or for a model that is not float32."""
+    them). From two rows up a row's logits do not depend on the rows beside it, bit for bit, so a score or a prompt's
+    forward pass is the same in any batch; they stay those of the plain model within float32 rounding. No packs where
+    they would take too much of the memory, with FTUI_SERVE_PACK_FLOAT=0, or for a model that is not float32."""
     import copy
 
     from ftui.server.models import packed

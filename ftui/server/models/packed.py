@@ -13,9 +13,11 @@ treatment while it computes, through :func:`float_products`: in float32 ``nn.Lin
 a few rows read the weights at 8–11 GB/s on this project's 2-core machine (the 49,152 × 576 output layer: 19 ms for
 four rows); oneDNN's packed float32 kernel reads them at ~20 GB/s (5 ms), so the linear layers of a decoding step of
 a batch of four take 23 ms instead of 61 (the whole step ~45 instead of ~95). Its sums come in another order than
-MKL's (logits within ~1e-4), so a rare greedy token may differ from the unpacked model's; a row's products
-do not depend on the other rows (bit for bit, from two rows up), so an answer or a score stays the same alone or in
-any batch.
+MKL's (logits within ~1e-4), so a rare greedy token may differ from the unpacked model's. From two rows up a row's
+products do not depend on the other rows, bit for bit (MKL's do): a score, a prompt's forward pass and a batch's
+decoding steps are the same whatever the batch; a request decoded alone multiplies one row, which oneDNN sums in
+another order (within float rounding, as MKL's batches differed from its single rows), so its greedy answer is the
+batched one but in a near tie.
 """
 
 from __future__ import annotations
