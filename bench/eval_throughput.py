@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -93,8 +94,8 @@ async def main() -> None:
         await svc.close()
         local.stop()
     print(f"{len(test.examples)} short-answer examples, {model}, {sys.platform}, "
-          f"{len(__import__('os').sched_getaffinity(0))} cores, float32 answers (their products packed for oneDNN: "
-          f"{'no' if __import__('os').environ.get('FTUI_SERVE_PACK_FLOAT') == '0' else 'yes, where it has oneDNN'})")
+          f"{len(os.sched_getaffinity(0))} cores, float32 answers (their products packed for oneDNN: "
+          f"{'no' if os.environ.get('FTUI_SERVE_PACK_FLOAT') == '0' else 'yes, where it has oneDNN'})")
     print(f"  concurrency 1: {rates[1]:.2f} examples/s")
     print(f"  concurrency 4: {rates[4]:.2f} examples/s  ({rates[4] / rates[1]:.2f}×)")
     print(f"  one token each (the prompts alone): {prompt_rates[1]:.2f} and {prompt_rates[4]:.2f} examples/s "

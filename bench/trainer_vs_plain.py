@@ -56,6 +56,13 @@ def datasets(tmp: Path) -> dict[str, tuple[Path, int]]:
     return {"marv": (ROOT / "ftui" / "data" / "samples" / "marv.jsonl", 3), "chat": (chat, 1)}
 
 
+def encoded_examples(tok, path: Path) -> list[tuple[list[int], list[int]]]:
+    """Every example of a chat JSONL file as the trainer encodes it: (token ids, labels)."""
+    import orjson
+
+    return [encode_sft(tok, orjson.loads(line)["messages"]) for line in path.read_bytes().splitlines() if line.strip()]
+
+
 def plain_run(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float]:
     """The plain loop in a fresh process of its own, as ftui's trainer runs in a fresh runner process: a loop run in
     this process left the machine slower for the next ftui run (5.3-6.0 s in its steps before, 7.0-8.5 s after, the
@@ -67,7 +74,6 @@ def plain_run(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, floa
 
 
 def plain_loop(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float]:
-    import orjson
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -76,8 +82,7 @@ def plain_loop(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, flo
     model.config.use_cache = False
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
                                              task_type="CAUSAL_LM"))
-    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-    data = [encode_sft(tok, r["messages"]) for r in rows]
+    data = encoded_examples(tok, path)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=BASE_LR, weight_decay=0.0)
     use_bf16 = _bf16_wanted("cpu")
     tokens, loss = 0, float("nan")
@@ -119,7 +124,6 @@ def trl_loop(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float
     order (the epochs laid end to end, read in sequence), batch size, learning rate (constant, AdamW, no weight
     decay) and precision. One difference from TRL's defaults, in TRL's favour: no gradient checkpointing (TRL turns
     it on by default; it saves memory and costs a forward pass)."""
-    import orjson
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -128,8 +132,7 @@ def trl_loop(data_dir: Path, path: Path, epochs: int) -> tuple[float, int, float
     torch.manual_seed(SEED)
     model, tok = basemodels.load(basemodels.DEFAULT_BASE, data_dir)
     model.config.use_cache = False
-    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-    data = [encode_sft(tok, r["messages"]) for r in rows]
+    data = encoded_examples(tok, path)
     order = []
     for epoch in range(epochs):
         o = list(range(len(data)))
@@ -204,7 +207,6 @@ def step_flop(data_dir: Path, path: Path, epochs: int) -> tuple[float, float, fl
       useful work and are not counted (a plain loop does them; ftui's trainer does not). Work the trainer saves
       otherwise (a system prompt shared by a packed row's examples is computed once) counts as done: these are the
       model's FLOP, the same for any trainer of the same examples."""
-    import orjson
     from torch import nn
 
     model, tok = basemodels.load(basemodels.DEFAULT_BASE, data_dir)
@@ -213,8 +215,7 @@ def step_flop(data_dir: Path, path: Path, epochs: int) -> tuple[float, float, fl
     layers = [m for name, m in model.named_modules() if type(m) is nn.Linear and "lm_head" not in name]
     cfg = model.config
     width = cfg.num_attention_heads * getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)
-    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
-    encoded = [encode_sft(tok, r["messages"]) for r in rows]
+    encoded = encoded_examples(tok, path)
     lengths = [len(ids) for ids, _ in encoded]
     tokens = sum(lengths) * epochs
     trained = sum(sum(1 for x in labels if x != -100) for _, labels in encoded) * epochs

@@ -23,6 +23,7 @@ batched one but in a near tie.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import weakref
@@ -74,9 +75,9 @@ FLOAT_SHARE = 0.25  # the packed copies may take at most this share of the machi
 
 
 def _float_packs(model) -> list:
-    """``[(linear, packed weight), ...]`` for a float32 CPU ``model``, made once; ``[]`` where oneDNN is missing, the
-    copies would take more than ``FLOAT_SHARE`` of the memory with those of the other loaded models, or
-    ``FTUI_SERVE_PACK_FLOAT=0``."""
+    """``[(linear, its forward by the packed weight), ...]`` for a float32 CPU ``model``, made once; ``[]`` where
+    oneDNN is missing, the copies would take more than ``FLOAT_SHARE`` of the memory with those of the other loaded
+    models, or ``FTUI_SERVE_PACK_FLOAT=0``."""
     got = _FLOAT.get(model)
     if got is not None:
         return got
@@ -86,7 +87,7 @@ def _float_packs(model) -> list:
     linears = [m for m in model.modules() if type(m) is nn.Linear]
     # this model's copies and those of the other models still loaded (the server keeps two)
     size = sum(m.weight.numel() * 4 for m in linears)
-    held = sum(w.numel() * w.element_size() for packs in list(_FLOAT.values()) for _, w in packs)
+    held = sum(f.args[1].numel() * 4 for packs in list(_FLOAT.values()) for _, f in packs)  # args: op, weight, bias
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not reported: no second copy
@@ -96,16 +97,15 @@ def _float_packs(model) -> list:
         got = []
     else:
         # laid out for four rows (an evaluation's batch); a row's products are the same in any batch from two rows up
-        got = [(m, torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), 4)) for m in linears]
+        op, pack = torch.ops.mkldnn._linear_pointwise, torch.ops.mkldnn._reorder_linear_weight
+        got = [(m, functools.partial(_packed_product, op, pack(m.weight.detach(), 4), m.bias)) for m in linears]
         log.info("packed %d float32 linear layers for oneDNN (%.0f MB)", len(got), size / 1e6)
     _FLOAT[model] = got
     return got
 
 
-def _packed_product(weight, bias, x):
-    import torch
-
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+def _packed_product(op, weight, bias, x):
+    return op(x, weight, bias, "none", [], "")
 
 
 @contextlib.contextmanager
@@ -113,11 +113,9 @@ def float_products(model):
     """While inside, the linear layers of a float32 CPU ``model`` multiply by their packed copies (see the module's
     note); outside, the model is untouched (copies of it, such as the bf16 one for streamed answers, never see the
     packs). Run it on the thread that owns the model (the torch thread) and under the model's lock."""
-    import functools
-
     packs = _float_packs(model)
-    for linear, weight in packs:
-        linear.forward = functools.partial(_packed_product, weight, linear.bias)
+    for linear, forward in packs:
+        linear.forward = forward
     try:
         yield
     finally:
